@@ -1,0 +1,111 @@
+// Package backend is the Vault logical backend of the thirdparty secrets
+// engine: the paths, storage, leases, WAL rollback, rotation scheduler,
+// status and metrics.
+package backend
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	// Every provider type registers itself.
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/all"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/internal/version"
+)
+
+const backendHelp = `
+The thirdparty secrets engine issues leased API keys for third-party services
+(SendGrid, Twilio, Datadog, Cloudflare, GitLab, Grafana, OpenAI, any REST API
+through the templated "http" type, ...). Dynamic roles create one key per
+lease; dual roles hand every reader the current key of a pair that rotates
+with overlap. Each provider's own root credential can be rotated so that only
+Vault knows it.
+
+Configure a provider with "providers/<name>", a role with "roles/<name>", then
+read "creds/<role>".
+`
+
+// Factory builds the backend; it is what the plugin serves.
+func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
+	b := newBackend(systemClock{})
+	if err := b.Setup(ctx, conf); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+type backend struct {
+	*framework.Backend
+
+	clock clock
+
+	// locks serialise changes to one provider or role (keyed "provider/<n>",
+	// "role/<n>"); they are never held across a call to another lock.
+	locks []*locksutil.LockEntry
+
+	metrics *metrics
+
+	clientsMu sync.Mutex
+	clients   map[string]*providerClient
+}
+
+func newBackend(c clock) *backend {
+	b := &backend{
+		clock:   c,
+		locks:   locksutil.CreateLocks(),
+		clients: map[string]*providerClient{},
+		metrics: &metrics{},
+	}
+	b.Backend = &framework.Backend{
+		Help:           strings.TrimSpace(backendHelp),
+		BackendType:    logical.TypeLogical,
+		RunningVersion: version.Version,
+		PathsSpecial: &logical.Paths{
+			// Provider config (root credentials) and dual-role keys are
+			// seal-wrapped where the Vault supports it.
+			SealWrapStorage: []string{providerPrefix, roleKeysPrefix},
+		},
+		Paths: framework.PathAppend(
+			pathProviders(b),
+			pathRoles(b),
+			pathCreds(b),
+		),
+		Secrets:           []*framework.Secret{secretKey(b)},
+		WALRollback:       b.walRollback,
+		WALRollbackMinAge: walRollbackMinAge,
+		Invalidate:        b.invalidate,
+		Clean:             b.clean,
+	}
+	return b
+}
+
+func (b *backend) lockFor(kind, name string) *locksutil.LockEntry {
+	return locksutil.LockForKey(b.locks, kind+"/"+name)
+}
+
+// invalidate drops cached clients when another node changed a provider.
+func (b *backend) invalidate(_ context.Context, key string) {
+	if name, ok := strings.CutPrefix(key, providerPrefix); ok {
+		b.dropClient(name)
+	}
+}
+
+func (b *backend) clean(context.Context) {
+	b.clientsMu.Lock()
+	b.clients = map[string]*providerClient{}
+	b.clientsMu.Unlock()
+}
+
+// clock is the time source; tests inject a fake one.
+type clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }

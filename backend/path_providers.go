@@ -1,0 +1,454 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+)
+
+const providerPrefix = "config/providers/"
+
+// providerEntry is a provider instance as stored (seal-wrapped).
+type providerEntry struct {
+	Type           string            `json:"type"`
+	BaseURL        string            `json:"base_url"`
+	RequestTimeout time.Duration     `json:"request_timeout"`
+	MaxConcurrency int               `json:"max_concurrency"`
+	TLSCACert      string            `json:"tls_ca_cert"`
+	Fields         map[string]string `json:"fields"`
+	Rotation       rotationConfig    `json:"rotation"`
+
+	RootKeyID             string    `json:"root_key_id"`
+	RootRotatedAt         time.Time `json:"root_rotated_at"`
+	LastRootRotationError string    `json:"last_root_rotation_error"`
+}
+
+// Defaults applied on create.
+const (
+	defaultRequestTimeout = 30 * time.Second
+	defaultMaxConcurrency = 8
+)
+
+// commonProviderFields are the fields every provider type has.
+func commonProviderFields() map[string]*framework.FieldSchema {
+	f := map[string]*framework.FieldSchema{
+		"name": {Type: framework.TypeLowerCaseString, Required: true,
+			Description: "Name of the provider instance."},
+		"type": {Type: framework.TypeString,
+			Description: "Provider type (required on create, immutable): " + strings.Join(typeNames(), ", ") + "."},
+		"base_url": {Type: framework.TypeString,
+			Description: "API root URL (http or https). Defaults per type; required for self-hosted types (demo, gitlab, grafana, http)."},
+		"request_timeout": {Type: framework.TypeDurationSecond, Default: int(defaultRequestTimeout.Seconds()),
+			Description: "Timeout of one HTTP request to the provider."},
+		"max_concurrency": {Type: framework.TypeInt, Default: defaultMaxConcurrency,
+			Description: "Most provider calls in flight at once for this provider (1-256)."},
+		"tls_ca_cert": {Type: framework.TypeString,
+			Description: "PEM CA bundle to trust for the provider's TLS certificate instead of the system roots."},
+	}
+	for k, v := range rotationFields("the provider's root credential", false) {
+		f[k] = v
+	}
+	return f
+}
+
+// providerSchema is the union of the common fields and every type's fields.
+func providerSchema() map[string]*framework.FieldSchema {
+	fields := commonProviderFields()
+	descs := map[string][]string{}
+	sensitive := map[string]bool{}
+	for _, t := range clients.Types() {
+		for _, f := range t.Fields {
+			descs[f.Name] = append(descs[f.Name], fmt.Sprintf("%s: %s", t.Name, f.Description))
+			sensitive[f.Name] = sensitive[f.Name] || f.Sensitive
+		}
+	}
+	for name, d := range descs {
+		desc := strings.Join(d, " | ")
+		if sensitive[name] {
+			desc = "(sensitive, write-only) " + desc
+		}
+		fields[name] = &framework.FieldSchema{Type: framework.TypeString, Description: desc,
+			DisplayAttrs: &framework.DisplayAttributes{Sensitive: sensitive[name]}}
+	}
+	return fields
+}
+
+func typeNames() []string {
+	var names []string
+	for _, t := range clients.Types() {
+		names = append(names, t.Name)
+	}
+	return names
+}
+
+func pathProviders(b *backend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern:        "providers/" + nameRegex("name"),
+			Fields:         providerSchema(),
+			ExistenceCheck: b.providerExists,
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.CreateOperation: &framework.PathOperation{Callback: b.providerWrite, Summary: "Create a provider instance.",
+					ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
+				logical.UpdateOperation: &framework.PathOperation{Callback: b.providerWrite, Summary: "Update a provider instance (partial).",
+					ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
+				logical.ReadOperation: &framework.PathOperation{Callback: b.providerRead, Summary: "Read a provider instance (never its secrets)."},
+				logical.DeleteOperation: &framework.PathOperation{Callback: b.providerDelete, Summary: "Delete a provider instance no role uses.",
+					ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
+			},
+			HelpSynopsis:    providerHelpSyn,
+			HelpDescription: providerHelpDesc,
+		},
+		{
+			Pattern: "providers/?$",
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.ListOperation: &framework.PathOperation{Callback: b.providerList, Summary: "List provider instances."},
+			},
+			HelpSynopsis:    "List the configured provider instances.",
+			HelpDescription: "Lists the names of every provider instance of this mount.",
+		},
+	}
+}
+
+func (b *backend) providerExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
+	e, err := getProvider(ctx, req.Storage, d.Get("name").(string))
+	return e != nil, err
+}
+
+func getProvider(ctx context.Context, s logical.Storage, name string) (*providerEntry, error) {
+	var e providerEntry
+	ok, err := getJSON(ctx, s, providerPrefix+name, &e)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &e, nil
+}
+
+func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	lock := b.lockFor("provider", name)
+	lock.Lock()
+	defer lock.Unlock()
+
+	old, err := getProvider(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	creating := old == nil
+	e := &providerEntry{Fields: map[string]string{}}
+	if !creating {
+		cp := *old
+		cp.Fields = make(map[string]string, len(old.Fields))
+		for k, v := range old.Fields {
+			cp.Fields[k] = v
+		}
+		e = &cp
+	}
+
+	typeName, typeGiven := d.GetOk("type")
+	switch {
+	case creating && !typeGiven:
+		return logical.ErrorResponse("type is required; one of: %s", strings.Join(typeNames(), ", ")), nil
+	case creating:
+		e.Type = typeName.(string)
+	case typeGiven && typeName.(string) != e.Type:
+		return logical.ErrorResponse("type is immutable: provider %q is of type %q", name, e.Type), nil
+	}
+	typ, ok := clients.Lookup(e.Type)
+	if !ok {
+		return logical.ErrorResponse("type: unknown provider type %q; one of: %s", e.Type, strings.Join(typeNames(), ", ")), nil
+	}
+
+	common := commonProviderFields()
+	typeFields := map[string]clients.Field{}
+	for _, f := range typ.Fields {
+		typeFields[f.Name] = f
+	}
+	for k := range req.Data {
+		if _, ok := common[k]; ok {
+			continue
+		}
+		if _, ok := typeFields[k]; !ok {
+			return logical.ErrorResponse("%s: field not used by provider type %q", k, e.Type), nil
+		}
+	}
+
+	if v, ok := d.GetOk("base_url"); ok {
+		e.BaseURL = strings.TrimRight(strings.TrimSpace(v.(string)), "/")
+	} else if creating {
+		e.BaseURL = typ.DefaultBaseURL
+	}
+	if e.BaseURL == "" && typ.BaseURLRequired {
+		return logical.ErrorResponse("base_url is required for provider type %q", e.Type), nil
+	}
+	if e.BaseURL != "" {
+		if msg := checkURL(e.BaseURL); msg != "" {
+			return logical.ErrorResponse("base_url: %s", msg), nil
+		}
+	}
+	if _, ok := d.GetOk("request_timeout"); ok || creating {
+		e.RequestTimeout = time.Duration(d.Get("request_timeout").(int)) * time.Second
+		if e.RequestTimeout <= 0 {
+			return logical.ErrorResponse("request_timeout must be positive"), nil
+		}
+	}
+	if _, ok := d.GetOk("max_concurrency"); ok || creating {
+		e.MaxConcurrency = d.Get("max_concurrency").(int)
+		if e.MaxConcurrency < 1 || e.MaxConcurrency > 256 {
+			return logical.ErrorResponse("max_concurrency must be between 1 and 256"), nil
+		}
+	}
+	if v, ok := d.GetOk("tls_ca_cert"); ok {
+		e.TLSCACert = v.(string)
+	}
+
+	secretChanged := creating
+	for _, f := range typ.Fields {
+		if v, ok := req.Data[f.Name]; ok {
+			s, ok := v.(string)
+			if !ok {
+				return logical.ErrorResponse("%s: must be a string", f.Name), nil
+			}
+			if f.Sensitive && s != e.Fields[f.Name] {
+				secretChanged = true
+			}
+			e.Fields[f.Name] = s
+		} else if creating && f.Default != "" {
+			e.Fields[f.Name] = f.Default
+		}
+	}
+	for _, f := range typ.Fields {
+		if f.Required && e.Fields[f.Name] == "" {
+			return logical.ErrorResponse("%s is required for provider type %q", f.Name, e.Type), nil
+		}
+	}
+	if typ.Validate != nil {
+		if resp := fieldErrorResponse(typ.Validate(e.Fields)); resp != nil {
+			return resp, nil
+		}
+	}
+
+	rot, resp := parseRotation(d, e.Rotation, creating, false)
+	if resp != nil {
+		return resp, nil
+	}
+	if !typ.Capabilities.RootRotation && rot.automated() && (rot.Period > 0 || rot.Schedule != "") {
+		rotGiven := false
+		for _, k := range []string{"rotation_period", "rotation_schedule"} {
+			if _, ok := req.Data[k]; ok {
+				rotGiven = true
+			}
+		}
+		if rotGiven {
+			return logical.ErrorResponse("rotation_period: provider type %q cannot rotate its root credential", e.Type), nil
+		}
+	}
+	e.Rotation = rot
+
+	pc, err := b.buildClient(name, e)
+	if err != nil {
+		if resp := fieldErrorResponse(err); resp != nil {
+			return resp, nil
+		}
+		return logical.ErrorResponse("%s", err.Error()), nil
+	}
+	if secretChanged {
+		// Learn the root's id now (an authenticated call, so a wrong root is
+		// caught here rather than at the first creds read).
+		id, err := pc.api.RootID(ctx)
+		if err != nil {
+			return logical.ErrorResponse("root credential check failed: %s", err.Error()), nil
+		}
+		if id != "" {
+			e.RootKeyID = id
+		}
+	}
+
+	if err := putJSON(ctx, req.Storage, providerPrefix+name, e); err != nil {
+		return nil, err
+	}
+	b.dropClient(name)
+	return nil, nil
+}
+
+func (b *backend) providerRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	e, err := getProvider(ctx, req.Storage, name)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	data := map[string]any{
+		"type":                     e.Type,
+		"base_url":                 e.BaseURL,
+		"request_timeout":          int64(e.RequestTimeout.Seconds()),
+		"max_concurrency":          e.MaxConcurrency,
+		"tls_ca_cert":              e.TLSCACert,
+		"root_key_id":              e.RootKeyID,
+		"root_rotated_at":          formatTime(e.RootRotatedAt),
+		"last_root_rotation_error": e.LastRootRotationError,
+		"next_root_rotation":       formatTime(b.nextRootRotation(e)),
+	}
+	e.Rotation.fill(data)
+	data["disable_automated_rotation"] = e.Rotation.Disabled
+	if typ, ok := clients.Lookup(e.Type); ok {
+		for _, f := range typ.Fields {
+			if !f.Sensitive {
+				data[f.Name] = e.Fields[f.Name]
+			}
+		}
+	}
+	return &logical.Response{Data: data}, nil
+}
+
+func (b *backend) providerDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	lock := b.lockFor("provider", name)
+	lock.Lock()
+	defer lock.Unlock()
+
+	users, err := rolesUsingProvider(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(users) > 0 {
+		return logical.ErrorResponse("provider %q is used by roles: %s; delete them first", name, strings.Join(users, ", ")), nil
+	}
+	if err := req.Storage.Delete(ctx, providerPrefix+name); err != nil {
+		return nil, err
+	}
+	b.dropClient(name)
+	return nil, nil
+}
+
+func (b *backend) providerList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	names, err := req.Storage.List(ctx, providerPrefix)
+	if err != nil {
+		return nil, err
+	}
+	return logical.ListResponse(names), nil
+}
+
+// checkURL returns why raw is not an absolute http(s) URL, or "".
+func checkURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Sprintf("not a URL: %v", errors.Unwrap(err))
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Sprintf("scheme must be http or https, not %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return "has no host"
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "must not have a query or fragment"
+	}
+	return ""
+}
+
+// fieldErrorResponse turns a clients.FieldError into a 400 naming its field.
+func fieldErrorResponse(err error) *logical.Response {
+	var fe *clients.FieldError
+	if errors.As(err, &fe) {
+		return logical.ErrorResponse("%s: %s", fe.Field, fe.Message)
+	}
+	return nil
+}
+
+// providerClient is a built client for one provider instance; it is cached
+// until the provider's config changes.
+type providerClient struct {
+	name  string
+	entry *providerEntry
+	typ   *clients.Type
+	api   clients.Provider
+}
+
+func (b *backend) buildClient(name string, e *providerEntry) (*providerClient, error) {
+	typ, ok := clients.Lookup(e.Type)
+	if !ok {
+		return nil, fmt.Errorf("provider %q has unknown type %q", name, e.Type)
+	}
+	hc, err := httpx.New(httpx.Options{
+		Provider:       name,
+		Timeout:        e.RequestTimeout,
+		MaxConcurrency: e.MaxConcurrency,
+		TLSCACert:      e.TLSCACert,
+		Observe:        b.observeProviderRequest(name),
+	})
+	if err != nil {
+		return nil, err
+	}
+	api, err := typ.New(clients.Config{Name: name, BaseURL: e.BaseURL, Fields: e.Fields, HTTP: hc})
+	if err != nil {
+		return nil, err
+	}
+	return &providerClient{name: name, entry: e, typ: typ, api: api}, nil
+}
+
+// client returns the cached client of a provider, building it on first use.
+// It returns (nil, nil) when the provider does not exist.
+func (b *backend) client(ctx context.Context, s logical.Storage, name string) (*providerClient, error) {
+	b.clientsMu.Lock()
+	pc := b.clients[name]
+	b.clientsMu.Unlock()
+	if pc != nil {
+		return pc, nil
+	}
+	e, err := getProvider(ctx, s, name)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	pc, err = b.buildClient(name, e)
+	if err != nil {
+		return nil, err
+	}
+	b.clientsMu.Lock()
+	b.clients[name] = pc
+	b.clientsMu.Unlock()
+	return pc, nil
+}
+
+func (b *backend) dropClient(name string) {
+	b.clientsMu.Lock()
+	delete(b.clients, name)
+	b.clientsMu.Unlock()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+const providerHelpSyn = "Configure a provider instance: a third-party API and its root credential."
+
+const providerHelpDesc = `
+A provider is one account at a third-party API. "type" selects the API
+(immutable); the type's own fields are flat, e.g.
+
+    vault write thirdparty/providers/sg type=sendgrid api_key=SG.xxx
+
+Sensitive fields (credentials) are write-only and stored seal-wrapped: a read
+returns every other field plus root_key_id, root_rotated_at,
+next_root_rotation and last_root_rotation_error. A field the chosen type does
+not use is rejected. Updates are partial. When a credential is written, the
+plugin checks it against the provider before storing it.
+
+rotation_period / rotation_schedule (cron, UTC) / rotation_window /
+disable_automated_rotation control automated rotation of the root credential
+(see rotate-root/<name>). A provider that roles still use cannot be deleted.
+`

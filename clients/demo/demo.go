@@ -1,0 +1,183 @@
+// Package demo talks to cmd/demo-provider, the project's stand-in for a SaaS
+// API-key service (used by make dev, docker-compose and the e2e suite).
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+)
+
+func init() {
+	clients.Register(&clients.Type{
+		Name:            "demo",
+		Description:     "The project's demo provider (cmd/demo-provider): keys created and deleted with an admin key.",
+		BaseURLRequired: true,
+		Fields: []clients.Field{
+			{Name: "admin_key", Required: true, Sensitive: true,
+				Description: "Admin key of the demo provider (Bearer). Write-only; rotated by rotate-root."},
+		},
+		Capabilities: clients.Capabilities{Expiry: true, ListByName: true, RootRotation: true},
+		New:          newClient,
+	})
+}
+
+type client struct {
+	base     string
+	adminKey string
+	http     *httpx.Client
+}
+
+func newClient(cfg clients.Config) (clients.Provider, error) {
+	if cfg.Fields["admin_key"] == "" {
+		return nil, &clients.FieldError{Field: "admin_key", Message: "is required"}
+	}
+	return &client{base: cfg.BaseURL, adminKey: cfg.Fields["admin_key"], http: cfg.HTTP}, nil
+}
+
+func (c *client) Capabilities() clients.Capabilities {
+	t, _ := clients.Lookup("demo")
+	return t.Capabilities
+}
+
+type apiKey struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Key       string    `json:"key"`
+	AdminKey  string    `json:"admin_key"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+type apiError struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// call sends one request with the given bearer credential and decodes a 2xx
+// body into out. secrets are the values to keep out of any error text.
+func (c *client) call(ctx context.Context, op, method, path string, bearer string, in, out any, secrets ...string) error {
+	req := httpx.Request{Op: op, Method: method, URL: c.base + path,
+		Header: httpx.JSONHeader(http.Header{"Authorization": {"Bearer " + bearer}})}
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		req.Body = b
+	}
+	resp, err := c.http.Do(ctx, req)
+	if err != nil {
+		return err
+	}
+	if resp.Status < 200 || resp.Status > 299 {
+		var e apiError
+		_ = json.Unmarshal(resp.Body, &e)
+		return c.http.StatusError(req, resp, e.Error.Message, append(secrets, bearer, c.adminKey)...)
+	}
+	if out != nil {
+		if err := json.Unmarshal(resp.Body, out); err != nil {
+			return fmt.Errorf("provider %q: %s: decoding response: %w", c.http.Provider(), op, errors.Unwrap(err))
+		}
+	}
+	return nil
+}
+
+func (c *client) CreateKey(ctx context.Context, req clients.KeyRequest) (clients.Key, error) {
+	body := map[string]any{"name": req.Name}
+	if len(req.Scopes) > 0 {
+		body["scopes"] = req.Scopes
+	}
+	for k := range req.Parameters {
+		return clients.Key{}, &clients.FieldError{Field: "parameters", Message: fmt.Sprintf("the demo provider takes no parameter %q", k)}
+	}
+	if !req.ExpiresAt.IsZero() {
+		body["expires_at"] = req.ExpiresAt.UTC().Format(time.RFC3339)
+	}
+	var out apiKey
+	if err := c.call(ctx, "create", http.MethodPost, "/v1/keys", c.adminKey, body, &out); err != nil {
+		return clients.Key{}, err
+	}
+	if out.ID == "" || out.Key == "" {
+		return clients.Key{}, fmt.Errorf("provider %q: create: response has no key id or value", c.http.Provider())
+	}
+	return clients.Key{ID: out.ID, Name: out.Name, Secret: out.Key, ExpiresAt: out.ExpiresAt}, nil
+}
+
+func (c *client) VerifyKey(ctx context.Context, key clients.Key) error {
+	return c.call(ctx, "verify", http.MethodGet, "/v1/whoami", key.Secret, nil, nil)
+}
+
+func (c *client) RevokeKey(ctx context.Context, id string) error {
+	err := c.call(ctx, "revoke", http.MethodDelete, "/v1/keys/"+url.PathEscape(id), c.adminKey, nil, nil)
+	if httpx.NotFound(err) {
+		return nil
+	}
+	return err
+}
+
+func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
+	var out struct {
+		Keys []apiKey `json:"keys"`
+	}
+	if err := c.call(ctx, "list", http.MethodGet, "/v1/keys?name="+url.QueryEscape(name), c.adminKey, nil, &out); err != nil {
+		return nil, err
+	}
+	keys := make([]clients.Key, 0, len(out.Keys))
+	for _, k := range out.Keys {
+		if k.Name == name {
+			keys = append(keys, clients.Key{ID: k.ID, Name: k.Name, ExpiresAt: k.ExpiresAt})
+		}
+	}
+	return keys, nil
+}
+
+func (c *client) RootID(ctx context.Context) (string, error) {
+	var out apiKey
+	if err := c.call(ctx, "verify_root", http.MethodGet, "/v1/whoami", c.adminKey, nil, &out); err != nil {
+		return "", err
+	}
+	return out.ID, nil
+}
+
+func (c *client) CreateRoot(ctx context.Context, name string) (clients.Root, error) {
+	var out apiKey
+	if err := c.call(ctx, "create_root", http.MethodPost, "/v1/admin-keys", c.adminKey, map[string]string{"name": name}, &out); err != nil {
+		return clients.Root{}, err
+	}
+	if out.ID == "" || out.AdminKey == "" {
+		return clients.Root{}, fmt.Errorf("provider %q: create_root: response has no admin key id or value", c.http.Provider())
+	}
+	return clients.Root{ID: out.ID, Fields: map[string]string{"admin_key": out.AdminKey}}, nil
+}
+
+func (c *client) VerifyRoot(ctx context.Context, root clients.Root) error {
+	var out struct {
+		ID   string `json:"id"`
+		Kind string `json:"kind"`
+	}
+	secret := root.Fields["admin_key"]
+	if err := c.call(ctx, "verify_root", http.MethodGet, "/v1/whoami", secret, nil, &out, secret); err != nil {
+		return err
+	}
+	if out.Kind != "admin" || (root.ID != "" && out.ID != root.ID) {
+		return fmt.Errorf("provider %q: verify_root: the new credential is not the admin key just created", c.http.Provider())
+	}
+	return nil
+}
+
+func (c *client) RevokeRoot(ctx context.Context, oldID string) error {
+	err := c.call(ctx, "revoke_root", http.MethodDelete, "/v1/admin-keys/"+url.PathEscape(oldID), c.adminKey, nil, nil)
+	if httpx.NotFound(err) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,327 @@
+// Package httpx is the one HTTP layer every provider client uses: timeouts,
+// retries on 5xx and 429 honouring Retry-After (through go-retryablehttp),
+// a per-provider concurrency limit, a response size limit, context
+// cancellation, and errors that name the provider and status but never
+// carry a secret.
+package httpx
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// Defaults for Options left zero.
+const (
+	DefaultTimeout          = 30 * time.Second
+	DefaultMaxRetries       = 4
+	DefaultMaxResponseBytes = 1 << 20
+	DefaultRetryWaitMin     = 250 * time.Millisecond
+	DefaultRetryWaitMax     = 30 * time.Second
+)
+
+// Options configure a Client for one provider instance.
+type Options struct {
+	// Provider names the provider instance in errors and metrics.
+	Provider string
+	// Timeout bounds each attempt.
+	Timeout time.Duration
+	// MaxRetries after the first attempt; negative disables retries.
+	MaxRetries   int
+	RetryWaitMin time.Duration
+	RetryWaitMax time.Duration
+	// MaxResponseBytes caps how much of a response body is read.
+	MaxResponseBytes int64
+	// MaxConcurrency caps parallel requests to this provider (0 = no cap).
+	MaxConcurrency int
+	// TLSCACert is a PEM bundle trusted in addition to nothing else when set.
+	TLSCACert string
+	// Observe, when set, is called after every request with its operation
+	// name, duration and final status (0 on a transport error).
+	Observe func(op string, d time.Duration, status int)
+}
+
+// Client sends requests for one provider instance.
+type Client struct {
+	opts Options
+	rc   *retryablehttp.Client
+	sem  chan struct{}
+}
+
+// New builds a Client.
+func New(opts Options) (*Client, error) {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.MaxRetries == 0 {
+		opts.MaxRetries = DefaultMaxRetries
+	} else if opts.MaxRetries < 0 {
+		opts.MaxRetries = 0
+	}
+	if opts.RetryWaitMin <= 0 {
+		opts.RetryWaitMin = DefaultRetryWaitMin
+	}
+	if opts.RetryWaitMax <= 0 {
+		opts.RetryWaitMax = DefaultRetryWaitMax
+	}
+	if opts.MaxResponseBytes <= 0 {
+		opts.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 32
+	if opts.TLSCACert != "" {
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM([]byte(opts.TLSCACert)) {
+			return nil, errors.New("tls_ca_cert: no PEM certificate found")
+		}
+		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	rc := &retryablehttp.Client{
+		HTTPClient:   &http.Client{Transport: transport, Timeout: opts.Timeout},
+		Logger:       nil, // retryablehttp would log URLs; we log nothing here
+		RetryWaitMin: opts.RetryWaitMin,
+		RetryWaitMax: opts.RetryWaitMax,
+		RetryMax:     opts.MaxRetries,
+		CheckRetry:   retryablehttp.DefaultRetryPolicy,
+		Backoff:      Backoff,
+		ErrorHandler: retryablehttp.PassthroughErrorHandler,
+	}
+	c := &Client{opts: opts, rc: rc}
+	if opts.MaxConcurrency > 0 {
+		c.sem = make(chan struct{}, opts.MaxConcurrency)
+	}
+	return c, nil
+}
+
+// Provider returns the provider instance name the client was built for.
+func (c *Client) Provider() string { return c.opts.Provider }
+
+// Request is one call to the provider API.
+type Request struct {
+	// Op names the operation ("create", "revoke", "verify", …) for errors
+	// and metrics.
+	Op     string
+	Method string
+	URL    string
+	Header http.Header
+	Body   []byte
+}
+
+// Response is a fully read response.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Do sends the request, retrying on 429 and 5xx (Retry-After honoured), and
+// returns the final response whatever its status. The error is non-nil only
+// when no response was received; it never contains header values or the
+// body, so no credential can leak through it.
+func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
+	if c.sem != nil {
+		select {
+		case c.sem <- struct{}{}:
+			defer func() { <-c.sem }()
+		case <-ctx.Done():
+			return nil, c.transportError(r, ctx.Err())
+		}
+	}
+	var body any
+	if r.Body != nil {
+		body = r.Body
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, r.Method, r.URL, body)
+	if err != nil {
+		return nil, c.transportError(r, err)
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", "vault-plugin-secrets-thirdparty")
+	}
+	start := time.Now()
+	resp, err := c.rc.Do(req)
+	status := 0
+	if resp != nil {
+		status = resp.StatusCode
+	}
+	if c.opts.Observe != nil {
+		c.opts.Observe(r.Op, time.Since(start), status)
+	}
+	if err != nil {
+		if resp != nil {
+			resp.Body.Close()
+		}
+		return nil, c.transportError(r, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxResponseBytes+1))
+	if err != nil {
+		return nil, c.transportError(r, err)
+	}
+	if int64(len(data)) > c.opts.MaxResponseBytes {
+		return nil, &Error{Provider: c.opts.Provider, Op: r.Op, Method: r.Method, Path: pathOf(r.URL), Status: resp.StatusCode,
+			Message: fmt.Sprintf("response larger than %d bytes", c.opts.MaxResponseBytes)}
+	}
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: data}, nil
+}
+
+// transportError describes a failure without the URL's query or any header.
+func (c *Client) transportError(r Request, err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	msg := err.Error()
+	if errors.Is(err, context.DeadlineExceeded) {
+		msg = "timed out"
+	} else if errors.Is(err, context.Canceled) {
+		msg = "canceled"
+	}
+	return &Error{Provider: c.opts.Provider, Op: r.Op, Method: r.Method, Path: pathOf(r.URL), Message: msg, cause: err}
+}
+
+func pathOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(bad url)"
+	}
+	return u.Path
+}
+
+// Error is a provider failure: it names the provider, the operation, the
+// request path and the HTTP status (0 when no response), with a short
+// provider message. It never holds a credential.
+type Error struct {
+	Provider string
+	Op       string
+	Method   string
+	Path     string
+	Status   int
+	Message  string
+	// RetryAfter is the wait the provider asked for on a 429/503, if any.
+	RetryAfter time.Duration
+	cause      error
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "provider %q: %s (%s %s)", e.Provider, e.Op, e.Method, e.Path)
+	if e.Status != 0 {
+		fmt.Fprintf(&b, ": HTTP %d", e.Status)
+	}
+	if e.Message != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Message)
+	}
+	return b.String()
+}
+
+func (e *Error) Unwrap() error { return e.cause }
+
+// NotFound reports whether err is a provider 404.
+func NotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+// StatusError builds the error for an unexpected status. message is the
+// provider's own error text (extracted by the client from its error shape);
+// it is trimmed and has every value in redact removed.
+func (c *Client) StatusError(r Request, resp *Response, message string, redact ...string) error {
+	message = Redact(strings.TrimSpace(message), redact...)
+	if len(message) > 300 {
+		message = message[:300] + "…"
+	}
+	return &Error{Provider: c.opts.Provider, Op: r.Op, Method: r.Method, Path: pathOf(r.URL),
+		Status: resp.Status, Message: message, RetryAfter: RetryAfter(resp.Header, time.Now())}
+}
+
+// Redact replaces every non-empty secret in s.
+func Redact(s string, secrets ...string) string {
+	for _, v := range secrets {
+		if len(v) >= 4 {
+			s = strings.ReplaceAll(s, v, "[redacted]")
+		}
+	}
+	return s
+}
+
+// RetryAfter reads the wait a response asks for: Retry-After (seconds or an
+// HTTP date), else a rate-limit reset header (epoch seconds or seconds).
+func RetryAfter(h http.Header, now time.Time) time.Duration {
+	if v := h.Get("Retry-After"); v != "" {
+		if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
+			return time.Duration(s) * time.Second
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			if d := t.Sub(now); d > 0 {
+				return d
+			}
+			return 0
+		}
+	}
+	for _, name := range []string{"X-RateLimit-Reset", "RateLimit-Reset"} {
+		v := strings.TrimSpace(h.Get(name))
+		if v == "" {
+			continue
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 {
+			continue
+		}
+		if f > 1e9 { // epoch seconds
+			d := time.Unix(int64(f), 0).Sub(now)
+			if d < 0 {
+				d = 0
+			}
+			return d
+		}
+		return time.Duration(f * float64(time.Second))
+	}
+	return 0
+}
+
+// Backoff is the retry wait: what a 429/503 asks for (capped at max), else
+// exponential backoff with full jitter between min and max.
+func Backoff(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
+	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		if d := RetryAfter(resp.Header, time.Now()); d > 0 {
+			if d > max {
+				d = max
+			}
+			return d
+		}
+	}
+	ceiling := float64(min) * math.Pow(2, float64(attempt))
+	if ceiling > float64(max) || math.IsInf(ceiling, 0) {
+		ceiling = float64(max)
+	}
+	return min + time.Duration(rand.Float64()*(ceiling-float64(min)))
+}
+
+// JSONHeader sets the JSON content headers on h (a new header when nil).
+func JSONHeader(h http.Header) http.Header {
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Accept", "application/json")
+	return h
+}

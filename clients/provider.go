@@ -1,0 +1,138 @@
+// Package clients holds the provider interface that every third-party API
+// implements, the registry of provider types, and (in httpx) the one HTTP
+// layer they share. Nothing here imports the Vault sdk.
+package clients
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+)
+
+// Field declares one flat configuration field of a provider type. The
+// backend builds the providers/<name> schema from the union of all types'
+// fields, so path-help and OpenAPI describe each of them.
+type Field struct {
+	Name        string
+	Description string
+	Required    bool
+	// Sensitive fields are write-only: stored seal-wrapped, never returned by
+	// a read, never logged.
+	Sensitive bool
+	// Default applies on create when the field is not given.
+	Default string
+}
+
+// Capabilities tells the backend what a provider type can do.
+type Capabilities struct {
+	// Expiry: keys can be created to expire on their own at KeyRequest.ExpiresAt.
+	Expiry bool
+	// ListByName: FindKeys can find keys by the name they were created with,
+	// so a WAL rollback can revoke a key whose id was never recorded.
+	ListByName bool
+	// RootRotation: the root credential can be rotated by Vault.
+	RootRotation bool
+	// NativeRoll: root rotation uses a roll-style API (the old value dies at
+	// once, the new value exists only in the response), so the backend must
+	// persist the new root before anything else.
+	NativeRoll bool
+}
+
+// Config is what the backend hands a provider type to build a client.
+type Config struct {
+	// Name of the provider instance in Vault (for error text and metrics).
+	Name string
+	// BaseURL is the API root; already defaulted and validated.
+	BaseURL string
+	// Fields are the type's own fields, sensitive ones included.
+	Fields map[string]string
+	// HTTP is the shared HTTP layer configured for this provider instance.
+	HTTP *httpx.Client
+}
+
+// KeyRequest describes a key to create.
+type KeyRequest struct {
+	// Name is the key's unique name at the provider (unique per attempt).
+	Name string
+	// Scopes are provider-specific permissions.
+	Scopes []string
+	// Parameters are provider-specific create options.
+	Parameters map[string]string
+	// ExpiresAt, when not zero and the type supports expiry, makes the key
+	// expire on its own at the provider.
+	ExpiresAt time.Time
+}
+
+// Key is a key that exists at the provider.
+type Key struct {
+	ID     string
+	Name   string
+	Secret string
+	// ExpiresAt is the provider-side expiry, zero when none.
+	ExpiresAt time.Time
+	// Extra holds provider-specific, non-secret values returned with the key
+	// (e.g. a Twilio SID); they are returned to the reader of creds.
+	Extra map[string]string
+}
+
+// Root is a root (admin) credential: its id at the provider where one
+// exists, and the values of the type's sensitive fields that make it up.
+type Root struct {
+	ID     string
+	Fields map[string]string
+}
+
+// Provider is one configured third-party API.
+type Provider interface {
+	Capabilities() Capabilities
+	// CreateKey creates a key. The returned Key has ID and Secret set.
+	CreateKey(ctx context.Context, req KeyRequest) (Key, error)
+	// VerifyKey checks that the key is accepted by the provider.
+	VerifyKey(ctx context.Context, key Key) error
+	// RevokeKey deletes the key by id. A key already gone is not an error.
+	RevokeKey(ctx context.Context, id string) error
+	// FindKeys lists keys whose name equals name (only with ListByName).
+	FindKeys(ctx context.Context, name string) ([]Key, error)
+
+	// RootID returns the id of the configured root credential when the
+	// provider can tell it (empty otherwise).
+	RootID(ctx context.Context) (string, error)
+	// CreateRoot creates a new root credential (named name where the API
+	// names them). With NativeRoll the old root stops working at once.
+	CreateRoot(ctx context.Context, name string) (Root, error)
+	// VerifyRoot checks that the given root credential works.
+	VerifyRoot(ctx context.Context, root Root) error
+	// RevokeRoot deletes the old root credential by id, using the current
+	// (new) root. Gone already is not an error.
+	RevokeRoot(ctx context.Context, oldID string) error
+}
+
+// ErrNotSupported is returned by operations a type's capabilities exclude.
+var ErrNotSupported = errors.New("not supported by this provider type")
+
+// Type is a registered provider type.
+type Type struct {
+	Name        string
+	Description string
+	// DefaultBaseURL is used when base_url is not given. When it is empty
+	// and BaseURLRequired is false, the client derives its URL from other
+	// fields (e.g. Datadog's site).
+	DefaultBaseURL  string
+	BaseURLRequired bool
+	Fields          []Field
+	Capabilities    Capabilities
+	// Validate checks type-specific field values (already merged with
+	// defaults); it returns a *FieldError naming the bad field.
+	Validate func(fields map[string]string) error
+	New      func(cfg Config) (Provider, error)
+}
+
+// FieldError is a user error about one configuration field.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
