@@ -308,7 +308,7 @@ func (v *vaultServer) registerAndMount(path string) error {
 }
 
 func (v *vaultServer) mount(path string) error {
-	err := v.client.Sys().Mount(path, &api.MountInput{Type: pluginName, PluginVersion: pluginVersion})
+	err := v.client.Sys().Mount(path, &api.MountInput{Type: pluginName, Config: api.MountConfigInput{PluginVersion: pluginVersion}})
 	if err != nil {
 		return fmt.Errorf("mount %s: %w", path, err)
 	}
