@@ -1,0 +1,99 @@
+package demoserver
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Knobs are the fault-injection settings applied to /v1 requests (see
+// docs/demo-provider.md for the order they apply in).
+type Knobs struct {
+	Latency        time.Duration // added before every /v1 request is handled
+	ErrorRate      float64       // fraction of /v1 requests answered ErrorStatus
+	ErrorStatus    int           // status for ErrorRate and Down
+	RateLimitEvery int           // every Nth /v1 request gets 429; 0 = off
+	RetryAfter     int           // seconds, sent with every injected 429
+	Down           bool          // every /v1 request gets ErrorStatus
+}
+
+// DefaultKnobs are the knobs after POST /_demo/reset: no faults, 503 as the
+// error status and a one-second Retry-After.
+func DefaultKnobs() Knobs {
+	return Knobs{ErrorStatus: 503, RetryAfter: 1}
+}
+
+// validate reports the first bad setting, naming it as the JSON field.
+func (k Knobs) validate() error {
+	switch {
+	case k.Latency < 0:
+		return errors.New("latency_ms must not be negative")
+	case !(k.ErrorRate >= 0 && k.ErrorRate <= 1): // also rejects NaN
+		return errors.New("error_rate must be between 0 and 1")
+	case k.ErrorStatus < 400 || k.ErrorStatus > 599:
+		return errors.New("error_status must be an HTTP error status (400..599)")
+	case k.RateLimitEvery < 0:
+		return errors.New("rate_limit_every must not be negative")
+	case k.RetryAfter < 0:
+		return errors.New("retry_after must not be negative")
+	}
+	return nil
+}
+
+// knobsJSON is the wire form served by GET /_demo/knobs.
+type knobsJSON struct {
+	LatencyMS      int64   `json:"latency_ms"`
+	ErrorRate      float64 `json:"error_rate"`
+	ErrorStatus    int     `json:"error_status"`
+	RateLimitEvery int     `json:"rate_limit_every"`
+	RetryAfter     int     `json:"retry_after"`
+	Down           bool    `json:"down"`
+}
+
+func (k Knobs) view() knobsJSON {
+	return knobsJSON{
+		LatencyMS:      k.Latency.Milliseconds(),
+		ErrorRate:      k.ErrorRate,
+		ErrorStatus:    k.ErrorStatus,
+		RateLimitEvery: k.RateLimitEvery,
+		RetryAfter:     k.RetryAfter,
+		Down:           k.Down,
+	}
+}
+
+// knobsPatch is the body of POST /_demo/knobs: absent fields keep their
+// current value, hence the pointers.
+type knobsPatch struct {
+	LatencyMS      *int64   `json:"latency_ms"`
+	ErrorRate      *float64 `json:"error_rate"`
+	ErrorStatus    *int     `json:"error_status"`
+	RateLimitEvery *int     `json:"rate_limit_every"`
+	RetryAfter     *int     `json:"retry_after"`
+	Down           *bool    `json:"down"`
+}
+
+func (p knobsPatch) apply(k Knobs) (Knobs, error) {
+	if p.LatencyMS != nil {
+		// Check before multiplying so a huge value cannot overflow into range.
+		if *p.LatencyMS < 0 || *p.LatencyMS > int64(time.Hour/time.Millisecond) {
+			return k, fmt.Errorf("latency_ms must be between 0 and %d", time.Hour/time.Millisecond)
+		}
+		k.Latency = time.Duration(*p.LatencyMS) * time.Millisecond
+	}
+	if p.ErrorRate != nil {
+		k.ErrorRate = *p.ErrorRate
+	}
+	if p.ErrorStatus != nil {
+		k.ErrorStatus = *p.ErrorStatus
+	}
+	if p.RateLimitEvery != nil {
+		k.RateLimitEvery = *p.RateLimitEvery
+	}
+	if p.RetryAfter != nil {
+		k.RetryAfter = *p.RetryAfter
+	}
+	if p.Down != nil {
+		k.Down = *p.Down
+	}
+	return k, k.validate()
+}

@@ -1,0 +1,216 @@
+package demoserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestKnobFaults(t *testing.T) {
+	tests := []struct {
+		name       string
+		knobs      string
+		status     int
+		code       string
+		retryAfter string // expected Retry-After header, "" for none
+	}{
+		{"error rate 1", `{"error_rate":1}`, 503, "service_unavailable", ""},
+		{"error rate 1 custom status", `{"error_rate":1,"error_status":500}`, 500, "internal_server_error", ""},
+		{"rate limit every request", `{"rate_limit_every":1,"retry_after":7}`, 429, "rate_limited", "7"},
+		{"down", `{"down":true}`, 503, "service_unavailable", ""},
+		{"down custom status", `{"down":true,"error_status":502}`, 502, "bad_gateway", ""},
+		{"down as 429", `{"down":true,"error_status":429,"retry_after":3}`, 429, "rate_limited", "3"},
+		{"down beats rate limit", `{"down":true,"rate_limit_every":1}`, 503, "service_unavailable", ""},
+		{"error rate 0 is off", `{"error_rate":0}`, 200, "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			k := h.createKey(map[string]any{"name": "k"})
+			h.setKnobs(tc.knobs)
+
+			for range 5 { // every request, not just the first
+				r := h.must(tc.status, "GET", "/v1/whoami", k.Key, nil)
+				if tc.code != "" {
+					if e := r.apiErr(t); e.Code != tc.code {
+						t.Errorf("code %q, want %q", e.Code, tc.code)
+					}
+				}
+				if got := r.header.Get("Retry-After"); got != tc.retryAfter {
+					t.Errorf("Retry-After %q, want %q", got, tc.retryAfter)
+				}
+			}
+			// Other /v1 routes too, and the admin endpoints.
+			wantPost := tc.status
+			if wantPost == http.StatusOK {
+				wantPost = http.StatusCreated
+			}
+			h.must(wantPost, "POST", "/v1/keys", h.admin, `{"name":"x"}`)
+
+			// Knobs never touch the harness endpoints.
+			h.must(http.StatusOK, "GET", "/healthz", "", nil)
+			h.must(http.StatusOK, "GET", "/_demo/stats", "", nil)
+			got := h.inspect("")[k.ID]
+			if tc.status != 200 && got.Uses != 0 {
+				t.Errorf("a request answered by a knob counted as a key use: uses=%d", got.Uses)
+			}
+
+			h.setKnobs(`{"down":false,"error_rate":0,"rate_limit_every":0}`)
+			h.must(http.StatusOK, "GET", "/v1/whoami", k.Key, nil)
+		})
+	}
+}
+
+func TestRateLimitEveryNth(t *testing.T) {
+	h := newHarness(t)
+	h.setKnobs(`{"rate_limit_every":3}`)
+	var got []int
+	for range 7 {
+		got = append(got, h.do("GET", "/v1/whoami", h.admin, nil).status)
+	}
+	want := []int{200, 200, 429, 200, 200, 429, 200}
+	if !slices.Equal(got, want) {
+		t.Errorf("statuses = %v, want %v", got, want)
+	}
+	// Setting the knob again restarts the count.
+	h.setKnobs(`{"rate_limit_every":2}`)
+	if s := h.do("GET", "/v1/whoami", h.admin, nil).status; s != 200 {
+		t.Errorf("first request after re-setting the knob: %d", s)
+	}
+	if s := h.do("GET", "/v1/whoami", h.admin, nil).status; s != 429 {
+		t.Errorf("second request after re-setting the knob: %d", s)
+	}
+}
+
+func TestKnobsValidation(t *testing.T) {
+	tests := []struct {
+		name, body, wantText string
+	}{
+		{"negative latency", `{"latency_ms":-1}`, "latency_ms"},
+		{"huge latency", `{"latency_ms":9223372036854775807}`, "latency_ms"},
+		{"error rate above 1", `{"error_rate":1.5}`, "error_rate"},
+		{"error rate below 0", `{"error_rate":-0.1}`, "error_rate"},
+		{"error status not an error", `{"error_status":200}`, "error_status"},
+		{"error status out of range", `{"error_status":600}`, "error_status"},
+		{"negative rate limit", `{"rate_limit_every":-2}`, "rate_limit_every"},
+		{"negative retry after", `{"retry_after":-1}`, "retry_after"},
+		{"wrong type", `{"down":"yes"}`, "down must be a boolean"},
+		{"unknown knob", `{"latency":5}`, "unknown field; allowed fields: down, error_rate, error_status, latency_ms, rate_limit_every, retry_after"},
+		{"not json", `down`, "not valid JSON"},
+		{"empty", ``, "JSON object"},
+		// One bad field rejects the whole patch, including the good part.
+		{"partly bad", `{"down":true,"error_rate":2}`, "error_rate"},
+	}
+	h := newHarness(t)
+	before := h.must(http.StatusOK, "GET", "/_demo/knobs", "", nil).body
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := h.must(http.StatusBadRequest, "POST", "/_demo/knobs", "", tc.body).apiErr(t)
+			if e.Code != "invalid_request" || !strings.Contains(e.Message, tc.wantText) {
+				t.Errorf("error %+v, want invalid_request mentioning %q", e, tc.wantText)
+			}
+		})
+	}
+	if after := h.must(http.StatusOK, "GET", "/_demo/knobs", "", nil).body; string(after) != string(before) {
+		t.Errorf("rejected patches changed the knobs: %s -> %s", before, after)
+	}
+}
+
+func TestKnobsPartialUpdate(t *testing.T) {
+	h := newHarness(t)
+	h.setKnobs(`{"latency_ms":5,"retry_after":9}`)
+	h.setKnobs(`{"error_rate":0.25}`)
+	var got knobsJSON
+	h.must(http.StatusOK, "GET", "/_demo/knobs", "", nil).decode(t, &got)
+	want := knobsJSON{LatencyMS: 5, ErrorRate: 0.25, ErrorStatus: 503, RateLimitEvery: 0, RetryAfter: 9}
+	if got != want {
+		t.Errorf("knobs = %+v, want %+v", got, want)
+	}
+}
+
+func TestLatency(t *testing.T) {
+	h := newHarness(t)
+	h.setKnobs(`{"latency_ms":100}`)
+	start := time.Now()
+	h.must(http.StatusOK, "GET", "/v1/whoami", h.admin, nil)
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Errorf("whoami took %v with 100ms latency", d)
+	}
+	// The harness endpoints are not delayed.
+	start = time.Now()
+	h.must(http.StatusOK, "GET", "/_demo/knobs", "", nil)
+	if d := time.Since(start); d >= 100*time.Millisecond {
+		t.Errorf("/_demo/knobs took %v; latency must apply to /v1 only", d)
+	}
+}
+
+func TestLatencyHonoursCancellationAndDoesNotBlock(t *testing.T) {
+	h := newHarness(t)
+	// Serve through a wrapper that reports when the slow request arrives.
+	arrived := make(chan struct{})
+	inner := New(Options{AdminKey: testAdminKey, Now: h.clock.Now})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/whoami" {
+			close(arrived)
+		}
+		inner.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	h.url = ts.URL
+	h.setKnobs(`{"latency_ms":10000}`)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/v1/whoami", nil)
+		req.Header.Set("Authorization", "Bearer "+testAdminKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	<-arrived
+	time.Sleep(20 * time.Millisecond) // let it reach the sleep
+
+	// While it sleeps, endpoints that take the server lock answer at once.
+	start := time.Now()
+	h.must(http.StatusOK, "GET", "/_demo/knobs", "", nil)
+	h.must(http.StatusOK, "GET", "/_demo/keys", "", nil)
+	h.must(http.StatusOK, "POST", "/_demo/knobs", "", `{"error_rate":0}`)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("harness endpoints took %v while a /v1 request slept", d)
+	}
+
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("slow request ended with %v, want context.Canceled", err)
+	}
+	// The server gives up too, rather than sleeping out the ten seconds, and
+	// records the request as 499.
+	waitFor(t, "the server to drop the cancelled request", func() bool {
+		var st stats
+		h.must(http.StatusOK, "GET", "/_demo/stats", "", nil).decode(t, &st)
+		return st.Status[statusClientClosed] == 1 && st.Requests["GET /v1/whoami"] == 1
+	})
+}
+
+// waitFor polls cond for up to five seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
