@@ -136,3 +136,11 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// RootDiscarder is implemented by types where throwing away a new root that
+// was never stored differs from revoking an old root by id (e.g. Twilio's
+// secondary auth token is deleted, not promoted). Otherwise the backend
+// calls RevokeRoot(newRoot.ID) with the old root.
+type RootDiscarder interface {
+	DiscardRoot(ctx context.Context, newRoot Root) error
+}

@@ -2,5 +2,13 @@
 package all
 
 import (
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/cloudflare"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/datadog"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/demo"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/gitlab"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/grafana"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httptpl"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/openai"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/sendgrid"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/twilio"
 )

@@ -5,7 +5,6 @@ package demo
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -85,7 +84,9 @@ func (c *client) call(ctx context.Context, op, method, path string, bearer strin
 	}
 	if out != nil {
 		if err := json.Unmarshal(resp.Body, out); err != nil {
-			return fmt.Errorf("provider %q: %s: decoding response: %w", c.http.Provider(), op, errors.Unwrap(err))
+			// encoding/json errors describe the body's shape (a type, a
+			// field, one character), never a string in it such as a key.
+			return fmt.Errorf("provider %q: %s: decoding response: %w", c.http.Provider(), op, err)
 		}
 	}
 	return nil
@@ -113,7 +114,16 @@ func (c *client) CreateKey(ctx context.Context, req clients.KeyRequest) (clients
 }
 
 func (c *client) VerifyKey(ctx context.Context, key clients.Key) error {
-	return c.call(ctx, "verify", http.MethodGet, "/v1/whoami", key.Secret, nil, nil)
+	var out struct {
+		ID string `json:"id"`
+	}
+	if err := c.call(ctx, "verify", http.MethodGet, "/v1/whoami", key.Secret, nil, &out, key.Secret); err != nil {
+		return err
+	}
+	if out.ID != key.ID {
+		return fmt.Errorf("provider %q: verify: the key authenticates as another key", c.http.Provider())
+	}
+	return nil
 }
 
 func (c *client) RevokeKey(ctx context.Context, id string) error {

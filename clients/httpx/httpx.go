@@ -16,9 +16,11 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/go-retryablehttp"
 )
@@ -57,7 +59,9 @@ type Options struct {
 type Client struct {
 	opts Options
 	rc   *retryablehttp.Client
-	sem  chan struct{}
+	// rcOnce shares rc's connections but never retries.
+	rcOnce *retryablehttp.Client
+	sem    chan struct{}
 }
 
 // New builds a Client.
@@ -75,6 +79,10 @@ func New(opts Options) (*Client, error) {
 	}
 	if opts.RetryWaitMax <= 0 {
 		opts.RetryWaitMax = DefaultRetryWaitMax
+	}
+	if opts.RetryWaitMin > opts.RetryWaitMax {
+		// A cap set below the default minimum still caps every wait.
+		opts.RetryWaitMin = opts.RetryWaitMax
 	}
 	if opts.MaxResponseBytes <= 0 {
 		opts.MaxResponseBytes = DefaultMaxResponseBytes
@@ -98,7 +106,9 @@ func New(opts Options) (*Client, error) {
 		Backoff:      Backoff,
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 	}
-	c := &Client{opts: opts, rc: rc}
+	once := &retryablehttp.Client{HTTPClient: rc.HTTPClient, CheckRetry: rc.CheckRetry, Backoff: Backoff,
+		ErrorHandler: retryablehttp.PassthroughErrorHandler, RetryMax: 0}
+	c := &Client{opts: opts, rc: rc, rcOnce: once}
 	if opts.MaxConcurrency > 0 {
 		c.sem = make(chan struct{}, opts.MaxConcurrency)
 	}
@@ -117,6 +127,9 @@ type Request struct {
 	URL    string
 	Header http.Header
 	Body   []byte
+	// NoRetry sends the request once: for calls that must not be repeated
+	// blindly, such as a roll-style rotation whose answer may be lost.
+	NoRetry bool
 }
 
 // Response is a fully read response.
@@ -155,8 +168,12 @@ func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", "vault-plugin-secrets-thirdparty")
 	}
+	rc := c.rc
+	if r.NoRetry {
+		rc = c.rcOnce
+	}
 	start := time.Now()
-	resp, err := c.rc.Do(req)
+	resp, err := rc.Do(req)
 	status := 0
 	if resp != nil {
 		status = resp.StatusCode
@@ -245,12 +262,80 @@ func NotFound(err error) bool {
 // provider's own error text (extracted by the client from its error shape);
 // it is trimmed and has every value in redact removed.
 func (c *Client) StatusError(r Request, resp *Response, message string, redact ...string) error {
-	message = Redact(strings.TrimSpace(message), redact...)
-	if len(message) > 300 {
-		message = message[:300] + "…"
+	// The request's own credentials and body go too: some APIs echo the
+	// request back in their errors, whatever the caller thought to pass.
+	secrets := append(requestSecrets(r), redact...)
+	// Longest first, so a value containing another is removed whole.
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	message = Redact(strings.TrimSpace(message), secrets...)
+	if len(message) > maxMessageBytes {
+		cut := maxMessageBytes
+		for cut > 0 && !utf8.RuneStart(message[cut]) {
+			cut-- // never split a character
+		}
+		message = message[:cut] + "…"
 	}
 	return &Error{Provider: c.opts.Provider, Op: r.Op, Method: r.Method, Path: pathOf(r.URL),
-		Status: resp.Status, Message: message, RetryAfter: RetryAfter(resp.Header, time.Now())}
+		Status: resp.Status, Message: message, RetryAfter: retryAfterOf(resp)}
+}
+
+// maxMessageBytes caps the provider text kept in an Error.
+const maxMessageBytes = 300
+
+// requestSecrets lists what in r may be a credential: the values of
+// credential headers and query parameters (whole, without their auth
+// scheme, and a Basic password on its own) and the body.
+func requestSecrets(r Request) []string {
+	var out []string
+	for name, values := range r.Header {
+		if !credentialName(name) {
+			continue
+		}
+		for _, v := range values {
+			out = append(out, v)
+			if _, cred, ok := strings.Cut(v, " "); ok {
+				out = append(out, strings.TrimSpace(cred))
+			}
+			if _, pass, ok := (&http.Request{Header: http.Header{"Authorization": {v}}}).BasicAuth(); ok {
+				out = append(out, pass)
+			}
+		}
+	}
+	if u, err := url.Parse(r.URL); err == nil {
+		for name, values := range u.Query() {
+			if credentialName(name) {
+				out = append(out, values...)
+			}
+		}
+	}
+	if len(r.Body) > 0 {
+		out = append(out, string(r.Body))
+	}
+	return out
+}
+
+// credentialName reports whether a header or parameter name suggests a
+// credential (Authorization, X-Api-Key, PRIVATE-TOKEN, DD-APPLICATION-KEY…).
+func credentialName(name string) bool {
+	n := strings.ToLower(name)
+	if n == "cookie" {
+		return true
+	}
+	for _, word := range []string{"auth", "key", "token", "secret", "password", "signature", "session"} {
+		if strings.Contains(n, word) {
+			return true
+		}
+	}
+	return false
+}
+
+// retryAfterOf is the wait a throttling answer asks for; other statuses
+// carry rate-limit headers on every response and mean nothing by them.
+func retryAfterOf(resp *Response) time.Duration {
+	if resp.Status != http.StatusTooManyRequests && resp.Status != http.StatusServiceUnavailable {
+		return 0
+	}
+	return RetryAfter(resp.Header, time.Now())
 }
 
 // Redact replaces every non-empty secret in s.
