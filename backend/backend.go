@@ -36,6 +36,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 	if err := b.Setup(ctx, conf); err != nil {
 		return nil, err
 	}
+	b.storage = conf.StorageView
 	return b, nil
 }
 
@@ -48,7 +49,16 @@ type backend struct {
 	// "role/<n>"); they are never held across a call to another lock.
 	locks []*locksutil.LockEntry
 
-	metrics *metrics
+	metrics   *metrics
+	inventory *inventory
+	sched     *scheduler
+	// storage is the mount's storage for background jobs.
+	storage logical.Storage
+
+	// A new key is verified up to verifyAttempts times, waiting verifyWait,
+	// then twice that, between attempts.
+	verifyAttempts int
+	verifyWait     time.Duration
 
 	clientsMu sync.Mutex
 	clients   map[string]*providerClient
@@ -56,11 +66,15 @@ type backend struct {
 
 func newBackend(c clock) *backend {
 	b := &backend{
-		clock:   c,
-		locks:   locksutil.CreateLocks(),
-		clients: map[string]*providerClient{},
-		metrics: &metrics{},
+		clock:          c,
+		locks:          locksutil.CreateLocks(),
+		clients:        map[string]*providerClient{},
+		inventory:      newInventory(),
+		verifyAttempts: 3,
+		verifyWait:     500 * time.Millisecond,
 	}
+	b.metrics = newMetrics(b)
+	b.sched = newScheduler(c, b.runItem)
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
 		BackendType:    logical.TypeLogical,
@@ -74,11 +88,15 @@ func newBackend(c clock) *backend {
 			pathProviders(b),
 			pathRoles(b),
 			pathCreds(b),
+			pathRotate(b),
+			pathStatus(b),
+			pathMetrics(b),
 		),
 		Secrets:           []*framework.Secret{secretKey(b)},
 		WALRollback:       b.walRollback,
 		WALRollbackMinAge: walRollbackMinAge,
 		Invalidate:        b.invalidate,
+		InitializeFunc:    b.initialize,
 		Clean:             b.clean,
 	}
 	return b
@@ -96,16 +114,8 @@ func (b *backend) invalidate(_ context.Context, key string) {
 }
 
 func (b *backend) clean(context.Context) {
+	b.sched.stop()
 	b.clientsMu.Lock()
 	b.clients = map[string]*providerClient{}
 	b.clientsMu.Unlock()
 }
-
-// clock is the time source; tests inject a fake one.
-type clock interface {
-	Now() time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }

@@ -1,14 +1,159 @@
 package backend
 
-import "time"
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+)
+
+// metrics are the mount's Prometheus metrics, in a registry of its own (a
+// multiplexed plugin process serves several mounts). Gauges are read from
+// the inventory at scrape time. No label or value is ever a secret.
+type metrics struct {
+	registry  *prometheus.Registry
+	rotations *prometheus.CounterVec
+	issued    *prometheus.CounterVec
+	revoked   *prometheus.CounterVec
+	requests  *prometheus.HistogramVec
+}
+
+func newMetrics(b *backend) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		rotations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "thirdparty_rotations_total", Help: "Rotations attempted, by kind (role or root), name and result (success or failure).",
+		}, []string{"kind", "name", "result"}),
+		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "thirdparty_keys_issued_total", Help: "Leases of keys handed out by creds/<role>.",
+		}, []string{"role"}),
+		revoked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "thirdparty_keys_revoked_total", Help: "Keys revoked at the provider.",
+		}, []string{"role"}),
+		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "thirdparty_provider_request_duration_seconds", Help: "Duration of HTTP requests to providers, retries included, by operation.",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"provider", "op"}),
+	}
+	m.registry.MustRegister(m.rotations, m.issued, m.revoked, m.requests, inventoryCollector{b})
+	return m
+}
+
+func (m *metrics) keyIssued(role string)  { m.issued.WithLabelValues(role).Inc() }
+func (m *metrics) keyRevoked(role string) { m.revoked.WithLabelValues(role).Inc() }
+func (m *metrics) rotation(kind, name, result string) {
+	m.rotations.WithLabelValues(kind, name, result).Inc()
+}
 
 // observeProviderRequest returns the hook the HTTP layer calls after each
 // provider request.
 func (b *backend) observeProviderRequest(provider string) func(op string, d time.Duration, status int) {
-	return func(op string, d time.Duration, status int) {}
+	return func(op string, d time.Duration, _ int) {
+		b.metrics.requests.WithLabelValues(provider, op).Observe(d.Seconds())
+	}
 }
 
-type metrics struct{}
+var (
+	descAge = prometheus.NewDesc("thirdparty_secret_age_seconds",
+		"Age of the current secret: a dual role's current key (kind=role) or a provider's root (kind=root).", []string{"kind", "name"}, nil)
+	descNext = prometheus.NewDesc("thirdparty_next_rotation_timestamp_seconds",
+		"When the secret is next rotated (Unix time).", []string{"kind", "name"}, nil)
+	descPending = prometheus.NewDesc("thirdparty_pending_revocations",
+		"Replaced keys and roots not yet revoked (previous keys in their overlap included).", nil, nil)
+	descFailing = prometheus.NewDesc("thirdparty_rotation_failing",
+		"1 while the secret's last rotation attempt failed.", []string{"kind", "name"}, nil)
+)
 
-func (m *metrics) keyIssued(role string)  {}
-func (m *metrics) keyRevoked(role string) {}
+type inventoryCollector struct{ b *backend }
+
+func (c inventoryCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descAge
+	ch <- descNext
+	ch <- descPending
+	ch <- descFailing
+}
+
+func (c inventoryCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.b.clock.Now()
+	roles, providers := c.b.inventory.snapshot()
+	pending := 0
+	emit := func(kind, name string, since, next time.Time, lastErr string) {
+		if !since.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, now.Sub(since).Seconds(), kind, name)
+		}
+		if !next.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descNext, prometheus.GaugeValue, float64(next.Unix()), kind, name)
+		}
+		failing := 0.0
+		if lastErr != "" {
+			failing = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descFailing, prometheus.GaugeValue, failing, kind, name)
+	}
+	for _, r := range roles {
+		if r.Mode != modeDual {
+			continue
+		}
+		if r.PreviousKeyID != "" {
+			pending++
+		}
+		emit("role", r.name, r.CurrentKeyCreated, r.NextRotation, r.LastError)
+	}
+	for _, p := range providers {
+		pending += p.Pending
+		emit("root", p.name, p.RootAge, p.NextRotation, p.LastError)
+	}
+	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(pending))
+}
+
+func pathMetrics(b *backend) []*framework.Path {
+	return []*framework.Path{{
+		Pattern: "metrics$",
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{Callback: b.metricsRead,
+				Summary: "Prometheus metrics of this mount (text exposition format, raw body)."},
+		},
+		HelpSynopsis:    "Prometheus metrics: rotations, secret ages, next rotations, keys issued and revoked, provider latency.",
+		HelpDescription: metricsHelp,
+	}}
+}
+
+func (b *backend) metricsRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	families, err := b.metrics.registry.Gather()
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, f := range families {
+		if err := enc.Encode(f); err != nil {
+			return nil, err
+		}
+	}
+	return &logical.Response{Data: map[string]any{
+		logical.HTTPContentType: "text/plain; version=0.0.4; charset=utf-8",
+		logical.HTTPRawBody:     buf.Bytes(),
+		logical.HTTPStatusCode:  200,
+	}}, nil
+}
+
+const metricsHelp = `
+Returns the mount's metrics in the Prometheus text exposition format as the
+raw HTTP body (scrape /v1/<mount>/metrics with a Vault token):
+
+  thirdparty_rotations_total{kind,name,result}
+  thirdparty_secret_age_seconds{kind,name}
+  thirdparty_next_rotation_timestamp_seconds{kind,name}
+  thirdparty_rotation_failing{kind,name}
+  thirdparty_keys_issued_total{role}
+  thirdparty_keys_revoked_total{role}
+  thirdparty_pending_revocations
+  thirdparty_provider_request_duration_seconds{provider,op} (histogram)
+
+kind is "role" (a dual role's key) or "root" (a provider's root credential).
+No metric carries a secret.
+`

@@ -62,7 +62,7 @@ func (b *backend) issueDynamic(ctx context.Context, req *logical.Request, roleNa
 		return nil, fmt.Errorf("role %q: name_template: %w", roleName, err)
 	}
 	var expiresAt time.Time
-	if pc.typ.Capabilities.Expiry {
+	if pc.api.Capabilities().Expiry {
 		expiresAt = b.clock.Now().Add(maxTTL).Truncate(time.Second)
 	}
 

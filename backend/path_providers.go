@@ -28,9 +28,18 @@ type providerEntry struct {
 	Fields         map[string]string `json:"fields"`
 	Rotation       rotationConfig    `json:"rotation"`
 
-	RootKeyID             string    `json:"root_key_id"`
-	RootRotatedAt         time.Time `json:"root_rotated_at"`
-	LastRootRotationError string    `json:"last_root_rotation_error"`
+	// CanRotateRoot is the configured client's capability, fixed at write.
+	CanRotateRoot bool   `json:"can_rotate_root"`
+	RootKeyID     string `json:"root_key_id"`
+	// RootSetAt is when the root was last written by an operator.
+	RootSetAt     time.Time `json:"root_set_at"`
+	RootRotatedAt time.Time `json:"root_rotated_at"`
+	// PendingRootRevocations are old roots replaced but not yet revoked
+	// (their revocation failed and is retried).
+	PendingRootRevocations []string  `json:"pending_root_revocations,omitempty"`
+	LastRootRotationError  string    `json:"last_root_rotation_error"`
+	RootFailures           int       `json:"root_failures"`
+	RootNextRetry          time.Time `json:"root_next_retry"`
 }
 
 // Defaults applied on create.
@@ -242,17 +251,6 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 	if resp != nil {
 		return resp, nil
 	}
-	if !typ.Capabilities.RootRotation && rot.automated() && (rot.Period > 0 || rot.Schedule != "") {
-		rotGiven := false
-		for _, k := range []string{"rotation_period", "rotation_schedule"} {
-			if _, ok := req.Data[k]; ok {
-				rotGiven = true
-			}
-		}
-		if rotGiven {
-			return logical.ErrorResponse("rotation_period: provider type %q cannot rotate its root credential", e.Type), nil
-		}
-	}
 	e.Rotation = rot
 
 	pc, err := b.buildClient(name, e)
@@ -261,6 +259,14 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 			return resp, nil
 		}
 		return logical.ErrorResponse("%s", err.Error()), nil
+	}
+	e.CanRotateRoot = pc.api.Capabilities().RootRotation
+	if !e.CanRotateRoot && rot.automated() {
+		for _, k := range []string{"rotation_period", "rotation_schedule"} {
+			if _, ok := req.Data[k]; ok {
+				return logical.ErrorResponse("%s: provider type %q (as configured) cannot rotate its root credential", k, e.Type), nil
+			}
+		}
 	}
 	if secretChanged {
 		// Learn the root's id now (an authenticated call, so a wrong root is
@@ -272,13 +278,25 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 		if id != "" {
 			e.RootKeyID = id
 		}
+		e.RootSetAt = b.clock.Now()
 	}
 
-	if err := putJSON(ctx, req.Storage, providerPrefix+name, e); err != nil {
+	if err := b.putProvider(ctx, req.Storage, name, e); err != nil {
 		return nil, err
 	}
-	b.dropClient(name)
 	return nil, nil
+}
+
+// putProvider stores a provider, drops its cached client and reschedules
+// its root rotation.
+func (b *backend) putProvider(ctx context.Context, s logical.Storage, name string, e *providerEntry) error {
+	if err := putJSON(ctx, s, providerPrefix+name, e); err != nil {
+		return err
+	}
+	b.dropClient(name)
+	b.inventory.setProvider(name, e, b.nextRootRotation(e))
+	b.sched.schedule(rootItem(name), b.rootDue(e))
+	return nil
 }
 
 func (b *backend) providerRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -297,6 +315,7 @@ func (b *backend) providerRead(ctx context.Context, req *logical.Request, d *fra
 		"root_rotated_at":          formatTime(e.RootRotatedAt),
 		"last_root_rotation_error": e.LastRootRotationError,
 		"next_root_rotation":       formatTime(b.nextRootRotation(e)),
+		"pending_root_revocations": len(e.PendingRootRevocations),
 	}
 	e.Rotation.fill(data)
 	data["disable_automated_rotation"] = e.Rotation.Disabled
@@ -327,6 +346,8 @@ func (b *backend) providerDelete(ctx context.Context, req *logical.Request, d *f
 		return nil, err
 	}
 	b.dropClient(name)
+	b.inventory.deleteProvider(name)
+	b.sched.unschedule(rootItem(name))
 	return nil, nil
 }
 

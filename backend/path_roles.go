@@ -191,9 +191,17 @@ func (b *backend) roleWrite(ctx context.Context, req *logical.Request, d *framew
 		}
 	}
 
+	if r.Mode == modeDual {
+		resp, err := b.writeDualRole(ctx, req.Storage, name, r, creating)
+		if err == nil && resp == nil {
+			b.inventory.setRoleConfig(name, r)
+		}
+		return resp, err
+	}
 	if err := putJSON(ctx, req.Storage, rolePrefix+name, r); err != nil {
 		return nil, err
 	}
+	b.inventory.setRoleConfig(name, r)
 	return nil, nil
 }
 
@@ -234,7 +242,11 @@ func (b *backend) roleDelete(ctx context.Context, req *logical.Request, d *frame
 			return nil, err
 		}
 	}
-	return nil, req.Storage.Delete(ctx, rolePrefix+name)
+	if err := req.Storage.Delete(ctx, rolePrefix+name); err != nil {
+		return nil, err
+	}
+	b.inventory.deleteRole(name)
+	return nil, nil
 }
 
 func (b *backend) roleList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {

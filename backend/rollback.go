@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 )
 
 // walRollbackMinAge must exceed the longest a request can run (Vault's
@@ -19,6 +21,7 @@ const walKindKey = "key"
 // Purposes of a key WAL entry.
 const (
 	purposeDynamic = "dynamic"
+	purposeDual    = "dual"
 )
 
 // walKey is written before a key is created at a provider and names the
@@ -45,6 +48,12 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 			return fmt.Errorf("decoding WAL entry: %w", err)
 		}
 		return b.rollbackKey(ctx, req.Storage, w)
+	case walKindRoot:
+		var w walRoot
+		if err := json.Unmarshal(raw, &w); err != nil {
+			return fmt.Errorf("decoding WAL entry: %w", err)
+		}
+		return b.rollbackRoot(ctx, req.Storage, w)
 	}
 	return fmt.Errorf("unknown WAL kind %q", kind)
 }
@@ -61,7 +70,7 @@ func (b *backend) rollbackKey(ctx context.Context, s logical.Storage, w walKey) 
 	ids := []string{}
 	if w.KeyID != "" {
 		ids = append(ids, w.KeyID)
-	} else if pc.typ.Capabilities.ListByName {
+	} else if pc.api.Capabilities().ListByName {
 		keys, err := pc.api.FindKeys(ctx, w.Name)
 		if err != nil {
 			return fmt.Errorf("WAL rollback: finding key %q: %w", w.Name, err)
@@ -93,5 +102,52 @@ func (b *backend) rollbackKey(ctx context.Context, s logical.Storage, w walKey) 
 // recordedKeyIDs returns the ids that storage references for the WAL's
 // role, which rollback must never revoke.
 func (b *backend) recordedKeyIDs(ctx context.Context, s logical.Storage, w walKey) (map[string]bool, error) {
-	return map[string]bool{}, nil
+	keep := map[string]bool{}
+	if w.Purpose != purposeDual {
+		return keep, nil
+	}
+	// Hold the role's lock so a rotation in flight finishes first.
+	lock := b.lockFor("role", w.Role)
+	lock.RLock()
+	defer lock.RUnlock()
+	st, err := getDualState(ctx, s, w.Role)
+	if err != nil || st == nil {
+		return keep, err
+	}
+	for _, k := range []*dualKey{st.Current, st.Previous} {
+		if k != nil {
+			keep[k.ID] = true
+		}
+	}
+	return keep, nil
 }
+
+// rollbackRoot discards a new root credential that was created but never
+// stored, using the stored (old) root.
+func (b *backend) rollbackRoot(ctx context.Context, s logical.Storage, w walRoot) error {
+	lock := b.lockFor("provider", w.Provider)
+	lock.Lock()
+	defer lock.Unlock()
+	e, err := getProvider(ctx, s, w.Provider)
+	if err != nil {
+		return err
+	}
+	if e == nil || w.RootID == "" || e.RootKeyID == w.RootID {
+		if e != nil && w.RootID == "" {
+			b.Logger().Warn("WAL rollback: a root rotation stopped before the new root's id was known; check the provider for a credential named like this",
+				"provider", w.Provider, "name", w.Name)
+		}
+		return nil
+	}
+	pc, err := b.buildClient(w.Provider, e)
+	if err != nil {
+		return err
+	}
+	if err := b.discardRoot(ctx, pc, clientsRoot(w.RootID)); err != nil {
+		return fmt.Errorf("WAL rollback: discarding root %s: %w", w.RootID, err)
+	}
+	b.Logger().Info("WAL rollback discarded a root credential that was created but never stored", "provider", w.Provider, "root_key_id", w.RootID)
+	return nil
+}
+
+func clientsRoot(id string) clients.Root { return clients.Root{ID: id} }

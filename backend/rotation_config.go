@@ -119,3 +119,25 @@ func (r rotationConfig) fill(data map[string]any) {
 	data["rotation_schedule"] = r.Schedule
 	data["rotation_window"] = int64(r.Window.Seconds())
 }
+
+// minInterval is the shortest time between two automated rotations from
+// now: the period, or the smallest gap among the schedule's next times.
+func (r rotationConfig) minInterval(now time.Time) time.Duration {
+	if r.Period > 0 {
+		return r.Period
+	}
+	s, err := cronParser.Parse(r.Schedule)
+	if r.Schedule == "" || err != nil {
+		return 0
+	}
+	var least time.Duration
+	t := s.Next(now.UTC())
+	for i := 0; i < 8; i++ {
+		n := s.Next(t)
+		if gap := n.Sub(t); least == 0 || gap < least {
+			least = gap
+		}
+		t = n
+	}
+	return least
+}

@@ -1,0 +1,362 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
+)
+
+const walKindRoot = "root"
+
+// walRoot is written before a new root credential is created and names it
+// as soon as it exists, so one that was never stored gets discarded.
+type walRoot struct {
+	Provider string `json:"provider"`
+	Name     string `json:"name"`
+	RootID   string `json:"root_id"`
+}
+
+func pathRotate(b *backend) []*framework.Path {
+	return []*framework.Path{
+		{
+			Pattern: "rotate-role/" + nameRegex("name"),
+			Fields: map[string]*framework.FieldSchema{
+				"name": {Type: framework.TypeLowerCaseString, Required: true, Description: "Name of the dual role to rotate."},
+				"revoke_previous": {Type: framework.TypeBool, Default: false,
+					Description: "Revoke the replaced key (and any previous key) at once instead of after the overlap. The response to a leaked key: readers holding the old key lose it immediately."},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{Callback: b.rotateRoleWrite,
+					Summary:                   "Rotate a dual role's key now.",
+					ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
+			},
+			HelpSynopsis:    "Rotate a dual role's key now.",
+			HelpDescription: rotateRoleHelp,
+		},
+		{
+			Pattern: "rotate-root/" + nameRegex("name"),
+			Fields: map[string]*framework.FieldSchema{
+				"name": {Type: framework.TypeLowerCaseString, Required: true, Description: "Name of the provider whose root credential to rotate."},
+			},
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{Callback: b.rotateRootWrite,
+					Summary:                   "Rotate a provider's root credential now.",
+					ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
+			},
+			HelpSynopsis:    "Rotate a provider's root credential now, so that only Vault knows it.",
+			HelpDescription: rotateRootHelp,
+		},
+	}
+}
+
+func (b *backend) rotateRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	lock := b.lockFor("role", name)
+	lock.Lock()
+	defer lock.Unlock()
+	role, err := getRole(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if role == nil {
+		return logical.ErrorResponse("name: no role named %q", name), nil
+	}
+	if role.Mode != modeDual {
+		return logical.ErrorResponse("name: role %q is %s; only dual roles rotate", name, role.Mode), nil
+	}
+	st, err := getDualState(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if st == nil {
+		st = &dualState{}
+	}
+	err = b.rotateRole(ctx, req.Storage, name, role, st, rotateOptions{manual: true, revokePrevious: d.Get("revoke_previous").(bool)})
+	var notRetired errPreviousNotRetired
+	if errors.As(err, &notRetired) {
+		return logical.ErrorResponse("%s", err.Error()), nil
+	}
+	if err != nil {
+		b.metrics.rotation("role", name, "failure")
+		return nil, fmt.Errorf("rotating role %q: %w", name, err)
+	}
+	b.metrics.rotation("role", name, "success")
+	data := map[string]any{
+		"key_id":               st.Current.ID,
+		"next_rotation":        formatTime(st.NextRotation),
+		"previous_key_id":      "",
+		"previous_key_retires": "",
+	}
+	if p := st.Previous; p != nil {
+		data["previous_key_id"], data["previous_key_retires"] = p.ID, formatTime(p.RetireAt)
+	}
+	return &logical.Response{Data: data}, nil
+}
+
+func (b *backend) rotateRootWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.Get("name").(string)
+	lock := b.lockFor("provider", name)
+	lock.Lock()
+	defer lock.Unlock()
+	e, err := getProvider(ctx, req.Storage, name)
+	if err != nil {
+		return nil, err
+	}
+	if e == nil {
+		return logical.ErrorResponse("name: no provider named %q", name), nil
+	}
+	if !e.CanRotateRoot {
+		return logical.ErrorResponse("name: provider %q (type %s, as configured) cannot rotate its root credential", name, e.Type), nil
+	}
+	oldID := e.RootKeyID
+	ne, err := b.rotateRoot(ctx, req.Storage, name, e)
+	if err != nil {
+		b.metrics.rotation("root", name, "failure")
+		return nil, fmt.Errorf("rotating the root of provider %q: %w", name, err)
+	}
+	b.metrics.rotation("root", name, "success")
+	resp := &logical.Response{Data: map[string]any{
+		"root_key_id":          ne.RootKeyID,
+		"previous_root_key_id": oldID,
+		"root_rotated_at":      formatTime(ne.RootRotatedAt),
+		"next_root_rotation":   formatTime(b.nextRootRotation(ne)),
+	}}
+	if len(ne.PendingRootRevocations) > 0 {
+		resp.AddWarning("the new root is stored, but revoking the old one failed and will be retried: " + ne.LastRootRotationError)
+	}
+	return resp, nil
+}
+
+// rotateRoot replaces a provider's root credential; the caller holds the
+// provider's lock. Create-then-delete types: the new root is created,
+// verified with itself, stored, and only then is the old one revoked.
+// Roll-style types (the old root dies at once): the new root is stored
+// before anything else.
+func (b *backend) rotateRoot(ctx context.Context, s logical.Storage, name string, e *providerEntry) (*providerEntry, error) {
+	pc, err := b.buildClient(name, e)
+	if err != nil {
+		return nil, err
+	}
+	roll := pc.api.Capabilities().NativeRoll
+	now := b.clock.Now()
+	wal := walRoot{Provider: name, Name: fmt.Sprintf("vault-root-%s-%d", name, now.UnixNano())}
+	walID, err := framework.PutWAL(ctx, s, walKindRoot, &wal)
+	if err != nil {
+		return nil, fmt.Errorf("writing WAL: %w", err)
+	}
+	root, err := pc.api.CreateRoot(ctx, wal.Name)
+	if err != nil {
+		if definitelyNotCreated(err) || roll {
+			_ = framework.DeleteWAL(ctx, s, walID)
+		}
+		return nil, err
+	}
+
+	ne := *e
+	ne.Fields = make(map[string]string, len(e.Fields))
+	for k, v := range e.Fields {
+		ne.Fields[k] = v
+	}
+	for k, v := range root.Fields {
+		ne.Fields[k] = v
+	}
+	if root.ID != "" {
+		ne.RootKeyID = root.ID
+	}
+	ne.RootRotatedAt = b.clock.Now()
+	ne.LastRootRotationError, ne.RootFailures, ne.RootNextRetry = "", 0, time.Time{}
+
+	if roll {
+		// The old root is already dead: nothing may come before storing the
+		// new one. Retry the write; if it still fails, say so loudly (the
+		// runbook covers recovering a root lost after a roll).
+		var perr error
+		for attempt := 0; attempt < 5; attempt++ {
+			if perr = b.putProvider(ctx, s, name, &ne); perr == nil {
+				break
+			}
+		}
+		_ = framework.DeleteWAL(ctx, s, walID)
+		if perr != nil {
+			b.Logger().Error("ROOT CREDENTIAL LOST: the provider rolled its root but storing the new one failed; see the runbook", "provider", name, "error", perr)
+			return nil, fmt.Errorf("the provider rolled the root but storing it failed: %w", perr)
+		}
+		if err := pc.api.VerifyRoot(ctx, root); err != nil {
+			return &ne, fmt.Errorf("the rolled root is stored but failed verification: %w", err)
+		}
+		return &ne, nil
+	}
+
+	wal.RootID = root.ID
+	walID2, err := framework.PutWAL(ctx, s, walKindRoot, &wal)
+	if err != nil {
+		b.discardRoot(ctx, pc, root)
+		return nil, fmt.Errorf("writing WAL: %w", err)
+	}
+	_ = framework.DeleteWAL(ctx, s, walID)
+	if err := pc.api.VerifyRoot(ctx, root); err != nil {
+		if b.discardRoot(ctx, pc, root) == nil {
+			_ = framework.DeleteWAL(ctx, s, walID2)
+		}
+		return nil, fmt.Errorf("the new root failed verification; the old one is kept: %w", err)
+	}
+	ne.PendingRootRevocations = append(append([]string(nil), e.PendingRootRevocations...), e.RootKeyID)
+	if err := b.putProvider(ctx, s, name, &ne); err != nil {
+		return nil, err // the WAL entry names the new root; rollback settles it
+	}
+	_ = framework.DeleteWAL(ctx, s, walID2)
+	b.revokeOldRoots(ctx, s, name, &ne)
+	return &ne, nil
+}
+
+// discardRoot removes a new root that was never stored, using the old one.
+func (b *backend) discardRoot(ctx context.Context, pc *providerClient, root clients.Root) error {
+	var err error
+	if d, ok := pc.api.(clients.RootDiscarder); ok {
+		err = d.DiscardRoot(ctx, root)
+	} else {
+		err = pc.api.RevokeRoot(ctx, root.ID)
+	}
+	if err != nil {
+		b.Logger().Warn("could not discard an unused new root; WAL rollback will retry", "provider", pc.name, "root_key_id", root.ID, "error", err)
+	}
+	return err
+}
+
+// revokeOldRoots revokes replaced roots with the current one; failures stay
+// pending and are retried by the scheduler.
+func (b *backend) revokeOldRoots(ctx context.Context, s logical.Storage, name string, e *providerEntry) {
+	if len(e.PendingRootRevocations) == 0 {
+		return
+	}
+	pc, err := b.client(ctx, s, name)
+	if err == nil && pc == nil {
+		err = fmt.Errorf("provider %q does not exist", name)
+	}
+	var left []string
+	for _, id := range e.PendingRootRevocations {
+		if err == nil {
+			if rerr := pc.api.RevokeRoot(ctx, id); rerr != nil {
+				err = rerr
+			} else {
+				b.Logger().Info("revoked the replaced root credential", "provider", name, "root_key_id", id)
+				continue
+			}
+		}
+		left = append(left, id)
+	}
+	e.PendingRootRevocations = left
+	now := b.clock.Now()
+	if err != nil {
+		e.RootFailures++
+		e.LastRootRotationError = "revoking the old root: " + err.Error()
+		e.RootNextRetry = now.Add(retryDelay(e.RootFailures, e.Rotation.minInterval(now), err))
+	} else {
+		e.RootFailures, e.RootNextRetry = 0, time.Time{}
+	}
+	if perr := b.putProvider(ctx, s, name, e); perr != nil {
+		b.Logger().Error("storing provider after root revocation", "provider", name, "error", perr)
+	}
+}
+
+// nextRootRotation is when the provider's root is next rotated on a timer.
+func (b *backend) nextRootRotation(e *providerEntry) time.Time {
+	if !e.CanRotateRoot || !e.Rotation.automated() {
+		return time.Time{}
+	}
+	return e.Rotation.next(later(e.RootSetAt, e.RootRotatedAt))
+}
+
+// rootDue is when the scheduler must next look at the provider: pending
+// revocations of old roots first, else the next rotation (after any retry
+// wait). A new rotation waits until old roots are revoked, so at most two
+// roots live at once.
+func (b *backend) rootDue(e *providerEntry) time.Time {
+	if len(e.PendingRootRevocations) > 0 {
+		return later(e.RootNextRetry, b.clock.Now())
+	}
+	next := b.nextRootRotation(e)
+	if next.IsZero() {
+		return next
+	}
+	return later(next, e.RootNextRetry)
+}
+
+// rootJob is the scheduler's work for one provider: retry pending
+// revocations of old roots, and rotate the root when due.
+func (b *backend) rootJob(ctx context.Context, name string) time.Time {
+	lock := b.lockFor("provider", name)
+	lock.Lock()
+	defer lock.Unlock()
+	s := b.storage
+	e, err := getProvider(ctx, s, name)
+	if err != nil {
+		b.Logger().Error("root rotation: reading provider", "provider", name, "error", err)
+		return b.clock.Now().Add(30 * backoffBase)
+	}
+	if e == nil {
+		return time.Time{}
+	}
+	now := b.clock.Now()
+	if len(e.PendingRootRevocations) > 0 && !now.Before(e.RootNextRetry) {
+		b.revokeOldRoots(ctx, s, name, e)
+		return b.rootDue(e)
+	}
+	next := b.nextRootRotation(e)
+	if next.IsZero() || now.Before(next) || now.Before(e.RootNextRetry) {
+		return b.rootDue(e)
+	}
+	ne, err := b.rotateRoot(ctx, s, name, e)
+	if err != nil {
+		b.metrics.rotation("root", name, "failure")
+		e.RootFailures++
+		e.LastRootRotationError = err.Error()
+		e.RootNextRetry = now.Add(retryDelay(e.RootFailures, e.Rotation.minInterval(now), err))
+		if w := e.Rotation.Window; w > 0 && e.Rotation.Schedule != "" && e.RootNextRetry.After(next.Add(w)) {
+			// Past the window: skip to the next scheduled time.
+			e.RootSetAt = now
+			e.RootNextRetry, e.RootFailures = time.Time{}, 0
+			e.LastRootRotationError += " (rotation window passed; waiting for the next scheduled time)"
+		}
+		b.Logger().Warn("root rotation failed", "provider", name, "error", e.LastRootRotationError)
+		if cur, gerr := getProvider(ctx, s, name); gerr == nil && cur != nil && cur.RootKeyID == e.RootKeyID {
+			// Record the failure only on top of the same root (a roll may
+			// have stored a new one before failing later).
+			if perr := b.putProvider(ctx, s, name, e); perr != nil {
+				b.Logger().Error("storing the root rotation failure", "provider", name, "error", perr)
+			}
+		}
+		return b.rootDue(e)
+	}
+	b.metrics.rotation("root", name, "success")
+	b.Logger().Info("rotated root credential", "provider", name, "root_key_id", ne.RootKeyID)
+	return b.rootDue(ne)
+}
+
+const rotateRoleHelp = `
+Rotates a dual role's key now: a new key is created, verified with the
+provider, and made current; the old key becomes the previous key and is
+revoked after the role's overlap, so readers holding it are not cut off.
+The schedule restarts from now. If the role still has a previous key that
+has not reached its retire time, the rotation is refused (it would make a
+third live key) unless revoke_previous=true.
+
+revoke_previous=true is the response to a leaked key: the replaced key (and
+any previous key) is revoked at once. Returns the new key's id (never the
+secret) and the previous key's retire time.
+`
+
+const rotateRootHelp = `
+Rotates the provider's root (admin) credential now: a new root is created,
+verified with itself, stored (seal-wrapped), and then the old root is
+revoked. Provider types whose API only offers a roll (the old value dies at
+once) store the new root before anything else. Afterwards only Vault knows
+the root. Returns the new root's id, never the secret. Automated rotation is
+set with the provider's rotation_period or rotation_schedule.
+`

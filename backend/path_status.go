@@ -1,0 +1,83 @@
+package backend
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+func pathStatus(b *backend) []*framework.Path {
+	return []*framework.Path{{
+		Pattern: "status$",
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.ReadOperation: &framework.PathOperation{Callback: b.statusRead,
+				Summary: "The inventory: every provider and role with key ages, last and next rotation, pending revocations and last error."},
+		},
+		HelpSynopsis:    "Show every provider's root and every role's keys: ages, rotations, errors. Never a secret.",
+		HelpDescription: statusHelp,
+	}}
+}
+
+func (b *backend) statusRead(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	now := b.clock.Now()
+	roles, providers := b.inventory.snapshot()
+	pending := 0
+	pd := make(map[string]any, len(providers))
+	for _, p := range providers {
+		pending += p.Pending
+		pd[p.name] = map[string]any{
+			"type":                     p.Type,
+			"root_key_id":              p.RootKeyID,
+			"root_age_seconds":         ageSeconds(now, p.RootAge),
+			"root_rotated_at":          formatTime(p.RootRotatedAt),
+			"next_root_rotation":       formatTime(p.NextRotation),
+			"pending_root_revocations": p.Pending,
+			"last_error":               p.LastError,
+			"next_retry":               formatTime(p.NextRetry),
+		}
+	}
+	rd := make(map[string]any, len(roles))
+	for _, r := range roles {
+		v := map[string]any{"mode": r.Mode, "provider": r.Provider}
+		if r.Mode == modeDual {
+			if r.PreviousKeyID != "" {
+				pending++
+			}
+			v["current_key_id"] = r.CurrentKeyID
+			v["current_key_created"] = formatTime(r.CurrentKeyCreated)
+			v["current_key_age_seconds"] = ageSeconds(now, r.CurrentKeyCreated)
+			v["previous_key_id"] = r.PreviousKeyID
+			v["previous_key_retires"] = formatTime(r.PreviousKeyRetires)
+			v["last_rotation"] = formatTime(r.LastRotation)
+			v["next_rotation"] = formatTime(r.NextRotation)
+			v["last_error"] = r.LastError
+			v["next_retry"] = formatTime(r.NextRetry)
+		}
+		rd[r.name] = v
+	}
+	return &logical.Response{Data: map[string]any{
+		"providers":           pd,
+		"roles":               rd,
+		"pending_revocations": pending,
+		"scheduler_running":   b.sched.isRunning(),
+		"scheduled_items":     b.sched.len(),
+	}}, nil
+}
+
+func ageSeconds(now, since time.Time) int64 {
+	if since.IsZero() {
+		return 0
+	}
+	return int64(now.Sub(since).Seconds())
+}
+
+const statusHelp = `
+Lists every provider and role of the mount. Providers: type, root_key_id,
+root age, last and next root rotation, pending revocations of replaced roots,
+last error and next retry. Roles: mode and provider; for dual roles the
+current key's id and age, the previous key's id and retire time, last and
+next rotation, last error and next retry. pending_revocations counts keys
+and roots waiting to be revoked. Never contains a secret.
+`
