@@ -48,6 +48,10 @@ type backend struct {
 	// locks serialise changes to one provider or role (keyed "provider/<n>",
 	// "role/<n>"); they are never held across a call to another lock.
 	locks []*locksutil.LockEntry
+	// useLocks are held (read) by every operation using a provider's
+	// client, so a root rotation can wait for operations still holding the
+	// old root before revoking it.
+	useLocks []*locksutil.LockEntry
 
 	metrics   *metrics
 	inventory *inventory
@@ -68,6 +72,7 @@ func newBackend(c clock) *backend {
 	b := &backend{
 		clock:          c,
 		locks:          locksutil.CreateLocks(),
+		useLocks:       locksutil.CreateLocks(),
 		clients:        map[string]*providerClient{},
 		inventory:      newInventory(),
 		verifyAttempts: 3,

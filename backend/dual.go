@@ -131,10 +131,11 @@ func (b *backend) applyDualFields(d *framework.FieldData, r *roleEntry, creating
 func (b *backend) writeDualRole(ctx context.Context, s logical.Storage, name string, r *roleEntry, creating bool) (*logical.Response, error) {
 	now := b.clock.Now()
 	if creating {
-		pc, err := b.client(ctx, s, r.Provider)
+		pc, release, err := b.client(ctx, s, r.Provider)
 		if err != nil {
 			return nil, err
 		}
+		defer release()
 		key, err := b.createVerifiedKey(ctx, s, pc, name, r, purposeDual)
 		if err != nil {
 			if resp := fieldErrorResponse(err); resp != nil {
@@ -211,10 +212,11 @@ func (b *backend) deleteDualKeys(ctx context.Context, s logical.Storage, name st
 	if err != nil || st == nil {
 		return err
 	}
-	pc, err := b.client(ctx, s, r.Provider)
+	pc, release, err := b.client(ctx, s, r.Provider)
 	if err != nil {
 		return err
 	}
+	defer release()
 	if pc != nil {
 		for _, k := range []**dualKey{&st.Previous, &st.Current} {
 			if *k == nil {
@@ -238,7 +240,7 @@ func (b *backend) deleteDualKeys(ctx context.Context, s logical.Storage, name st
 
 // issueDual hands out the role's current key. It writes nothing to storage,
 // so performance standbys serve it.
-func (b *backend) issueDual(ctx context.Context, req *logical.Request, roleName string, role *roleEntry, pc *providerClient) (*logical.Response, error) {
+func (b *backend) issueDual(ctx context.Context, req *logical.Request, roleName string, role *roleEntry) (*logical.Response, error) {
 	// now is taken before the read: a rotation that this read does not see
 	// is promoted after now, so the lease cap stays before the retire time.
 	now := b.clock.Now()

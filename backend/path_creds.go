@@ -38,15 +38,17 @@ func (b *backend) credsRead(ctx context.Context, req *logical.Request, d *framew
 	if role == nil {
 		return logical.ErrorResponse("role: no role named %q", roleName), nil
 	}
-	pc, err := b.client(ctx, req.Storage, role.Provider)
+	if role.Mode == modeDual {
+		// Dual reads serve the stored key; no provider call.
+		return b.issueDual(ctx, req, roleName, role)
+	}
+	pc, release, err := b.client(ctx, req.Storage, role.Provider)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	if pc == nil {
 		return nil, fmt.Errorf("role %q: provider %q does not exist", roleName, role.Provider)
-	}
-	if role.Mode == modeDual {
-		return b.issueDual(ctx, req, roleName, role, pc)
 	}
 	return b.issueDynamic(ctx, req, roleName, role, pc)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
+	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
@@ -417,9 +418,30 @@ func (b *backend) buildClient(name string, e *providerEntry) (*providerClient, e
 	return &providerClient{name: name, entry: e, typ: typ, api: api}, nil
 }
 
-// client returns the cached client of a provider, building it on first use.
-// It returns (nil, nil) when the provider does not exist.
-func (b *backend) client(ctx context.Context, s logical.Storage, name string) (*providerClient, error) {
+// client returns the cached client of a provider, building it on first use,
+// and a release func to call once done with it; until then a root rotation
+// of the provider does not revoke the root the client holds. It returns a
+// nil client when the provider does not exist.
+func (b *backend) client(ctx context.Context, s logical.Storage, name string) (*providerClient, func(), error) {
+	use := locksutil.LockForKey(b.useLocks, name)
+	use.RLock()
+	pc, err := b.cachedClient(ctx, s, name)
+	if err != nil || pc == nil {
+		use.RUnlock()
+		return nil, func() {}, err
+	}
+	return pc, use.RUnlock, nil
+}
+
+// rootBarrier returns once every operation that may hold a client of the
+// provider built before now has released it.
+func (b *backend) rootBarrier(name string) {
+	use := locksutil.LockForKey(b.useLocks, name)
+	use.Lock()
+	use.Unlock() //nolint:staticcheck // an empty critical section is the point
+}
+
+func (b *backend) cachedClient(ctx context.Context, s logical.Storage, name string) (*providerClient, error) {
 	b.clientsMu.Lock()
 	pc := b.clients[name]
 	b.clientsMu.Unlock()

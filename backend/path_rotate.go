@@ -211,6 +211,9 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage, name string
 		return nil, err // the WAL entry names the new root; rollback settles it
 	}
 	_ = framework.DeleteWAL(ctx, s, walID2)
+	// Operations that picked up the old root finish before it is revoked;
+	// later ones build their client from the new root.
+	b.rootBarrier(name)
 	b.revokeOldRoots(ctx, s, name, &ne)
 	return &ne, nil
 }
@@ -235,7 +238,8 @@ func (b *backend) revokeOldRoots(ctx context.Context, s logical.Storage, name st
 	if len(e.PendingRootRevocations) == 0 {
 		return
 	}
-	pc, err := b.client(ctx, s, name)
+	pc, release, err := b.client(ctx, s, name)
+	defer release()
 	if err == nil && pc == nil {
 		err = fmt.Errorf("provider %q does not exist", name)
 	}

@@ -59,10 +59,17 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 }
 
 func (b *backend) rollbackKey(ctx context.Context, s logical.Storage, w walKey) error {
-	pc, err := b.client(ctx, s, w.Provider)
+	// What storage references is read first, and its role lock released,
+	// before taking the client (lock order: role, then client use).
+	keep, err := b.recordedKeyIDs(ctx, s, w)
 	if err != nil {
 		return err
 	}
+	pc, release, err := b.client(ctx, s, w.Provider)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if pc == nil {
 		b.Logger().Warn("WAL rollback: provider no longer exists; dropping entry", "provider", w.Provider, "key_name", w.Name)
 		return nil
@@ -82,10 +89,6 @@ func (b *backend) rollbackKey(ctx context.Context, s logical.Storage, w walKey) 
 		b.Logger().Warn("WAL rollback: the key's id was never recorded and the provider cannot list keys by name; it expires at the provider if the type supports expiry",
 			"provider", w.Provider, "key_name", w.Name)
 		return nil
-	}
-	keep, err := b.recordedKeyIDs(ctx, s, w)
-	if err != nil {
-		return err
 	}
 	for _, id := range ids {
 		if keep[id] {

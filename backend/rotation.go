@@ -114,10 +114,11 @@ type rotateOptions struct {
 // The new key is created, verified, then promoted; the old key becomes
 // previous and retires after the overlap (or at once with revokePrevious).
 func (b *backend) rotateRole(ctx context.Context, s logical.Storage, name string, role *roleEntry, st *dualState, opt rotateOptions) error {
-	pc, err := b.client(ctx, s, role.Provider)
+	pc, release, err := b.client(ctx, s, role.Provider)
 	if err != nil {
 		return err
 	}
+	defer release()
 	if pc == nil {
 		return fmt.Errorf("provider %q does not exist", role.Provider)
 	}
@@ -212,13 +213,14 @@ func (b *backend) roleJob(ctx context.Context, name string) time.Time {
 	now := b.clock.Now()
 
 	if p := st.Previous; p != nil && !now.Before(p.RetireAt.Add(revokeGrace)) {
-		pc, err := b.client(ctx, s, role.Provider)
+		pc, release, err := b.client(ctx, s, role.Provider)
 		if err == nil && pc == nil {
 			err = fmt.Errorf("provider %q does not exist", role.Provider)
 		}
 		if err == nil {
 			err = b.revokeRoleKey(ctx, pc, name, p.ID)
 		}
+		release()
 		if err != nil {
 			b.recordRoleFailure(ctx, name, role, st, now, "revoking the previous key: ", err)
 			return st.nextDue()

@@ -53,10 +53,11 @@ func (b *backend) keyRevoke(ctx context.Context, req *logical.Request, d *framew
 		return nil, nil
 	}
 	providerName, keyID := internalString(req, "provider"), internalString(req, "key_id")
-	pc, err := b.client(ctx, req.Storage, providerName)
+	pc, release, err := b.client(ctx, req.Storage, providerName)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	if pc == nil {
 		// Without the provider's config the key cannot be reached; it
 		// expires at the provider where the type supports expiry.
