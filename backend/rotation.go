@@ -223,6 +223,7 @@ func (b *backend) roleJob(ctx context.Context, name string) time.Time {
 		release()
 		if err != nil {
 			b.recordRoleFailure(ctx, name, role, st, now, "revoking the previous key: ", err)
+			b.metrics.rotation("role", name, "failure")
 			return st.nextDue()
 		}
 		st.Previous = nil
