@@ -135,22 +135,37 @@ func (b *backend) rollbackRoot(ctx context.Context, s logical.Storage, w walRoot
 	if err != nil {
 		return err
 	}
-	if e == nil || w.RootID == "" || e.RootKeyID == w.RootID {
-		if e != nil && w.RootID == "" {
-			b.Logger().Warn("WAL rollback: a root rotation stopped before the new root's id was known; check the provider for a credential named like this",
-				"provider", w.Provider, "name", w.Name)
-		}
+	if e == nil || (w.RootID != "" && e.RootKeyID == w.RootID) {
 		return nil
 	}
 	pc, err := b.buildClient(w.Provider, e)
 	if err != nil {
 		return err
 	}
-	if err := b.discardRoot(ctx, pc, clientsRoot(w.RootID)); err != nil {
-		return fmt.Errorf("WAL rollback: discarding root %s: %w", w.RootID, err)
+	ids := []string{w.RootID}
+	if w.RootID == "" {
+		finder, ok := pc.api.(clients.RootFinder)
+		if !ok {
+			b.Logger().Warn("WAL rollback: a root rotation stopped before the new root's id was known; check the provider for a credential with this name",
+				"provider", w.Provider, "name", w.Name)
+			return nil
+		}
+		roots, err := finder.FindRoots(ctx, w.Name)
+		if err != nil {
+			return fmt.Errorf("WAL rollback: finding root %q: %w", w.Name, err)
+		}
+		ids = ids[:0]
+		for _, r := range roots {
+			if r.ID != e.RootKeyID {
+				ids = append(ids, r.ID)
+			}
+		}
 	}
-	b.Logger().Info("WAL rollback discarded a root credential that was created but never stored", "provider", w.Provider, "root_key_id", w.RootID)
+	for _, id := range ids {
+		if err := b.discardRoot(ctx, pc, clients.Root{ID: id}); err != nil {
+			return fmt.Errorf("WAL rollback: discarding root %s: %w", id, err)
+		}
+		b.Logger().Info("WAL rollback discarded a root credential that was created but never stored", "provider", w.Provider, "root_key_id", id)
+	}
 	return nil
 }
-
-func clientsRoot(id string) clients.Root { return clients.Root{ID: id} }

@@ -137,6 +137,12 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
+// RootFinder is implemented by types that can list root credentials by
+// name, so WAL rollback can discard a new root whose id was never recorded.
+type RootFinder interface {
+	FindRoots(ctx context.Context, name string) ([]Root, error)
+}
+
 // RootDiscarder is implemented by types where throwing away a new root that
 // was never stored differs from revoking an old root by id (e.g. Twilio's
 // secondary auth token is deleted, not promoted). Otherwise the backend

@@ -191,3 +191,20 @@ func (c *client) RevokeRoot(ctx context.Context, oldID string) error {
 	}
 	return err
 }
+
+// FindRoots lists the live admin keys named name (without their values).
+func (c *client) FindRoots(ctx context.Context, name string) ([]clients.Root, error) {
+	var out struct {
+		AdminKeys []apiKey `json:"admin_keys"`
+	}
+	if err := c.call(ctx, "list_roots", http.MethodGet, "/v1/admin-keys", c.adminKey, nil, &out); err != nil {
+		return nil, err
+	}
+	var roots []clients.Root
+	for _, k := range out.AdminKeys {
+		if k.Name == name {
+			roots = append(roots, clients.Root{ID: k.ID})
+		}
+	}
+	return roots, nil
+}
