@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	// Every provider type registers itself.
@@ -47,11 +46,11 @@ type backend struct {
 
 	// locks serialise changes to one provider or role (keyed "provider/<n>",
 	// "role/<n>"); they are never held across a call to another lock.
-	locks []*locksutil.LockEntry
+	locks *keyedLocks
 	// useLocks are held (read) by every operation using a provider's
 	// client, so a root rotation can wait for operations still holding the
 	// old root before revoking it.
-	useLocks []*locksutil.LockEntry
+	useLocks *keyedLocks
 
 	metrics   *metrics
 	inventory *inventory
@@ -71,8 +70,8 @@ type backend struct {
 func newBackend(c clock) *backend {
 	b := &backend{
 		clock:          c,
-		locks:          locksutil.CreateLocks(),
-		useLocks:       locksutil.CreateLocks(),
+		locks:          newKeyedLocks(),
+		useLocks:       newKeyedLocks(),
 		clients:        map[string]*providerClient{},
 		inventory:      newInventory(),
 		verifyAttempts: 3,
@@ -107,9 +106,8 @@ func newBackend(c clock) *backend {
 	return b
 }
 
-func (b *backend) lockFor(kind, name string) *locksutil.LockEntry {
-	return locksutil.LockForKey(b.locks, kind+"/"+name)
-}
+// lockKey names the lock of a provider or role ("provider"/"role", name).
+func lockKey(kind, name string) string { return kind + "/" + name }
 
 // invalidate drops cached clients when another node changed a provider.
 func (b *backend) invalidate(_ context.Context, key string) {

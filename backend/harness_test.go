@@ -3,9 +3,12 @@ package backend
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +16,7 @@ import (
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/internal/demoserver"
@@ -26,13 +30,16 @@ type fakeClock struct {
 }
 
 type fakeTimer struct {
+	clock   *fakeClock
 	c       chan time.Time
 	at      time.Time
-	stopped bool
+	stopped bool // guarded by clock.mu: Advance reads it
 }
 
 func (t *fakeTimer) C() <-chan time.Time { return t.c }
 func (t *fakeTimer) Stop() bool {
+	t.clock.mu.Lock()
+	defer t.clock.mu.Unlock()
 	was := !t.stopped
 	t.stopped = true
 	return was
@@ -51,7 +58,7 @@ func (c *fakeClock) Now() time.Time {
 func (c *fakeClock) NewTimer(d time.Duration) timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &fakeTimer{c: make(chan time.Time, 1), at: c.now.Add(d)}
+	t := &fakeTimer{clock: c, c: make(chan time.Time, 1), at: c.now.Add(d)}
 	if d <= 0 {
 		t.c <- c.now
 		t.stopped = true
@@ -169,6 +176,20 @@ type env struct {
 	failCreate atomic.Bool
 	// failDelete makes the provider answer deletes with 503.
 	failDelete atomic.Bool
+	// rejectNewRoot makes the provider refuse whoami for every admin key
+	// other than the original one: a new root that fails verification.
+	rejectNewRoot atomic.Bool
+	// echoAuth makes the provider answer every API call with a 500 whose
+	// message quotes the request's Authorization header, as careless APIs
+	// do, to prove that provider error text is redacted.
+	echoAuth atomic.Bool
+	// intercept, when set, sees each provider request before anything
+	// else and answers it itself by returning true.
+	intercept atomic.Pointer[func(w http.ResponseWriter, r *http.Request) bool]
+
+	// issued holds every secret value the provider ever handed out.
+	issuedMu sync.Mutex
+	issued   []string
 }
 
 func newEnv(t *testing.T) *env {
@@ -177,6 +198,18 @@ func newEnv(t *testing.T) *env {
 	e.adminKey = demoserver.NewAdminKey()
 	e.demo = demoserver.New(demoserver.Options{AdminKey: e.adminKey, Now: e.clock.Now})
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f := e.intercept.Load(); f != nil && (*f)(w, r) {
+			return
+		}
+		if auth := r.Header.Get("Authorization"); e.rejectNewRoot.Load() && r.URL.Path == "/v1/whoami" &&
+			strings.HasPrefix(auth, "Bearer demoadm_") && auth != "Bearer "+e.adminKey {
+			http.Error(w, `{"error":{"code":"unauthorized","message":"no"}}`, http.StatusUnauthorized)
+			return
+		}
+		if e.echoAuth.Load() && strings.HasPrefix(r.URL.Path, "/v1/") {
+			echoAuthorization(w, r)
+			return
+		}
 		if e.rejectVerify.Load() && r.URL.Path == "/v1/whoami" && r.Header.Get("Authorization") != "Bearer "+e.adminKey {
 			http.Error(w, `{"error":{"code":"unauthorized","message":"no"}}`, http.StatusUnauthorized)
 			return
@@ -185,7 +218,9 @@ func newEnv(t *testing.T) *env {
 			http.Error(w, `{"error":{"code":"unavailable","message":"down"}}`, http.StatusServiceUnavailable)
 			return
 		}
-		e.demo.ServeHTTP(w, r)
+		cw := &captureWriter{ResponseWriter: w}
+		e.demo.ServeHTTP(cw, r)
+		e.noteIssued(cw.body.Bytes())
 	}))
 	t.Cleanup(e.srv.Close)
 
@@ -312,4 +347,223 @@ func (e *env) settle() {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// echoAuthorization answers a 500 whose error message quotes the request's
+// Authorization header.
+func echoAuthorization(w http.ResponseWriter, r *http.Request) {
+	msg, _ := json.Marshal("credential rejected: " + r.Header.Get("Authorization"))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusInternalServerError)
+	fmt.Fprintf(w, `{"error":{"code":"internal","message":%s}}`, msg)
+}
+
+// setIntercept installs (or, with nil, removes) env.intercept.
+func (e *env) setIntercept(f func(w http.ResponseWriter, r *http.Request) bool) {
+	if f == nil {
+		e.intercept.Store(nil)
+		return
+	}
+	e.intercept.Store(&f)
+}
+
+// captureWriter keeps a copy of the response body.
+type captureWriter struct {
+	http.ResponseWriter
+	body bytes.Buffer
+}
+
+func (c *captureWriter) Write(p []byte) (int, error) {
+	c.body.Write(p)
+	return c.ResponseWriter.Write(p)
+}
+
+// noteIssued records the secret values (key, admin_key) in a provider
+// response body.
+func (e *env) noteIssued(body []byte) {
+	var v map[string]any
+	if json.Unmarshal(body, &v) != nil {
+		return
+	}
+	e.issuedMu.Lock()
+	defer e.issuedMu.Unlock()
+	for _, f := range []string{"key", "admin_key"} {
+		if s, ok := v[f].(string); ok && s != "" {
+			e.issued = append(e.issued, s)
+		}
+	}
+}
+
+// issuedSecrets returns every secret the provider handed out, plus the
+// original admin key.
+func (e *env) issuedSecrets() []string {
+	e.issuedMu.Lock()
+	defer e.issuedMu.Unlock()
+	return append([]string{e.adminKey}, e.issued...)
+}
+
+// hookStorage runs a test's function before each Put and Delete; an error
+// from it fails the operation. It sits under faultyStorage.
+type hookStorage struct {
+	logical.Storage
+	mu       sync.Mutex
+	onPut    func(key string) error
+	onDelete func(key string) error
+}
+
+func (h *hookStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	h.mu.Lock()
+	f := h.onPut
+	h.mu.Unlock()
+	if f != nil {
+		if err := f(e.Key); err != nil {
+			return err
+		}
+	}
+	return h.Storage.Put(ctx, e)
+}
+
+func (h *hookStorage) Delete(ctx context.Context, k string) error {
+	h.mu.Lock()
+	f := h.onDelete
+	h.mu.Unlock()
+	if f != nil {
+		if err := f(k); err != nil {
+			return err
+		}
+	}
+	return h.Storage.Delete(ctx, k)
+}
+
+func (e *env) hooks() *hookStorage {
+	if h, ok := e.storage.Storage.(*hookStorage); ok {
+		return h
+	}
+	h := &hookStorage{Storage: e.storage.Storage}
+	e.storage.Storage = h
+	return h
+}
+
+// nthFails returns a hook that lets the first skip operations on keys with
+// prefix through and fails the next n (-1: all that follow).
+func nthFails(prefix string, skip, n int) func(string) error {
+	var mu sync.Mutex
+	return func(key string) error {
+		if !strings.HasPrefix(key, prefix) {
+			return nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if skip > 0 {
+			skip--
+			return nil
+		}
+		if n == 0 {
+			return nil
+		}
+		if n > 0 {
+			n--
+		}
+		return errInjected
+	}
+}
+
+// failPutsAfter lets skip Puts under prefix succeed, then fails n.
+func (e *env) failPutsAfter(prefix string, skip, n int) {
+	h := e.hooks()
+	h.mu.Lock()
+	h.onPut = nthFails(prefix, skip, n)
+	h.mu.Unlock()
+}
+
+// failDeletesAfter lets skip Deletes under prefix succeed, then fails n.
+func (e *env) failDeletesAfter(prefix string, skip, n int) {
+	h := e.hooks()
+	h.mu.Lock()
+	h.onDelete = nthFails(prefix, skip, n)
+	h.mu.Unlock()
+}
+
+// rollbackResp runs WAL rollback like env.rollback and returns the
+// response, which carries the entries that could not be rolled back.
+func (e *env) rollbackResp() *logical.Response {
+	e.t.Helper()
+	resp, err := e.b.HandleRequest(context.Background(), &logical.Request{
+		Operation: logical.RollbackOperation, Storage: e.storage, Data: map[string]any{"immediate": true},
+	})
+	if err != nil {
+		e.t.Fatalf("rollback: %v", err)
+	}
+	return resp
+}
+
+// walEntries returns the data of every WAL entry.
+func (e *env) walEntries() []map[string]any {
+	e.t.Helper()
+	ids, err := framework.ListWAL(context.Background(), e.storage)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, id := range ids {
+		w, err := framework.GetWAL(context.Background(), e.storage, id)
+		if err != nil || w == nil {
+			e.t.Fatalf("WAL %s: %v", id, err)
+		}
+		m, _ := w.Data.(map[string]any)
+		out = append(out, m)
+	}
+	return out
+}
+
+// storedProvider reads a provider's entry, secrets included.
+func (e *env) storedProvider(name string) *providerEntry {
+	e.t.Helper()
+	p, err := getProvider(context.Background(), e.storage, name)
+	if err != nil || p == nil {
+		e.t.Fatalf("provider %s: %v %v", name, p, err)
+	}
+	return p
+}
+
+// whoami calls the provider's whoami with a key, as any client of the
+// provider would, and returns the HTTP status.
+func (e *env) whoami(key string) int {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/v1/whoami", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// adminKeys returns the provider's admin keys in a state ("" for all).
+func (e *env) adminKeys(state string) []demoserver.KeyInfo {
+	var out []demoserver.KeyInfo
+	for _, k := range e.demo.Keys() {
+		if k.Kind == demoserver.KindAdmin && (state == "" || k.State == state) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// metricValue returns the value of one sample of the metrics body (0 when
+// absent).
+func (e *env) metricValue(sample string) float64 {
+	e.t.Helper()
+	body := string(e.must(logical.ReadOperation, "metrics", nil).Data[logical.HTTPRawBody].([]byte))
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, sample+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				e.t.Fatalf("metric %s: %v", line, err)
+			}
+			return f
+		}
+	}
+	return 0
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
-	"github.com/hashicorp/vault/sdk/helper/locksutil"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
@@ -146,9 +145,7 @@ func getProvider(ctx context.Context, s logical.Storage, name string) (*provider
 
 func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	lock := b.lockFor("provider", name)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.locks.lock(lockKey("provider", name))()
 
 	old, err := getProvider(ctx, req.Storage, name)
 	if err != nil {
@@ -332,9 +329,7 @@ func (b *backend) providerRead(ctx context.Context, req *logical.Request, d *fra
 
 func (b *backend) providerDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	lock := b.lockFor("provider", name)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.locks.lock(lockKey("provider", name))()
 
 	users, err := rolesUsingProvider(ctx, req.Storage, name)
 	if err != nil {
@@ -423,22 +418,19 @@ func (b *backend) buildClient(name string, e *providerEntry) (*providerClient, e
 // of the provider does not revoke the root the client holds. It returns a
 // nil client when the provider does not exist.
 func (b *backend) client(ctx context.Context, s logical.Storage, name string) (*providerClient, func(), error) {
-	use := locksutil.LockForKey(b.useLocks, name)
-	use.RLock()
+	release := b.useLocks.rlock(name)
 	pc, err := b.cachedClient(ctx, s, name)
 	if err != nil || pc == nil {
-		use.RUnlock()
+		release()
 		return nil, func() {}, err
 	}
-	return pc, use.RUnlock, nil
+	return pc, release, nil
 }
 
 // rootBarrier returns once every operation that may hold a client of the
 // provider built before now has released it.
 func (b *backend) rootBarrier(name string) {
-	use := locksutil.LockForKey(b.useLocks, name)
-	use.Lock()
-	use.Unlock() //nolint:staticcheck // an empty critical section is the point
+	b.useLocks.lock(name)()
 }
 
 func (b *backend) cachedClient(ctx context.Context, s logical.Storage, name string) (*providerClient, error) {

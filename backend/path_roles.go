@@ -106,9 +106,7 @@ func (b *backend) roleExists(ctx context.Context, req *logical.Request, d *frame
 
 func (b *backend) roleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	lock := b.lockFor("role", name)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.locks.lock(lockKey("role", name))()
 
 	old, err := getRole(ctx, req.Storage, name)
 	if err != nil {
@@ -230,9 +228,7 @@ func (b *backend) roleRead(ctx context.Context, req *logical.Request, d *framewo
 
 func (b *backend) roleDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	lock := b.lockFor("role", name)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.locks.lock(lockKey("role", name))()
 	r, err := getRole(ctx, req.Storage, name)
 	if err != nil || r == nil {
 		return nil, err

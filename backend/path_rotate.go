@@ -57,9 +57,7 @@ func pathRotate(b *backend) []*framework.Path {
 
 func (b *backend) rotateRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	lock := b.lockFor("role", name)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.locks.lock(lockKey("role", name))()
 	role, err := getRole(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
@@ -101,9 +99,7 @@ func (b *backend) rotateRoleWrite(ctx context.Context, req *logical.Request, d *
 
 func (b *backend) rotateRootWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
-	lock := b.lockFor("provider", name)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.locks.lock(lockKey("provider", name))()
 	e, err := getProvider(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
@@ -295,9 +291,7 @@ func (b *backend) rootDue(e *providerEntry) time.Time {
 // rootJob is the scheduler's work for one provider: retry pending
 // revocations of old roots, and rotate the root when due.
 func (b *backend) rootJob(ctx context.Context, name string) time.Time {
-	lock := b.lockFor("provider", name)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.locks.lock(lockKey("provider", name))()
 	s := b.storage
 	e, err := getProvider(ctx, s, name)
 	if err != nil {

@@ -110,9 +110,7 @@ func (b *backend) recordedKeyIDs(ctx context.Context, s logical.Storage, w walKe
 		return keep, nil
 	}
 	// Hold the role's lock so a rotation in flight finishes first.
-	lock := b.lockFor("role", w.Role)
-	lock.RLock()
-	defer lock.RUnlock()
+	defer b.locks.rlock(lockKey("role", w.Role))()
 	st, err := getDualState(ctx, s, w.Role)
 	if err != nil || st == nil {
 		return keep, err
@@ -128,9 +126,7 @@ func (b *backend) recordedKeyIDs(ctx context.Context, s logical.Storage, w walKe
 // rollbackRoot discards a new root credential that was created but never
 // stored, using the stored (old) root.
 func (b *backend) rollbackRoot(ctx context.Context, s logical.Storage, w walRoot) error {
-	lock := b.lockFor("provider", w.Provider)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.locks.lock(lockKey("provider", w.Provider))()
 	e, err := getProvider(ctx, s, w.Provider)
 	if err != nil {
 		return err

@@ -190,9 +190,7 @@ func later(a, b time.Time) time.Time {
 // previous key, rotate when due, and record failures with a backoff. It
 // returns when the role next needs attention (zero: never).
 func (b *backend) roleJob(ctx context.Context, name string) time.Time {
-	lock := b.lockFor("role", name)
-	lock.Lock()
-	defer lock.Unlock()
+	defer b.locks.lock(lockKey("role", name))()
 	s := b.storage
 	role, err := getRole(ctx, s, name)
 	if err != nil {

@@ -335,7 +335,7 @@ func retryAfterOf(resp *Response) time.Duration {
 	if resp.Status != http.StatusTooManyRequests && resp.Status != http.StatusServiceUnavailable {
 		return 0
 	}
-	return RetryAfter(resp.Header, time.Now())
+	return throttleWait(resp.Status, resp.Header, time.Now())
 }
 
 // Redact replaces every non-empty secret in s.
@@ -351,16 +351,8 @@ func Redact(s string, secrets ...string) string {
 // RetryAfter reads the wait a response asks for: Retry-After (seconds or an
 // HTTP date), else a rate-limit reset header (epoch seconds or seconds).
 func RetryAfter(h http.Header, now time.Time) time.Duration {
-	if v := h.Get("Retry-After"); v != "" {
-		if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
-			return time.Duration(s) * time.Second
-		}
-		if t, err := http.ParseTime(v); err == nil {
-			if d := t.Sub(now); d > 0 {
-				return d
-			}
-			return 0
-		}
+	if d, ok := retryAfterHeader(h, now); ok {
+		return d
 	}
 	for _, name := range []string{"X-RateLimit-Reset", "RateLimit-Reset"} {
 		v := strings.TrimSpace(h.Get(name))
@@ -383,11 +375,42 @@ func RetryAfter(h http.Header, now time.Time) time.Duration {
 	return 0
 }
 
+// throttleWait is the wait an answer asks for. A 429 may say it with
+// Retry-After or a rate-limit reset header; a 503 only with Retry-After
+// (some APIs send reset headers on every answer, meaning the end of the
+// rate-limit window, not "come back then").
+func throttleWait(status int, h http.Header, now time.Time) time.Duration {
+	switch status {
+	case http.StatusTooManyRequests:
+		return RetryAfter(h, now)
+	case http.StatusServiceUnavailable:
+		d, _ := retryAfterHeader(h, now)
+		return d
+	}
+	return 0
+}
+
+// retryAfterHeader parses Retry-After: seconds or an HTTP date.
+func retryAfterHeader(h http.Header, now time.Time) (time.Duration, bool) {
+	if v := h.Get("Retry-After"); v != "" {
+		if s, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && s >= 0 {
+			return time.Duration(s) * time.Second, true
+		}
+		if t, err := http.ParseTime(v); err == nil {
+			if d := t.Sub(now); d > 0 {
+				return d, true
+			}
+			return 0, true
+		}
+	}
+	return 0, false
+}
+
 // Backoff is the retry wait: what a 429/503 asks for (capped at max), else
 // exponential backoff with full jitter between min and max.
 func Backoff(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
 	if resp != nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
-		if d := RetryAfter(resp.Header, time.Now()); d > 0 {
+		if d := throttleWait(resp.StatusCode, resp.Header, time.Now()); d > 0 {
 			if d > max {
 				d = max
 			}

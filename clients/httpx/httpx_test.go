@@ -722,3 +722,37 @@ func TestTLSCACert(t *testing.T) {
 		}
 	}
 }
+
+// A rate-limit reset header marks the end of the rate-limit window; APIs
+// such as GitLab send it on every answer. It is a wait only on a 429: a 503
+// carrying it is retried on the normal backoff.
+func TestResetHeaderIsAWaitOnlyOn429(t *testing.T) {
+	t.Parallel()
+	c := newClient(t, httpx.Options{})
+	req := get("https://api.example.com")
+	h := http.Header{"Ratelimit-Reset": {"30"}}
+	for _, tc := range []struct {
+		status int
+		want   time.Duration
+	}{
+		{http.StatusTooManyRequests, 30 * time.Second},
+		{http.StatusServiceUnavailable, 0},
+	} {
+		var e *httpx.Error
+		if err := c.StatusError(req, &httpx.Response{Status: tc.status, Header: h}, "x"); !errors.As(err, &e) || e.RetryAfter != tc.want {
+			t.Errorf("status %d: RetryAfter %v, want %v", tc.status, e.RetryAfter, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		status  int
+		atLeast bool
+	}{
+		{http.StatusTooManyRequests, true},
+		{http.StatusServiceUnavailable, false},
+	} {
+		d := httpx.Backoff(10*time.Millisecond, time.Minute, 0, &http.Response{StatusCode: tc.status, Header: h})
+		if got := d >= 30*time.Second; got != tc.atLeast {
+			t.Errorf("status %d: backoff %v; waits for the reset header = %v, want %v", tc.status, d, got, tc.atLeast)
+		}
+	}
+}
