@@ -132,16 +132,8 @@ func TestBadInputIs400AndChangesNothing(t *testing.T) {
 		{"rotate-root on a provider that cannot", logical.UpdateOperation, "rotate-root/nr", nil, []string{"nr", "cannot rotate"}},
 		{"rotate-root of a missing provider", logical.UpdateOperation, "rotate-root/nosuch", nil, []string{"nosuch"}},
 	}
-	// Cases that fail until a known bug is fixed.
-	knownBugs := map[string]string{
-		"root rotation_schedule more often than 5s": `parseRotation accepts cron descriptors such as "@every 1s", bypassing the 5s minimum rotation interval`,
-		"role rotation_schedule more often than 5s": `parseRotation accepts cron descriptors such as "@every 2s", bypassing the 5s minimum rotation interval`,
-	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if bug := knownBugs[tc.name]; bug != "" {
-				t.Skip("BUG: " + bug)
-			}
 			t.Parallel()
 			e := newEnv(t)
 			ms := newMemServer(t)

@@ -69,6 +69,25 @@ func (b *backend) putDualState(ctx context.Context, s logical.Storage, role stri
 	return nil
 }
 
+// clearFailure forgets a failure once a step has succeeded.
+func (st *dualState) clearFailure() {
+	st.LastError, st.LastErrorAt, st.NextRetry, st.Failures = "", time.Time{}, time.Time{}, 0
+}
+
+// copy is a copy whose keys can be changed without touching st's.
+func (st *dualState) copy() dualState {
+	c := *st
+	if st.Current != nil {
+		k := *st.Current
+		c.Current = &k
+	}
+	if st.Previous != nil {
+		k := *st.Previous
+		c.Previous = &k
+	}
+	return c
+}
+
 // nextDue is when the scheduler must next look at the role: the previous
 // key's retirement, the next rotation, or the next retry.
 func (st *dualState) nextDue() time.Time {

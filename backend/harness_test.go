@@ -435,6 +435,8 @@ func (h *hookStorage) Delete(ctx context.Context, k string) error {
 	return h.Storage.Delete(ctx, k)
 }
 
+// hooks installs the hookStorage on first use; do that (call it) before
+// starting the scheduler, which reads the storage from other goroutines.
 func (e *env) hooks() *hookStorage {
 	if h, ok := e.storage.Storage.(*hookStorage); ok {
 		return h

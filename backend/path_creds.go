@@ -93,7 +93,12 @@ func (b *backend) issueDynamic(ctx context.Context, req *logical.Request, roleNa
 		b.revokeAbandoned(pc, key.ID)
 		return nil, fmt.Errorf("writing WAL: %w", err)
 	}
-	_ = framework.DeleteWAL(ctx, req.Storage, walID)
+	if err := framework.DeleteWAL(ctx, req.Storage, walID); err != nil {
+		// A name-only entry left behind would let rollback find the key by
+		// name and revoke it under a live lease.
+		b.revokeAbandoned(pc, key.ID)
+		return nil, fmt.Errorf("deleting WAL: %w", err)
+	}
 
 	data := keyData(key, role.Provider, roleName, modeDynamic)
 	resp := b.Secret(secretKeyType).Response(data, map[string]any{

@@ -271,7 +271,7 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 		// caught here rather than at the first creds read).
 		id, err := pc.api.RootID(ctx)
 		if err != nil {
-			return logical.ErrorResponse("root credential check failed: %s", err.Error()), nil
+			return logical.ErrorResponse("%s: the provider did not accept the root credential: %s", strings.Join(sensitiveFields(typ), ", "), err.Error()), nil
 		}
 		if id != "" {
 			e.RootKeyID = id
@@ -487,3 +487,14 @@ rotation_period / rotation_schedule (cron, UTC) / rotation_window /
 disable_automated_rotation control automated rotation of the root credential
 (see rotate-root/<name>). A provider that roles still use cannot be deleted.
 `
+
+// sensitiveFields names a type's credential fields.
+func sensitiveFields(t *clients.Type) []string {
+	var out []string
+	for _, f := range t.Fields {
+		if f.Sensitive {
+			out = append(out, f.Name)
+		}
+	}
+	return out
+}

@@ -135,7 +135,7 @@ func (b *backend) roleWrite(ctx context.Context, req *logical.Request, d *framew
 	}
 
 	if v, ok := d.GetOk("provider"); ok {
-		r.Provider = v.(string)
+		r.Provider = strings.ToLower(v.(string)) // provider names are stored lowercased
 	} else if creating {
 		return logical.ErrorResponse("provider is required"), nil
 	}

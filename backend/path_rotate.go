@@ -110,6 +110,13 @@ func (b *backend) rotateRootWrite(ctx context.Context, req *logical.Request, d *
 	if !e.CanRotateRoot {
 		return logical.ErrorResponse("name: provider %q (type %s, as configured) cannot rotate its root credential", name, e.Type), nil
 	}
+	if len(e.PendingRootRevocations) > 0 {
+		// Settle the last rotation first, so at most two roots live at once.
+		b.revokeOldRoots(ctx, req.Storage, name, e)
+		if len(e.PendingRootRevocations) > 0 {
+			return logical.ErrorResponse("name: the root replaced by the last rotation of %q is not revoked yet (%s); retry once it is", name, e.LastRootRotationError), nil
+		}
+	}
 	oldID := e.RootKeyID
 	ne, err := b.rotateRoot(ctx, req.Storage, name, e)
 	if err != nil {
@@ -258,7 +265,7 @@ func (b *backend) revokeOldRoots(ctx context.Context, s logical.Storage, name st
 		e.LastRootRotationError = "revoking the old root: " + err.Error()
 		e.RootNextRetry = now.Add(retryDelay(e.RootFailures, e.Rotation.minInterval(now), err))
 	} else {
-		e.RootFailures, e.RootNextRetry = 0, time.Time{}
+		e.RootFailures, e.RootNextRetry, e.LastRootRotationError = 0, time.Time{}, ""
 	}
 	if perr := b.putProvider(ctx, s, name, e); perr != nil {
 		b.Logger().Error("storing provider after root revocation", "provider", name, "error", perr)

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -107,7 +108,7 @@ func TestRollbackRevokesAnUnleasedDynamicKeyByID(t *testing.T) {
 // rollback revoke the leased key later, even when deleting the entry
 // written before the create failed.
 func TestRollbackNeverRevokesALeasedDynamicKey(t *testing.T) {
-	t.Skip("BUG: issueDynamic ignores a failed delete of the name-only WAL entry, so rollback later finds the leased key by name and revokes it")
+
 	t.Parallel()
 	e := newEnv(t)
 	e.provider("p")
@@ -393,4 +394,64 @@ func TestRollbackRetriesOrDropsEntriesItCannotSettle(t *testing.T) {
 			t.Fatalf("the orphan expires at %s, want within the mount's max TTL", orphan.ExpiresAt)
 		}
 	})
+}
+
+// Invariants 3 and 4 together: a new key fails verification and revoking
+// it fails too; its WAL entry stays and rollback revokes it.
+func TestRollbackRevokesAnUnverifiedKeyThatCouldNotBeRevoked(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.provider("p")
+	e.dualRole("r", map[string]any{"rotation_period": "1h", "overlap": "10m"})
+	cur := e.state("r").Current.ID
+	e.rejectVerify.Store(true)
+	e.failDelete.Store(true)
+	if _, err := e.do(logical.UpdateOperation, "rotate-role/r", nil); err == nil {
+		t.Fatal("rotation with a key that fails verification succeeded")
+	}
+	e.rejectVerify.Store(false)
+	e.failDelete.Store(false)
+	if n := len(e.keys(demoserver.StateLive)); n != 2 || e.walCount() != 1 {
+		t.Fatalf("%d live keys and %d WAL entries, want the unverified key and its entry", n, e.walCount())
+	}
+	e.rollback()
+	if live := e.keys(demoserver.StateLive); len(live) != 1 || live[0].ID != cur {
+		t.Fatalf("live keys after rollback: %v, want only the current %s", live, cur)
+	}
+	if n := e.walCount(); n != 0 {
+		t.Fatalf("%d WAL entries left", n)
+	}
+}
+
+// The provider created the key but its answer was lost (a 502 after the
+// fact, so the HTTP layer tried again, creating more): rollback revokes
+// every key created under the WAL entry's name.
+func TestRollbackRevokesEveryKeyOfALostCreate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.provider("p")
+	e.dynamicRole("dyn")
+	e.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/keys" {
+			e.demo.ServeHTTP(httptest.NewRecorder(), r)
+			http.Error(w, `{"error":{"code":"bad_gateway","message":"upstream reset"}}`, http.StatusBadGateway)
+			return true
+		}
+		return false
+	})
+	if _, err := e.do(logical.ReadOperation, "creds/dyn", nil); err == nil {
+		t.Fatal("creds succeeded although the create's answer was lost")
+	}
+	e.setIntercept(nil)
+	created := e.keys(demoserver.StateLive)
+	if len(created) == 0 || e.walCount() != 1 {
+		t.Fatalf("%d keys created and %d WAL entries, want the keys of the lost create and the entry", len(created), e.walCount())
+	}
+	e.rollback()
+	if live := e.keys(demoserver.StateLive); len(live) != 0 {
+		t.Fatalf("%d of the %d keys created by the lost create are still live after rollback", len(live), len(created))
+	}
+	if n := e.walCount(); n != 0 {
+		t.Fatalf("%d WAL entries left", n)
+	}
 }

@@ -181,7 +181,7 @@ func TestRotateRootRetriesTheOldRootsRevocation(t *testing.T) {
 // Once the pending revocation succeeds, nothing is failing any more: the
 // error must not stay on status and the failing gauge.
 func TestRootErrorClearsOnceTheOldRootIsRevoked(t *testing.T) {
-	t.Skip("BUG: revokeOldRoots clears RootFailures/RootNextRetry on success but not LastRootRotationError, so status and thirdparty_rotation_failing keep reporting a resolved failure")
+
 	t.Parallel()
 	e := newEnv(t)
 	e.provider("p")
@@ -393,7 +393,7 @@ func TestRotateRootOnAProviderThatCannotRotate(t *testing.T) {
 // again at once, in a loop, until the rotation is due), and the resolved
 // error is cleared.
 func TestRetriedPreviousKeyRevocationSettles(t *testing.T) {
-	t.Skip("BUG: roleJob revokes the previous key on retry but keeps the past NextRetry (and LastError), so nextDue() is in the past and the scheduler re-runs the job in a busy loop until the next rotation")
+
 	t.Parallel()
 	e := newEnv(t)
 	e.provider("p")

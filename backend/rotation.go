@@ -139,6 +139,7 @@ func (b *backend) rotateRole(ctx context.Context, s logical.Storage, name string
 	if err != nil {
 		return err
 	}
+	before := st.copy()
 	promoted := b.clock.Now()
 	scheduled := st.NextRotation
 	if opt.manual || scheduled.IsZero() {
@@ -153,9 +154,10 @@ func (b *backend) rotateRole(ctx context.Context, s logical.Storage, name string
 	}
 	st.Current, st.Previous = key, old
 	st.NextRotation, st.LastRotation = next, promoted
-	st.LastError, st.LastErrorAt, st.NextRetry, st.Failures = "", time.Time{}, time.Time{}, 0
+	st.clearFailure()
 	if err := b.putDualState(ctx, s, name, st); err != nil {
-		return err // the WAL entry names the new key; rollback settles it
+		*st = before // not stored: the caller keeps the state as it was
+		return err   // the WAL entry names the new key; rollback settles it
 	}
 	b.finishKeyWAL(ctx, s, key)
 
@@ -225,6 +227,7 @@ func (b *backend) roleJob(ctx context.Context, name string) time.Time {
 			return st.nextDue()
 		}
 		st.Previous = nil
+		st.clearFailure()
 		if err := b.putDualState(ctx, s, name, st); err != nil {
 			b.Logger().Error("rotation: storing role keys", "role", name, "error", err)
 		}

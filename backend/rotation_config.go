@@ -79,6 +79,11 @@ func parseRotation(d *framework.FieldData, old rotationConfig, creating, isRole 
 		}
 		r.Window = w
 	}
+	if r.Schedule != "" {
+		if gap := r.minInterval(time.Now()); gap < minRotationPeriod {
+			return r, logical.ErrorResponse("rotation_schedule: rotations would be %s apart; the minimum is %s", gap, minRotationPeriod)
+		}
+	}
 	if r.Window > 0 && r.Schedule == "" {
 		return r, logical.ErrorResponse("rotation_window applies only with rotation_schedule")
 	}

@@ -20,6 +20,7 @@ import (
 func TestSecretsNeverLeak(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
+	e.hooks() // before the scheduler starts
 	ctx := context.Background()
 
 	var seen []string // labelled text that users and operators see
