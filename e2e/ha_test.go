@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/vault/api"
 )
 
 // Issue 3, acceptance 4: a 3-node Raft cluster; the active node is killed
@@ -78,7 +80,17 @@ func TestHAFailoverKeepsRotating(t *testing.T) {
 	// Dual creds on a standby.
 	lead = rc.leader(30 * time.Second)
 	standby := lead%3 + 1
-	s, err := rc.client(standby).Logical().Read("thirdparty/creds/ha")
+	// A standby just restarted learns the leader's address after a moment;
+	// until then it cannot forward.
+	var s *api.Secret
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		s, err = rc.client(standby).Logical().Read("thirdparty/creds/ha")
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	if err != nil {
 		t.Fatalf("dual creds read on standby node %d: %v", standby, err)
 	}
