@@ -35,7 +35,7 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 	if err := b.Setup(ctx, conf); err != nil {
 		return nil, err
 	}
-	b.storage = conf.StorageView
+	b.setStorage(conf.StorageView)
 	return b, nil
 }
 
@@ -63,6 +63,9 @@ type backend struct {
 	verifyAttempts int
 	verifyWait     time.Duration
 
+	// cache holds decoded roles and dual states for creds reads.
+	cache *readCache
+
 	clientsMu sync.Mutex
 	clients   map[string]*providerClient
 }
@@ -74,6 +77,7 @@ func newBackend(c clock) *backend {
 		useLocks:       newKeyedLocks(),
 		clients:        map[string]*providerClient{},
 		inventory:      newInventory(),
+		cache:          newReadCache(),
 		verifyAttempts: 3,
 		verifyWait:     500 * time.Millisecond,
 	}
@@ -109,11 +113,42 @@ func newBackend(c clock) *backend {
 // lockKey names the lock of a provider or role ("provider"/"role", name).
 func lockKey(kind, name string) string { return kind + "/" + name }
 
-// invalidate drops cached clients when another node changed a provider.
+// invalidate drops what this node cached of a key another node changed.
 func (b *backend) invalidate(_ context.Context, key string) {
 	if name, ok := strings.CutPrefix(key, providerPrefix); ok {
 		b.dropClient(name)
 	}
+	if cacheable(key) {
+		b.cache.drop(key)
+	}
+}
+
+// HandleRequest gives every request a storage whose writes keep the read
+// cache honest.
+func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	if req.Storage != nil {
+		req.Storage = cachingStorage{Storage: req.Storage, cache: b.cache}
+	}
+	return b.Backend.HandleRequest(ctx, req)
+}
+
+// setStorage sets the storage background jobs use.
+func (b *backend) setStorage(s logical.Storage) {
+	if s != nil {
+		b.storage = cachingStorage{Storage: s, cache: b.cache}
+	}
+}
+
+// cachedRole reads a role through the read cache (the result is shared:
+// do not modify it).
+func (b *backend) cachedRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
+	return cachedRead(b.cache, rolePrefix+name, func() (*roleEntry, error) { return getRole(ctx, s, name) })
+}
+
+// cachedDualState reads a dual role's keys through the read cache (shared:
+// do not modify).
+func (b *backend) cachedDualState(ctx context.Context, s logical.Storage, name string) (*dualState, error) {
+	return cachedRead(b.cache, roleKeysPrefix+name, func() (*dualState, error) { return getDualState(ctx, s, name) })
 }
 
 func (b *backend) clean(context.Context) {

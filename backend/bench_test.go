@@ -44,7 +44,7 @@ func benchBackend(tb testing.TB, s logical.Storage, c clock) *backend {
 	if err := b.Setup(context.Background(), conf); err != nil {
 		tb.Fatal(err)
 	}
-	b.storage = s
+	b.setStorage(s)
 	return b
 }
 

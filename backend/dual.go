@@ -263,7 +263,7 @@ func (b *backend) issueDual(ctx context.Context, req *logical.Request, roleName 
 	// now is taken before the read: a rotation that this read does not see
 	// is promoted after now, so the lease cap stays before the retire time.
 	now := b.clock.Now()
-	st, err := getDualState(ctx, req.Storage, roleName)
+	st, err := b.cachedDualState(ctx, req.Storage, roleName)
 	if err != nil {
 		return nil, err
 	}
@@ -311,7 +311,7 @@ func (b *backend) dualTTLs(role *roleEntry, now, issued, end time.Time) (ttl, ma
 
 func (b *backend) renewDual(ctx context.Context, req *logical.Request, roleName string, role *roleEntry) (*logical.Response, error) {
 	now := b.clock.Now()
-	st, err := getDualState(ctx, req.Storage, roleName)
+	st, err := b.cachedDualState(ctx, req.Storage, roleName)
 	if err != nil {
 		return nil, err
 	}

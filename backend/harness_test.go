@@ -235,7 +235,7 @@ func newEnv(t *testing.T) *env {
 	if err := e.b.Setup(context.Background(), conf); err != nil {
 		t.Fatal(err)
 	}
-	e.b.storage = e.storage
+	e.b.setStorage(e.storage)
 	e.b.verifyAttempts, e.b.verifyWait = 1, 0
 	t.Cleanup(func() { e.b.Clean(context.Background()) })
 	return e

@@ -14,9 +14,7 @@ import (
 // starts the scheduler. A rotation missed while Vault was down is due at
 // once.
 func (b *backend) initialize(ctx context.Context, req *logical.InitializationRequest) error {
-	if req.Storage != nil {
-		b.storage = req.Storage
-	}
+	b.setStorage(req.Storage)
 	start := time.Now()
 	roles, providers, err := b.load(ctx, b.storage)
 	if err != nil {

@@ -31,7 +31,7 @@ func pathCreds(b *backend) []*framework.Path {
 
 func (b *backend) credsRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	roleName := d.Get("role").(string)
-	role, err := getRole(ctx, req.Storage, roleName)
+	role, err := b.cachedRole(ctx, req.Storage, roleName)
 	if err != nil {
 		return nil, err
 	}

@@ -30,7 +30,7 @@ func internalString(req *logical.Request, k string) string {
 
 func (b *backend) keyRenew(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	roleName := internalString(req, "role")
-	role, err := getRole(ctx, req.Storage, roleName)
+	role, err := b.cachedRole(ctx, req.Storage, roleName)
 	if err != nil {
 		return nil, err
 	}
