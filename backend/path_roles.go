@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -272,11 +273,21 @@ func rolesUsingProvider(ctx context.Context, s logical.Storage, name string) ([]
 	return users, nil
 }
 
+// nameTemplates holds parsed name templates by their text: parsing is a
+// measurable share of a dynamic creds read.
+var nameTemplates sync.Map
+
 // renderKeyName renders a role's name template for one key.
 func renderKeyName(tmpl, roleName, displayName string) (string, error) {
-	t, err := template.NewTemplate(template.Template(tmpl))
-	if err != nil {
-		return "", err
+	var t template.StringTemplate
+	if v, ok := nameTemplates.Load(tmpl); ok {
+		t = v.(template.StringTemplate)
+	} else {
+		var err error
+		if t, err = template.NewTemplate(template.Template(tmpl)); err != nil {
+			return "", err
+		}
+		nameTemplates.Store(tmpl, t)
 	}
 	name, err := t.Generate(map[string]string{"RoleName": roleName, "DisplayName": displayName})
 	if err != nil {
