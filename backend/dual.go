@@ -289,6 +289,16 @@ func (b *backend) issueDual(ctx context.Context, req *logical.Request, roleName 
 	return resp, nil
 }
 
+// dualMaxLease is the longest a dual lease can run: the role's max_ttl
+// within the mount's.
+func (b *backend) dualMaxLease(role *roleEntry) time.Duration {
+	m := b.System().MaxLeaseTTL()
+	if role.MaxTTL > 0 && role.MaxTTL < m {
+		m = role.MaxTTL
+	}
+	return m
+}
+
 // dualTTLs turns a lease end into a TTL (the role's ttl at most) and a max
 // TTL counted from the lease's issue time, both in whole seconds.
 func (b *backend) dualTTLs(role *roleEntry, now, issued, end time.Time) (ttl, maxTTL time.Duration) {
@@ -302,9 +312,10 @@ func (b *backend) dualTTLs(role *roleEntry, now, issued, end time.Time) (ttl, ma
 	maxTTL = end.Sub(issued).Truncate(time.Second)
 	if role.MaxTTL > 0 && role.MaxTTL < maxTTL {
 		maxTTL = role.MaxTTL
-		if ttl > maxTTL {
-			ttl = maxTTL
-		}
+	}
+	// Rounded separately, the TTL could reach past issued + maxTTL.
+	if left := issued.Add(maxTTL).Sub(now).Truncate(time.Second); ttl > left {
+		ttl = left
 	}
 	return ttl, maxTTL
 }

@@ -66,6 +66,10 @@ var (
 		"Replaced keys and roots not yet revoked (previous keys in their overlap included).", nil, nil)
 	descFailing = prometheus.NewDesc("thirdparty_rotation_failing",
 		"1 while the secret's last rotation attempt failed.", []string{"kind", "name"}, nil)
+	descRetire = prometheus.NewDesc("thirdparty_previous_key_retire_timestamp_seconds",
+		"When a dual role's previous key is revoked (Unix time); absent when there is none.", []string{"role"}, nil)
+	descScheduler = prometheus.NewDesc("thirdparty_scheduler_running",
+		"1 where this node runs the rotation scheduler (the active node), else 0.", nil, nil)
 )
 
 type inventoryCollector struct{ b *backend }
@@ -75,6 +79,8 @@ func (c inventoryCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descNext
 	ch <- descPending
 	ch <- descFailing
+	ch <- descRetire
+	ch <- descScheduler
 }
 
 func (c inventoryCollector) Collect(ch chan<- prometheus.Metric) {
@@ -100,6 +106,7 @@ func (c inventoryCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if r.PreviousKeyID != "" {
 			pending++
+			ch <- prometheus.MustNewConstMetric(descRetire, prometheus.GaugeValue, float64(r.PreviousKeyRetires.Unix()), r.name)
 		}
 		emit("role", r.name, r.CurrentKeyCreated, r.NextRotation, r.LastError)
 	}
@@ -108,6 +115,11 @@ func (c inventoryCollector) Collect(ch chan<- prometheus.Metric) {
 		emit("root", p.name, p.RootAge, p.NextRotation, p.LastError)
 	}
 	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(pending))
+	running := 0.0
+	if c.b.sched.isRunning() {
+		running = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descScheduler, prometheus.GaugeValue, running)
 }
 
 func pathMetrics(b *backend) []*framework.Path {
@@ -149,6 +161,8 @@ raw HTTP body (scrape /v1/<mount>/metrics with a Vault token):
   thirdparty_secret_age_seconds{kind,name}
   thirdparty_next_rotation_timestamp_seconds{kind,name}
   thirdparty_rotation_failing{kind,name}
+  thirdparty_previous_key_retire_timestamp_seconds{role}
+  thirdparty_scheduler_running
   thirdparty_keys_issued_total{role}
   thirdparty_keys_revoked_total{role}
   thirdparty_pending_revocations

@@ -277,6 +277,8 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 			e.RootKeyID = id
 		}
 		e.RootSetAt = b.clock.Now()
+		// A root set by hand starts a clean slate for automated rotation.
+		e.LastRootRotationError, e.RootFailures, e.RootNextRetry = "", 0, time.Time{}
 	}
 
 	if err := b.putProvider(ctx, req.Storage, name, e); err != nil {

@@ -319,6 +319,7 @@ func (b *backend) rootJob(ctx context.Context, name string) time.Time {
 	}
 	ne, err := b.rotateRoot(ctx, s, name, e)
 	if err != nil {
+		now = b.clock.Now() // after the HTTP layer's own retries
 		b.metrics.rotation("root", name, "failure")
 		e.RootFailures++
 		e.LastRootRotationError = err.Error()

@@ -149,8 +149,14 @@ func (b *backend) rotateRole(ctx context.Context, s logical.Storage, name string
 	key.PromotedAt, key.LeaseCapAt = promoted, next.Add(role.Overlap)
 	old := st.Current
 	if old != nil {
-		retire := later(promoted, scheduled).Add(role.Overlap)
-		old.RetireAt = later(retire, old.LeaseCapAt)
+		// The old key's leases end by its lease cap, and none outlives the
+		// longest lease Vault allows from the moment it stopped being handed
+		// out; the overlap after the scheduled time is the least.
+		capAt := old.LeaseCapAt
+		if m := promoted.Add(b.dualMaxLease(role)); m.Before(capAt) {
+			capAt = m
+		}
+		old.RetireAt = later(later(promoted, scheduled).Add(role.Overlap), capAt)
 	}
 	st.Current, st.Previous = key, old
 	st.NextRotation, st.LastRotation = next, promoted
@@ -222,7 +228,7 @@ func (b *backend) roleJob(ctx context.Context, name string) time.Time {
 		}
 		release()
 		if err != nil {
-			b.recordRoleFailure(ctx, name, role, st, now, "revoking the previous key: ", err)
+			b.recordRoleFailure(ctx, name, role, st, "revoking the previous key: ", err)
 			b.metrics.rotation("role", name, "failure")
 			return st.nextDue()
 		}
@@ -236,7 +242,7 @@ func (b *backend) roleJob(ctx context.Context, name string) time.Time {
 	due := !st.NextRotation.IsZero() && !now.Before(st.NextRotation) && (st.NextRetry.IsZero() || !now.Before(st.NextRetry))
 	if due && st.Previous == nil {
 		if err := b.rotateRole(ctx, s, name, role, st, rotateOptions{}); err != nil {
-			b.recordRoleFailure(ctx, name, role, st, now, "", err)
+			b.recordRoleFailure(ctx, name, role, st, "", err)
 			b.metrics.rotation("role", name, "failure")
 		} else {
 			b.metrics.rotation("role", name, "success")
@@ -250,7 +256,8 @@ func (b *backend) roleJob(ctx context.Context, name string) time.Time {
 // exponential backoff with jitter, at least what a 429 asked for, and,
 // with a rotation_window, no retries past the window (the role then waits
 // for its next scheduled time). Keys are never revoked because of it.
-func (b *backend) recordRoleFailure(ctx context.Context, name string, role *roleEntry, st *dualState, now time.Time, prefix string, err error) {
+func (b *backend) recordRoleFailure(ctx context.Context, name string, role *roleEntry, st *dualState, prefix string, err error) {
+	now := b.clock.Now() // after the HTTP layer's own retries
 	st.Failures++
 	st.LastError, st.LastErrorAt = prefix+err.Error(), now
 	st.NextRetry = now.Add(retryDelay(st.Failures, role.Rotation.minInterval(now), err))

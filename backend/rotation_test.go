@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -431,5 +432,34 @@ func TestSchedulerOrderAndIdle(t *testing.T) {
 	case got := <-ran:
 		t.Fatalf("ran %s with nothing scheduled", got)
 	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// A manual rotation after a long period retires the old key no later than
+// the longest lease Vault allows (the role's max_ttl), not a full period on.
+func TestPreviousKeyRetiresWithinMaxLease(t *testing.T) {
+	e := newEnv(t)
+	e.provider("p")
+	e.dualRole("r", map[string]any{"rotation_period": "720h", "overlap": "10m", "ttl": "5m", "max_ttl": "1h"})
+	l := e.readCreds("r")
+	e.must(logical.UpdateOperation, "rotate-role/r", nil)
+	st := e.state("r")
+	if want := e.clock.Now().Add(time.Hour); !st.Previous.RetireAt.Equal(want) {
+		t.Fatalf("previous key retires %s, want promotion + max_ttl %s", st.Previous.RetireAt, want)
+	}
+	if st.Previous.RetireAt.Before(l.end) {
+		t.Fatalf("retire %s before a lease of the key ends %s", st.Previous.RetireAt, l.end)
+	}
+	metrics := string(e.must(logical.ReadOperation, "metrics", nil).Data[logical.HTTPRawBody].([]byte))
+	prefix := `thirdparty_previous_key_retire_timestamp_seconds{role="r"} `
+	found := false
+	for _, line := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(line, prefix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			found = err == nil && int64(f) == st.Previous.RetireAt.Unix()
+		}
+	}
+	if !found {
+		t.Fatalf("metrics lack the previous key's retire time %d:\n%s", st.Previous.RetireAt.Unix(), metrics)
 	}
 }
