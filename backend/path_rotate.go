@@ -348,7 +348,9 @@ func (b *backend) rootJob(ctx context.Context, name string) time.Time {
 const rotateRoleHelp = `
 Rotates a dual role's key now: a new key is created, verified with the
 provider, and made current; the old key becomes the previous key and is
-revoked after the role's overlap, so readers holding it are not cut off.
+revoked once no lease of it can still run (at least the role's overlap; at
+most the role's max_ttl, else the mount's max lease TTL), so readers holding
+it are not cut off.
 The schedule restarts from now. If the role still has a previous key that
 has not reached its retire time, the rotation is refused (it would make a
 third live key) unless revoke_previous=true.
