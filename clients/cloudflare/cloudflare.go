@@ -131,50 +131,33 @@ func (e envelope) message() string {
 	return strings.Join(parts, "; ")
 }
 
+// errorMessage extracts the envelope's errors from a failure body.
+func errorMessage(body []byte) string {
+	var env envelope
+	_ = json.Unmarshal(body, &env)
+	return env.message()
+}
+
 // call sends one request with bearer, checks the status and the envelope's
 // success flag and decodes result into out. Errors carry Cloudflare's
 // messages with every secret removed.
 func (c *client) call(ctx context.Context, op, method, rawURL, bearer string, in, out any, secrets ...string) (envelope, error) {
-	var body []byte
-	if in != nil {
-		var err error
-		if body, err = json.Marshal(in); err != nil {
-			return envelope{}, fmt.Errorf("cloudflare: encoding %s request: %w", op, err)
-		}
-	}
-	h := httpx.JSONHeader(nil)
-	h.Set("Authorization", "Bearer "+bearer)
-	req := httpx.Request{Op: op, Method: method, URL: rawURL, Header: h, Body: body}
-	resp, err := c.http.Do(ctx, req)
+	req := httpx.Request{Op: op, Method: method, URL: rawURL, Header: http.Header{"Authorization": {"Bearer " + bearer}}}
+	redact := append([]string{c.token, bearer}, secrets...)
+	var env envelope
+	resp, err := c.http.JSON(ctx, req, in, &env, httpx.Expect{Message: errorMessage, Redact: redact})
 	if err != nil {
 		return envelope{}, err
 	}
-	redact := append([]string{c.token, bearer}, secrets...)
-	var env envelope
-	decodeErr := json.Unmarshal(resp.Body, &env)
-	if resp.Status < 200 || resp.Status > 299 {
-		return envelope{}, c.http.StatusError(req, resp, env.message(), redact...)
-	}
-	if decodeErr != nil {
-		return envelope{}, fmt.Errorf("provider %q: %s (%s %s): undecodable response body", c.http.Provider(), op, method, pathOf(rawURL))
-	}
 	if !env.Success {
-		return envelope{}, fmt.Errorf("provider %q: %s (%s %s): HTTP %d: success=false: %s", c.http.Provider(), op, method, pathOf(rawURL),
-			resp.Status, httpx.Redact(env.message(), redact...))
+		return envelope{}, c.http.StatusError(req, resp, "success=false: "+env.message(), redact...)
 	}
 	if out != nil {
 		if err := json.Unmarshal(env.Result, out); err != nil {
-			return envelope{}, fmt.Errorf("provider %q: %s (%s %s): undecodable result", c.http.Provider(), op, method, pathOf(rawURL))
+			return envelope{}, c.http.StatusError(req, resp, "decoding response: the result is not the expected JSON")
 		}
 	}
 	return env, nil
-}
-
-func pathOf(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Path
-	}
-	return ""
 }
 
 // policy is one token policy as Cloudflare's create endpoint takes it.

@@ -16,26 +16,12 @@ import (
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/cloudflare"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/cloudflare/cloudflaretest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/clienttest"
 )
 
 func newProvider(t *testing.T, srv *cloudflaretest.Server, fields map[string]string) clients.Provider {
 	t.Helper()
-	typ, ok := clients.Lookup(cloudflare.TypeName)
-	if !ok {
-		t.Fatal("cloudflare type not registered")
-	}
-	hc, err := httpx.New(httpx.Options{Provider: "test", RetryWaitMin: time.Millisecond, RetryWaitMax: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := typ.Validate(fields); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	p, err := typ.New(clients.Config{Name: "cf", BaseURL: srv.URL, Fields: fields, HTTP: hc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return clienttest.New(t, cloudflare.TypeName, srv.URL, fields)
 }
 
 func rootFields(srv *cloudflaretest.Server) map[string]string {
@@ -55,14 +41,7 @@ func tokensPath(srv *cloudflaretest.Server) string {
 
 func lastRequest(t *testing.T, srv *cloudflaretest.Server, method, path string) cloudflaretest.Recorded {
 	t.Helper()
-	reqs := srv.Requests()
-	for i := len(reqs) - 1; i >= 0; i-- {
-		if reqs[i].Method == method && reqs[i].Path == path {
-			return reqs[i]
-		}
-	}
-	t.Fatalf("no %s %s request recorded", method, path)
-	return cloudflaretest.Recorded{}
+	return clienttest.Last(t, srv.Requests(), method+" "+path, func(r cloudflaretest.Recorded) bool { return r.Method == method && r.Path == path })
 }
 
 func jsonValue(t *testing.T, s string) any {
@@ -182,19 +161,7 @@ func TestKeyLifecycle(t *testing.T) {
 			if got := lastRequest(t, srv, http.MethodDelete, base+"/"+key.ID).Auth; got != "root" {
 				t.Errorf("delete authenticated as %q", got)
 			}
-			if srv.IsLive(key.Secret) {
-				t.Fatal("token live after RevokeKey")
-			}
-			err = p.VerifyKey(ctx, key)
-			if err == nil {
-				t.Fatal("VerifyKey accepted a revoked token")
-			}
-			if strings.Contains(err.Error(), key.Secret) {
-				t.Fatalf("error leaks the token: %v", err)
-			}
-			if err := p.RevokeKey(ctx, key.ID); err != nil {
-				t.Fatalf("second RevokeKey: %v", err)
-			}
+			clienttest.AssertRevoked(t, p, key, srv.IsLive)
 		})
 	}
 }
@@ -400,12 +367,7 @@ func TestRetriesRateLimit(t *testing.T) {
 	if _, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "after-429", Parameters: map[string]string{"policies": dnsPolicies}}); err != nil {
 		t.Fatalf("CreateKey after 429s: %v", err)
 	}
-	posts := 0
-	for _, r := range srv.Requests() {
-		if r.Method == http.MethodPost {
-			posts++
-		}
-	}
+	posts := clienttest.Count(srv.Requests(), func(r cloudflaretest.Recorded) bool { return r.Method == http.MethodPost })
 	if posts != 3 {
 		t.Fatalf("%d attempts, want 3", posts)
 	}
@@ -438,21 +400,7 @@ func TestServerErrorsExhausted(t *testing.T) {
 		"verify_root": func() error { return p.VerifyRoot(ctx, root) },
 		"revoke_root": func() error { return p.RevokeRoot(ctx, root.ID) },
 	}
-	for op, call := range calls {
-		err := call()
-		if err == nil {
-			t.Fatalf("%s succeeded against a failing provider", op)
-		}
-		msg := err.Error()
-		if !strings.Contains(msg, `provider "test"`) || !strings.Contains(msg, "503") {
-			t.Errorf("%s: error does not name provider and status: %v", op, msg)
-		}
-		for _, s := range secrets {
-			if strings.Contains(msg, s) {
-				t.Errorf("%s: error leaks a secret: %v", op, msg)
-			}
-		}
-	}
+	clienttest.AssertFailures(t, calls, http.StatusServiceUnavailable, secrets...)
 }
 
 func TestKeyOptionsRejected(t *testing.T) {
@@ -482,10 +430,7 @@ func TestKeyOptionsRejected(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k", Scopes: tc.scopes, Parameters: tc.params})
-			var fe *clients.FieldError
-			if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(fe.Message, tc.text) {
-				t.Fatalf("err = %v, want a FieldError on %s mentioning %q", err, tc.field, tc.text)
-			}
+			clienttest.AssertFieldError(t, err, tc.field, tc.text)
 		})
 	}
 	if len(srv.Requests()) != 0 {
@@ -510,16 +455,7 @@ func TestValidate(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := typ.Validate(tc.fields)
-			if tc.field == "" {
-				if err != nil {
-					t.Fatalf("unexpected error %v", err)
-				}
-				return
-			}
-			var fe *clients.FieldError
-			if !errors.As(err, &fe) || fe.Field != tc.field {
-				t.Fatalf("err = %v, want a FieldError on %s", err, tc.field)
-			}
+			clienttest.AssertFieldError(t, err, tc.field, "")
 		})
 	}
 	if !typ.Capabilities.Expiry || !typ.Capabilities.ListByName || !typ.Capabilities.RootRotation || typ.Capabilities.NativeRoll {

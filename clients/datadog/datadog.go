@@ -167,33 +167,15 @@ func (c *client) Capabilities() clients.Capabilities { return capabilities }
 // decodes a 2xx JSON body into out and turns any other status into an error
 // carrying Datadog's message with every secret removed.
 func (c *client) call(ctx context.Context, op, method, path, apiKey, appKey string, in, out any, secrets ...string) error {
-	var body []byte
-	if in != nil {
-		var err error
-		if body, err = json.Marshal(in); err != nil {
-			return fmt.Errorf("datadog: encoding %s request: %w", op, err)
-		}
-	}
-	h := httpx.JSONHeader(nil)
+	h := http.Header{}
 	h.Set("DD-API-KEY", apiKey)
 	if appKey != "" {
 		h.Set("DD-APPLICATION-KEY", appKey)
 	}
-	req := httpx.Request{Op: op, Method: method, URL: c.base + path, Header: h, Body: body}
-	resp, err := c.http.Do(ctx, req)
-	if err != nil {
-		return err
-	}
-	if resp.Status < 200 || resp.Status > 299 {
-		redact := append([]string{c.apiKey, c.appKey, apiKey, appKey}, secrets...)
-		return c.http.StatusError(req, resp, errorMessage(resp.Body), redact...)
-	}
-	if out != nil && len(resp.Body) > 0 {
-		if err := json.Unmarshal(resp.Body, out); err != nil {
-			return fmt.Errorf("provider %q: %s (%s %s): undecodable response body", c.http.Provider(), op, method, strings.SplitN(path, "?", 2)[0])
-		}
-	}
-	return nil
+	req := httpx.Request{Op: op, Method: method, URL: c.base + path, Header: h}
+	redact := append([]string{c.apiKey, c.appKey, apiKey, appKey}, secrets...)
+	_, err := c.http.JSON(ctx, req, in, out, httpx.Expect{Message: errorMessage, Redact: redact})
+	return err
 }
 
 // errorMessage extracts Datadog's {"errors":["…"]}.

@@ -7,37 +7,17 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/datadog"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/datadog/datadogtest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/clienttest"
 )
-
-func newHTTP(t *testing.T) *httpx.Client {
-	t.Helper()
-	hc, err := httpx.New(httpx.Options{Provider: "test", RetryWaitMin: time.Millisecond, RetryWaitMax: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hc
-}
 
 func newProvider(t *testing.T, srv *datadogtest.Server, fields map[string]string) clients.Provider {
 	t.Helper()
-	typ, ok := clients.Lookup(datadog.TypeName)
-	if !ok {
-		t.Fatal("datadog type not registered")
-	}
-	if err := typ.Validate(fields); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	p, err := typ.New(clients.Config{Name: "dd", BaseURL: srv.URL, Fields: fields, HTTP: newHTTP(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return clienttest.New(t, datadog.TypeName, srv.URL, fields)
 }
 
 func rootFields(srv *datadogtest.Server) map[string]string {
@@ -46,14 +26,7 @@ func rootFields(srv *datadogtest.Server) map[string]string {
 
 func lastRequest(t *testing.T, srv *datadogtest.Server, method, path string) datadogtest.Recorded {
 	t.Helper()
-	reqs := srv.Requests()
-	for i := len(reqs) - 1; i >= 0; i-- {
-		if reqs[i].Method == method && reqs[i].Path == path {
-			return reqs[i]
-		}
-	}
-	t.Fatalf("no %s %s request recorded", method, path)
-	return datadogtest.Recorded{}
+	return clienttest.Last(t, srv.Requests(), method+" "+path, func(r datadogtest.Recorded) bool { return r.Method == method && r.Path == path })
 }
 
 func attributes(t *testing.T, rec datadogtest.Recorded, wantType string) map[string]any {
@@ -153,19 +126,7 @@ func TestKeyLifecycle(t *testing.T) {
 				deletePath = "/api/v2/current_user/application_keys/" + id
 			}
 			lastRequest(t, srv, http.MethodDelete, deletePath)
-			if srv.IsLive(key.Secret) {
-				t.Fatal("key live after RevokeKey")
-			}
-			err = p.VerifyKey(ctx, key)
-			if err == nil {
-				t.Fatal("VerifyKey accepted a revoked key")
-			}
-			if strings.Contains(err.Error(), key.Secret) {
-				t.Fatalf("error leaks the key: %v", err)
-			}
-			if err := p.RevokeKey(ctx, key.ID); err != nil {
-				t.Fatalf("second RevokeKey: %v", err)
-			}
+			clienttest.AssertRevoked(t, p, key, srv.IsLive)
 		})
 	}
 }
@@ -315,12 +276,7 @@ func TestRetriesRateLimit(t *testing.T) {
 	if _, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "after-429"}); err != nil {
 		t.Fatalf("CreateKey after 429s: %v", err)
 	}
-	posts := 0
-	for _, r := range srv.Requests() {
-		if r.Method == http.MethodPost {
-			posts++
-		}
-	}
+	posts := clienttest.Count(srv.Requests(), func(r datadogtest.Recorded) bool { return r.Method == http.MethodPost })
 	if posts != 3 {
 		t.Fatalf("%d attempts, want 3", posts)
 	}
@@ -349,21 +305,7 @@ func TestServerErrorsExhausted(t *testing.T) {
 		"verify_root": func() error { return p.VerifyRoot(ctx, root) },
 		"revoke_root": func() error { return p.RevokeRoot(ctx, root.ID) },
 	}
-	for op, call := range calls {
-		err := call()
-		if err == nil {
-			t.Fatalf("%s succeeded against a failing provider", op)
-		}
-		msg := err.Error()
-		if !strings.Contains(msg, `provider "test"`) || !strings.Contains(msg, "502") {
-			t.Errorf("%s: error does not name provider and status: %v", op, msg)
-		}
-		for _, s := range secrets {
-			if strings.Contains(msg, s) {
-				t.Errorf("%s: error leaks a secret: %v", op, msg)
-			}
-		}
-	}
+	clienttest.AssertFailures(t, calls, http.StatusBadGateway, secrets...)
 }
 
 func TestKeyOptionsRejected(t *testing.T) {
@@ -387,10 +329,7 @@ func TestKeyOptionsRejected(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k", Scopes: tc.scopes, Parameters: tc.params})
-			var fe *clients.FieldError
-			if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(fe.Message, tc.text) {
-				t.Fatalf("err = %v, want a FieldError on %s mentioning %q", err, tc.field, tc.text)
-			}
+			clienttest.AssertFieldError(t, err, tc.field, tc.text)
 		})
 	}
 	if len(srv.Requests()) != 0 {
@@ -426,16 +365,7 @@ func TestValidate(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := typ.Validate(tc.fields)
-			if tc.field == "" {
-				if err != nil {
-					t.Fatalf("unexpected error %v", err)
-				}
-				return
-			}
-			var fe *clients.FieldError
-			if !errors.As(err, &fe) || fe.Field != tc.field {
-				t.Fatalf("err = %v, want a FieldError on %s", err, tc.field)
-			}
+			clienttest.AssertFieldError(t, err, tc.field, "")
 		})
 	}
 }
@@ -446,12 +376,9 @@ func TestNewDerivesURLFromSite(t *testing.T) {
 	if typ.DefaultBaseURL != "" || typ.BaseURLRequired {
 		t.Fatal("datadog must derive its URL from site")
 	}
-	_, err := typ.New(clients.Config{Name: "dd", Fields: map[string]string{"api_key": "a", "app_key": "b"}, HTTP: newHTTP(t)})
-	var fe *clients.FieldError
-	if !errors.As(err, &fe) || fe.Field != "site" {
-		t.Fatalf("New without site or base_url: %v, want a FieldError on site", err)
-	}
-	p, err := typ.New(clients.Config{Name: "dd", Fields: map[string]string{"site": "datadoghq.eu", "api_key": "a", "app_key": "b"}, HTTP: newHTTP(t)})
+	_, err := typ.New(clients.Config{Name: "dd", Fields: map[string]string{"api_key": "a", "app_key": "b"}, HTTP: clienttest.HTTP(t)})
+	clienttest.AssertFieldError(t, err, "site", "")
+	p, err := typ.New(clients.Config{Name: "dd", Fields: map[string]string{"site": "datadoghq.eu", "api_key": "a", "app_key": "b"}, HTTP: clienttest.HTTP(t)})
 	if err != nil || p == nil {
 		t.Fatalf("New with site: %v", err)
 	}

@@ -54,42 +54,23 @@ type apiKey struct {
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
-type apiError struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
+// apiMessage extracts the demo provider's {"error":{"code","message"}} text.
+func apiMessage(body []byte) string {
+	var e struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	_ = json.Unmarshal(body, &e)
+	return e.Error.Message
 }
 
 // call sends one request with the given bearer credential and decodes a 2xx
 // body into out. secrets are the values to keep out of any error text.
 func (c *client) call(ctx context.Context, op, method, path string, bearer string, in, out any, secrets ...string) error {
-	req := httpx.Request{Op: op, Method: method, URL: c.base + path,
-		Header: httpx.JSONHeader(http.Header{"Authorization": {"Bearer " + bearer}})}
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		req.Body = b
-	}
-	resp, err := c.http.Do(ctx, req)
-	if err != nil {
-		return err
-	}
-	if resp.Status < 200 || resp.Status > 299 {
-		var e apiError
-		_ = json.Unmarshal(resp.Body, &e)
-		return c.http.StatusError(req, resp, e.Error.Message, append(secrets, bearer, c.adminKey)...)
-	}
-	if out != nil {
-		if err := json.Unmarshal(resp.Body, out); err != nil {
-			// encoding/json errors describe the body's shape (a type, a
-			// field, one character), never a string in it such as a key.
-			return fmt.Errorf("provider %q: %s: decoding response: %w", c.http.Provider(), op, err)
-		}
-	}
-	return nil
+	req := httpx.Request{Op: op, Method: method, URL: c.base + path, Header: http.Header{"Authorization": {"Bearer " + bearer}}}
+	_, err := c.http.JSON(ctx, req, in, out, httpx.Expect{Message: apiMessage, Redact: append(secrets, bearer, c.adminKey)})
+	return err
 }
 
 func (c *client) CreateKey(ctx context.Context, req clients.KeyRequest) (clients.Key, error) {

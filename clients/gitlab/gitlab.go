@@ -349,19 +349,23 @@ func (p *provider) VerifyKey(ctx context.Context, key clients.Key) error {
 // self reads GET /personal_access_tokens/self as secret. With scopeOK, a
 // 403 insufficient_scope returns (nil, nil).
 func (p *provider) self(ctx context.Context, op, secret string, scopeOK bool) (*tokenInfo, error) {
-	r := p.request(ctx, op, http.MethodGet, "/personal_access_tokens/self", secret, nil)
-	resp, err := p.http.Do(ctx, r)
+	ok := []int{http.StatusOK}
+	if scopeOK {
+		ok = append(ok, http.StatusForbidden)
+	}
+	var t tokenInfo
+	r := p.request(op, http.MethodGet, "/personal_access_tokens/self", secret)
+	resp, err := p.http.JSON(ctx, r, nil, &t, p.expect(secret, ok...))
 	if err != nil {
 		return nil, err
 	}
-	if scopeOK && resp.Status == http.StatusForbidden && insufficientScope(resp.Body) {
-		return nil, nil
-	}
-	if resp.Status != http.StatusOK {
+	if resp.Status == http.StatusForbidden {
+		if insufficientScope(resp.Body) {
+			return nil, nil
+		}
 		return nil, p.http.StatusError(r, resp, apiMessage(resp.Body), p.token, secret)
 	}
-	var t tokenInfo
-	if err := json.Unmarshal(resp.Body, &t); err != nil || t.ID == 0 {
+	if t.ID == 0 {
 		return nil, fmt.Errorf("provider %q: %s: unexpected response from GitLab", p.http.Provider(), op)
 	}
 	return &t, nil
@@ -397,17 +401,11 @@ func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, er
 	page := "1"
 	for i := 0; i < maxListPages && page != ""; i++ {
 		q.Set("page", page)
-		r := p.request(ctx, "list", http.MethodGet, path+"?"+q.Encode(), p.token, nil)
-		resp, err := p.http.Do(ctx, r)
+		var list []tokenInfo
+		resp, err := p.http.JSON(ctx, p.request("list", http.MethodGet, path+"?"+q.Encode(), p.token), nil, &list,
+			p.expect(p.token, http.StatusOK))
 		if err != nil {
 			return nil, err
-		}
-		if resp.Status != http.StatusOK {
-			return nil, p.http.StatusError(r, resp, apiMessage(resp.Body), p.token)
-		}
-		var list []tokenInfo
-		if err := json.Unmarshal(resp.Body, &list); err != nil {
-			return nil, fmt.Errorf("provider %q: list: unexpected response from GitLab", p.http.Provider())
 		}
 		for _, t := range list {
 			if t.Name == name && t.live() {
@@ -495,43 +493,27 @@ func (p *provider) VerifyRoot(ctx context.Context, root clients.Root) error {
 // old token.
 func (p *provider) RevokeRoot(context.Context, string) error { return nil }
 
-func (p *provider) request(_ context.Context, op, method, path, secret string, body []byte) httpx.Request {
-	h := httpx.JSONHeader(nil)
+func (p *provider) request(op, method, path, secret string) httpx.Request {
+	h := http.Header{}
 	h.Set("PRIVATE-TOKEN", secret)
-	return httpx.Request{Op: op, Method: method, URL: p.api + path, Header: h, Body: body}
+	return httpx.Request{Op: op, Method: method, URL: p.api + path, Header: h}
+}
+
+// expect accepts the ok statuses and reads GitLab's errors, keeping the
+// root token and secret out of them.
+func (p *provider) expect(secret string, ok ...int) httpx.Expect {
+	return httpx.Expect{OK: ok, Message: apiMessage, Redact: []string{p.token, secret}}
 }
 
 // call sends a JSON request and decodes a response with one of the ok
 // statuses into out (when not nil).
 func (p *provider) call(ctx context.Context, op, method, path, secret string, in, out any, ok ...int) error {
-	var body []byte
-	if in != nil {
-		var err error
-		if body, err = json.Marshal(in); err != nil {
-			return fmt.Errorf("gitlab: %s: %w", op, err)
-		}
-	}
-	r := p.request(ctx, op, method, path, secret, body)
+	r := p.request(op, method, path, secret)
 	// A roll revokes the old token at once: repeating it after a lost answer
 	// would use a dead token and make GitLab revoke the whole token family.
 	r.NoRetry = op == "create_root"
-	resp, err := p.http.Do(ctx, r)
-	if err != nil {
-		return err
-	}
-	good := false
-	for _, s := range ok {
-		good = good || resp.Status == s
-	}
-	if !good {
-		return p.http.StatusError(r, resp, apiMessage(resp.Body), p.token, secret)
-	}
-	if out != nil {
-		if err := json.Unmarshal(resp.Body, out); err != nil {
-			return fmt.Errorf("provider %q: %s: unexpected response from GitLab", p.http.Provider(), op)
-		}
-	}
-	return nil
+	_, err := p.http.JSON(ctx, r, in, out, p.expect(secret, ok...))
+	return err
 }
 
 // apiMessage extracts GitLab's error text: {"message": string or object},
@@ -543,14 +525,7 @@ func apiMessage(body []byte) string {
 		Description string          `json:"error_description"`
 	}
 	if err := json.Unmarshal(body, &e); err != nil {
-		s := strings.TrimSpace(string(body))
-		if strings.HasPrefix(s, "<") { // an HTML error page says nothing useful
-			return ""
-		}
-		if i := strings.IndexByte(s, '\n'); i >= 0 {
-			s = s[:i]
-		}
-		return s
+		return httpx.TextMessage(body)
 	}
 	var parts []string
 	if len(e.Message) > 0 {

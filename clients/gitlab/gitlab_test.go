@@ -2,7 +2,6 @@ package gitlab
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -12,64 +11,19 @@ import (
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/gitlab/gitlabtest"
-	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/clienttest"
 )
-
-func newHTTP(t *testing.T) *httpx.Client {
-	t.Helper()
-	hc, err := httpx.New(httpx.Options{Provider: "test", RetryWaitMin: time.Millisecond, RetryWaitMax: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return hc
-}
-
-func gitlabType(t *testing.T) *clients.Type {
-	t.Helper()
-	typ, ok := clients.Lookup("gitlab")
-	if !ok {
-		t.Fatal("gitlab type not registered")
-	}
-	return typ
-}
 
 // newClient builds the provider the way the backend does: defaults merged,
 // Validate, then New.
 func newClient(t *testing.T, baseURL string, fields map[string]string) *provider {
 	t.Helper()
-	typ := gitlabType(t)
-	merged := map[string]string{}
-	for _, f := range typ.Fields {
-		merged[f.Name] = f.Default
-	}
-	for k, v := range fields {
-		merged[k] = v
-	}
-	if err := typ.Validate(merged); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	p, err := typ.New(clients.Config{Name: "test", BaseURL: baseURL, Fields: merged, HTTP: newHTTP(t)})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return p.(*provider)
+	return clienttest.New(t, "gitlab", baseURL, fields).(*provider)
 }
 
 func targetFields(srv *gitlabtest.Server, targetType string) map[string]string {
 	id := map[string]int{"project": gitlabtest.DefaultProjectID, "group": gitlabtest.DefaultGroupID, "user": gitlabtest.DefaultUserID}[targetType]
 	return map[string]string{"token": srv.RootToken(), "target_type": targetType, "target_id": fmt.Sprint(id)}
-}
-
-func assertNoSecret(t *testing.T, err error, secrets ...string) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	for _, s := range secrets {
-		if s != "" && strings.Contains(err.Error(), s) {
-			t.Fatalf("error contains a secret: %v", err)
-		}
-	}
 }
 
 func today() time.Time {
@@ -78,7 +32,7 @@ func today() time.Time {
 }
 
 func TestRegistered(t *testing.T) {
-	typ := gitlabType(t)
+	typ := clienttest.Type(t, "gitlab")
 	if !typ.BaseURLRequired || typ.DefaultBaseURL != "" {
 		t.Fatal("gitlab must require base_url")
 	}
@@ -121,24 +75,8 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := map[string]string{}
-			for k, v := range good {
-				f[k] = v
-			}
-			for k, v := range tt.set {
-				f[k] = v
-			}
-			err := gitlabType(t).Validate(f)
-			if tt.field == "" {
-				if err != nil {
-					t.Fatalf("unexpected error: %v", err)
-				}
-				return
-			}
-			var fe *clients.FieldError
-			if !errors.As(err, &fe) || fe.Field != tt.field {
-				t.Fatalf("want FieldError on %s, got %v", tt.field, err)
-			}
+			err := clienttest.Type(t, "gitlab").Validate(clienttest.Merge(good, tt.set))
+			clienttest.AssertFieldError(t, err, tt.field, "")
 		})
 	}
 }
@@ -256,21 +194,12 @@ func TestKeyLifecycle(t *testing.T) {
 			if r := reqs[len(reqs)-1]; r.Method != http.MethodDelete || r.Path != tt.revokePath(key.ID) || r.Status != http.StatusNoContent {
 				t.Fatalf("revoke request = %s %s -> %d", r.Method, r.Path, r.Status)
 			}
-			if srv.IsLive(key.Secret) || len(srv.LiveKeys()) != 0 {
+			if len(srv.LiveKeys()) != 0 {
 				t.Fatal("key still live after revoke")
 			}
-
-			err = p.VerifyKey(ctx, key)
-			if err == nil {
-				t.Fatal("VerifyKey of a revoked key succeeded")
-			}
-			assertNoSecret(t, err, key.Secret, srv.RootToken())
+			err = clienttest.AssertRevoked(t, p, key, srv.IsLive, srv.RootToken())
 			if !strings.Contains(err.Error(), "401") {
 				t.Fatalf("verify error should name the status: %v", err)
-			}
-
-			if err := p.RevokeKey(ctx, key.ID); err != nil {
-				t.Fatalf("second RevokeKey: %v", err)
 			}
 			if r := srv.Requests(); r[len(r)-1].Status != http.StatusNotFound {
 				t.Fatalf("second revoke got %d, want the server's 404", r[len(r)-1].Status)
@@ -363,10 +292,7 @@ func TestBadParameters(t *testing.T) {
 			defer srv.Close()
 			p := newClient(t, srv.URL, targetFields(srv, tt.target))
 			_, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "x", Scopes: tt.scopes, Parameters: tt.params})
-			var fe *clients.FieldError
-			if !errors.As(err, &fe) || fe.Field != tt.field || !strings.Contains(fe.Message, tt.text) {
-				t.Fatalf("want FieldError %s mentioning %s, got %v", tt.field, tt.text, err)
-			}
+			clienttest.AssertFieldError(t, err, tt.field, tt.text)
 			if n := len(srv.Requests()); n != 0 {
 				t.Fatalf("%d requests sent for a bad request", n)
 			}
@@ -491,7 +417,7 @@ func TestRootRotation(t *testing.T) {
 			if err == nil {
 				t.Fatal("VerifyRoot accepted the old root")
 			}
-			assertNoSecret(t, err, oldSecret, newSecret)
+			clienttest.AssertNoSecret(t, err, oldSecret, newSecret)
 			if err := old.VerifyRoot(ctx, root); err != nil {
 				t.Fatalf("VerifyRoot(new): %v", err)
 			}
@@ -511,7 +437,7 @@ func TestRootRotation(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "401") {
 				t.Fatalf("CreateKey with the old root: %v", err)
 			}
-			assertNoSecret(t, err, oldSecret, newSecret)
+			clienttest.AssertNoSecret(t, err, oldSecret, newSecret)
 		})
 	}
 }
@@ -527,7 +453,7 @@ func TestRootRotationRejected(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), "insufficient_scope") {
 		t.Fatalf("CreateRoot = %v", err)
 	}
-	assertNoSecret(t, err, srv.RootToken())
+	clienttest.AssertNoSecret(t, err, srv.RootToken())
 	if !srv.IsLive(srv.RootToken()) {
 		t.Fatal("root revoked by a failed rotation")
 	}
@@ -570,16 +496,7 @@ func TestErrorsNameProviderAndStatusWithoutSecrets(t *testing.T) {
 		"list":   func() error { _, err := p.FindKeys(ctx, "k"); return err },
 		"root":   func() error { _, err := p.CreateRoot(ctx, "r"); return err },
 	}
-	for name, call := range calls {
-		err := call()
-		if err == nil {
-			t.Fatalf("%s: want an error after exhausted 502s", name)
-		}
-		if !strings.Contains(err.Error(), `"test"`) || !strings.Contains(err.Error(), "502") {
-			t.Fatalf("%s: error must name provider and status: %v", name, err)
-		}
-		assertNoSecret(t, err, root, key.Secret)
-	}
+	clienttest.AssertFailures(t, calls, http.StatusBadGateway, root, key.Secret)
 	srv.FailNext(0, 0)
 
 	// A GitLab validation error comes back with GitLab's message.
@@ -587,7 +504,7 @@ func TestErrorsNameProviderAndStatusWithoutSecrets(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "expires_at must be before") {
 		t.Fatalf("validation error = %v", err)
 	}
-	assertNoSecret(t, err, root, key.Secret)
+	clienttest.AssertNoSecret(t, err, root, key.Secret)
 }
 
 func TestAPIMessage(t *testing.T) {

@@ -310,29 +310,9 @@ func (p *provider) RevokeRoot(ctx context.Context, oldID string) error {
 // call sends a request with secret as the bearer token; any 2xx is success
 // and its JSON body is decoded into out (when not nil).
 func (p *provider) call(ctx context.Context, op, method, path, secret string, in, out any) error {
-	var body []byte
-	if in != nil {
-		var err error
-		if body, err = json.Marshal(in); err != nil {
-			return fmt.Errorf("grafana: %s: %w", op, err)
-		}
-	}
-	h := httpx.JSONHeader(nil)
-	h.Set("Authorization", "Bearer "+secret)
-	r := httpx.Request{Op: op, Method: method, URL: p.base + path, Header: h, Body: body}
-	resp, err := p.http.Do(ctx, r)
-	if err != nil {
-		return err
-	}
-	if resp.Status < 200 || resp.Status > 299 {
-		return p.http.StatusError(r, resp, apiMessage(resp.Body), p.token, secret)
-	}
-	if out != nil {
-		if err := json.Unmarshal(resp.Body, out); err != nil {
-			return fmt.Errorf("provider %q: %s: unexpected response from Grafana", p.http.Provider(), op)
-		}
-	}
-	return nil
+	r := httpx.Request{Op: op, Method: method, URL: p.base + path, Header: http.Header{"Authorization": {"Bearer " + secret}}}
+	_, err := p.http.JSON(ctx, r, in, out, httpx.Expect{Message: apiMessage, Redact: []string{p.token, secret}})
+	return err
 }
 
 // apiMessage extracts Grafana's {"message": …} error text, or a short
@@ -343,14 +323,7 @@ func apiMessage(body []byte) string {
 		Error   string `json:"error"`
 	}
 	if err := json.Unmarshal(body, &e); err != nil {
-		s := strings.TrimSpace(string(body))
-		if strings.HasPrefix(s, "<") {
-			return ""
-		}
-		if i := strings.IndexByte(s, '\n'); i >= 0 {
-			s = s[:i]
-		}
-		return s
+		return httpx.TextMessage(body)
 	}
 	if e.Message != "" && e.Error != "" && e.Error != e.Message {
 		return e.Message + ": " + e.Error

@@ -2,7 +2,6 @@ package grafana
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -13,40 +12,12 @@ import (
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/grafana/grafanatest"
-	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/clienttest"
 )
-
-func grafanaType(t *testing.T) *clients.Type {
-	t.Helper()
-	typ, ok := clients.Lookup("grafana")
-	if !ok {
-		t.Fatal("grafana type not registered")
-	}
-	return typ
-}
 
 func newClient(t *testing.T, baseURL string, fields map[string]string) *provider {
 	t.Helper()
-	typ := grafanaType(t)
-	merged := map[string]string{}
-	for _, f := range typ.Fields {
-		merged[f.Name] = f.Default
-	}
-	for k, v := range fields {
-		merged[k] = v
-	}
-	if err := typ.Validate(merged); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	hc, err := httpx.New(httpx.Options{Provider: "test", RetryWaitMin: time.Millisecond, RetryWaitMax: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := typ.New(clients.Config{Name: "test", BaseURL: baseURL, Fields: merged, HTTP: hc})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return p.(*provider)
+	return clienttest.New(t, "grafana", baseURL, fields).(*provider)
 }
 
 // fields configures keys on the Viewer account and the root on the Admin one.
@@ -59,22 +30,13 @@ func fields(srv *grafanatest.Server) map[string]string {
 	}
 }
 
-func assertNoSecret(t *testing.T, err error, secrets ...string) {
-	t.Helper()
-	for _, s := range secrets {
-		if err != nil && s != "" && strings.Contains(err.Error(), s) {
-			t.Fatalf("error contains a secret: %v", err)
-		}
-	}
-}
-
 func last(srv *grafanatest.Server) grafanatest.Recorded {
 	r := srv.Requests()
 	return r[len(r)-1]
 }
 
 func TestRegistered(t *testing.T) {
-	typ := grafanaType(t)
+	typ := clienttest.Type(t, "grafana")
 	if !typ.BaseURLRequired {
 		t.Fatal("grafana must require base_url")
 	}
@@ -109,24 +71,8 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := map[string]string{}
-			for k, v := range good {
-				f[k] = v
-			}
-			for k, v := range tt.set {
-				f[k] = v
-			}
-			err := grafanaType(t).Validate(f)
-			if tt.field == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			var fe *clients.FieldError
-			if !errors.As(err, &fe) || fe.Field != tt.field {
-				t.Fatalf("want FieldError on %s, got %v", tt.field, err)
-			}
+			err := clienttest.Type(t, "grafana").Validate(clienttest.Merge(good, tt.set))
+			clienttest.AssertFieldError(t, err, tt.field, "")
 		})
 	}
 }
@@ -195,16 +141,9 @@ func TestKeyLifecycle(t *testing.T) {
 			if r := last(srv); r.Method != http.MethodDelete || r.Path != "/api/serviceaccounts/2/tokens/"+key.ID || r.Status != 200 {
 				t.Fatalf("revoke request = %+v", r)
 			}
-			if srv.IsLive(key.Secret) {
-				t.Fatal("key live after revoke")
-			}
-			err = p.VerifyKey(ctx, key)
-			if err == nil || !strings.Contains(err.Error(), "401") {
+			err = clienttest.AssertRevoked(t, p, key, srv.IsLive, srv.RootToken())
+			if !strings.Contains(err.Error(), "401") {
 				t.Fatalf("VerifyKey after revoke = %v", err)
-			}
-			assertNoSecret(t, err, key.Secret, srv.RootToken())
-			if err := p.RevokeKey(ctx, key.ID); err != nil {
-				t.Fatalf("second RevokeKey: %v", err)
 			}
 			if r := last(srv); r.Status != http.StatusNotFound {
 				t.Fatalf("second revoke got %d, want the server's 404", r.Status)
@@ -229,10 +168,7 @@ func TestBadRequests(t *testing.T) {
 			defer srv.Close()
 			p := newClient(t, srv.URL, fields(srv))
 			_, err := p.CreateKey(context.Background(), tt.req)
-			var fe *clients.FieldError
-			if !errors.As(err, &fe) || fe.Field != tt.field || !strings.Contains(fe.Message, tt.text) {
-				t.Fatalf("want FieldError %s mentioning %s, got %v", tt.field, tt.text, err)
-			}
+			clienttest.AssertFieldError(t, err, tt.field, tt.text)
 			if len(srv.Requests()) != 0 {
 				t.Fatal("a request was sent")
 			}
@@ -259,7 +195,7 @@ func TestDuplicateNameAndPermissions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "already exists") {
 		t.Fatalf("duplicate create = %v", err)
 	}
-	assertNoSecret(t, err, srv.RootToken(), key.Secret)
+	clienttest.AssertNoSecret(t, err, srv.RootToken(), key.Secret)
 
 	// An issued key (Viewer account) cannot act as root.
 	f := fields(srv)
@@ -269,7 +205,7 @@ func TestDuplicateNameAndPermissions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "403") {
 		t.Fatalf("create with a Viewer token = %v", err)
 	}
-	assertNoSecret(t, err, srv.RootToken(), key.Secret)
+	clienttest.AssertNoSecret(t, err, srv.RootToken(), key.Secret)
 }
 
 func TestFindKeys(t *testing.T) {
@@ -363,7 +299,7 @@ func TestRootRotation(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "401") {
 				t.Fatalf("old root verified: %v", err)
 			}
-			assertNoSecret(t, err, oldSecret, newSecret)
+			clienttest.AssertNoSecret(t, err, oldSecret, newSecret)
 			if err := cur.RevokeRoot(ctx, oldID); err != nil {
 				t.Fatalf("RevokeRoot again: %v", err)
 			}
@@ -441,13 +377,7 @@ func TestServerErrorsExhausted(t *testing.T) {
 		"create_root": func() error { _, err := p.CreateRoot(ctx, "r"); return err },
 		"revoke_root": func() error { return p.RevokeRoot(ctx, "99") },
 	}
-	for name, call := range calls {
-		err := call()
-		if err == nil || !strings.Contains(err.Error(), `"test"`) || !strings.Contains(err.Error(), "500") {
-			t.Fatalf("%s: error must name provider and status: %v", name, err)
-		}
-		assertNoSecret(t, err, srv.RootToken(), key.Secret)
-	}
+	clienttest.AssertFailures(t, calls, http.StatusInternalServerError, srv.RootToken(), key.Secret)
 }
 
 func TestAPIMessage(t *testing.T) {

@@ -1,8 +1,6 @@
 package httptpl
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/fakeapi"
 )
 
 // demoAPI is an httptest stand-in for the API cmd/demo-provider serves:
@@ -28,15 +28,14 @@ import (
 // deleted (409), as in docs/demo-provider.md.
 type demoAPI struct {
 	*httptest.Server
+	// FailNext and Requests.
+	fakeapi.Recorder[demoRequest]
 
 	mu         sync.Mutex
 	seq        int
 	admins     map[string]*demoCred // by id
 	keys       map[string]*demoCred // by id
-	failN      int
-	failStatus int
 	omitSecret bool
-	reqs       []demoRequest
 }
 
 type demoCred struct {
@@ -71,39 +70,18 @@ func newDemoAPI() *demoAPI {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(strings.NewReader(string(body)))
 		d.mu.Lock()
-		d.reqs = append(d.reqs, demoRequest{Method: r.Method, Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery,
+		d.Record(demoRequest{Method: r.Method, Path: r.URL.EscapedPath(), RawQuery: r.URL.RawQuery,
 			Auth: d.whoLocked(r), ContentType: r.Header.Get("Content-Type"), Accept: r.Header.Get("Accept"), Body: string(body)})
-		fail := d.failN > 0
-		status := d.failStatus
-		if fail {
-			d.failN--
-		}
 		d.mu.Unlock()
-		if fail {
-			if status == http.StatusTooManyRequests {
-				w.Header().Set("Retry-After", "1")
-			}
+		if status := d.Fail(w); status != 0 {
 			// Echo the credential so tests prove errors redact it.
-			writeJSON(w, status, map[string]any{"error": map[string]any{
+			fakeapi.WriteJSON(w, status, map[string]any{"error": map[string]any{
 				"message": "failure while serving " + r.Header.Get("Authorization")}})
 			return
 		}
 		mux.ServeHTTP(w, r)
 	}))
 	return d
-}
-
-// FailNext answers the next n requests with status.
-func (d *demoAPI) FailNext(n, status int) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.failN, d.failStatus = n, status
-}
-
-func (d *demoAPI) Requests() []demoRequest {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return append([]demoRequest(nil), d.reqs...)
 }
 
 func (d *demoAPI) key(id string) *demoCred {
@@ -174,11 +152,7 @@ func (d *demoAPI) newID(prefix string) string {
 	return fmt.Sprintf("%s_%d", prefix, d.seq)
 }
 
-func newSecret(prefix string) string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return prefix + hex.EncodeToString(b)
-}
+func newSecret(prefix string) string { return prefix + fakeapi.Hex(16) }
 
 func (d *demoAPI) createKey(w http.ResponseWriter, r *http.Request, _ *demoCred) {
 	var in struct {
@@ -208,7 +182,7 @@ func (d *demoAPI) createKey(w http.ResponseWriter, r *http.Request, _ *demoCred)
 	if !d.omitSecret {
 		out["key"] = k.secret
 	}
-	writeJSON(w, http.StatusCreated, out)
+	fakeapi.WriteJSON(w, http.StatusCreated, out)
 }
 
 func keyJSON(k *demoCred) map[string]any {
@@ -227,7 +201,7 @@ func (d *demoAPI) listKeys(w http.ResponseWriter, r *http.Request, _ *demoCred) 
 			out = append(out, keyJSON(k))
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
+	fakeapi.WriteJSON(w, http.StatusOK, map[string]any{"keys": out})
 }
 
 func (d *demoAPI) deleteKey(w http.ResponseWriter, r *http.Request, _ *demoCred) {
@@ -247,13 +221,13 @@ func (d *demoAPI) whoami(w http.ResponseWriter, r *http.Request) {
 	if s != "" {
 		for _, a := range d.admins {
 			if a.secret == s {
-				writeJSON(w, http.StatusOK, map[string]any{"id": a.id, "name": a.name, "kind": "admin"})
+				fakeapi.WriteJSON(w, http.StatusOK, map[string]any{"id": a.id, "name": a.name, "kind": "admin"})
 				return
 			}
 		}
 		for _, k := range d.keys {
 			if k.secret == s && (k.expires.IsZero() || time.Now().Before(k.expires)) {
-				writeJSON(w, http.StatusOK, map[string]any{"id": k.id, "name": k.name, "kind": "key"})
+				fakeapi.WriteJSON(w, http.StatusOK, map[string]any{"id": k.id, "name": k.name, "kind": "key"})
 				return
 			}
 		}
@@ -271,12 +245,12 @@ func (d *demoAPI) createAdmin(w http.ResponseWriter, r *http.Request, _ *demoCre
 	}
 	a := &demoCred{id: d.newID("adm"), name: in.Name, secret: newSecret("adm_"), created: time.Now()}
 	d.admins[a.id] = a
-	writeJSON(w, http.StatusCreated, map[string]any{"id": a.id, "name": a.name, "admin_key": a.secret})
+	fakeapi.WriteJSON(w, http.StatusCreated, map[string]any{"id": a.id, "name": a.name, "admin_key": a.secret})
 }
 
 func (d *demoAPI) rollAdmin(w http.ResponseWriter, _ *http.Request, caller *demoCred) {
 	caller.secret = newSecret("adm_")
-	writeJSON(w, http.StatusOK, map[string]any{"id": caller.id, "admin_key": caller.secret})
+	fakeapi.WriteJSON(w, http.StatusOK, map[string]any{"id": caller.id, "admin_key": caller.secret})
 }
 
 func (d *demoAPI) deleteAdmin(w http.ResponseWriter, r *http.Request, _ *demoCred) {
@@ -293,13 +267,7 @@ func (d *demoAPI) deleteAdmin(w http.ResponseWriter, r *http.Request, _ *demoCre
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 func writeError(w http.ResponseWriter, status int, msg string) {
 	code := strings.ToLower(strings.ReplaceAll(http.StatusText(status), " ", "_"))
-	writeJSON(w, status, map[string]any{"error": map[string]any{"code": code, "message": msg}})
+	fakeapi.WriteJSON(w, status, map[string]any{"error": map[string]any{"code": code, "message": msg}})
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
-	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/clienttest"
 )
 
 // demoFields configures the http type for the demo API (the same settings
@@ -44,56 +44,12 @@ func demoFields() map[string]string {
 // withDefaults merges the registered type's defaults, as the backend does.
 func withDefaults(t testing.TB, f map[string]string) map[string]string {
 	t.Helper()
-	typ, ok := clients.Lookup("http")
-	if !ok {
-		t.Fatal("type http is not registered")
-	}
-	out := map[string]string{}
-	for _, fd := range typ.Fields {
-		out[fd.Name] = fd.Default
-	}
-	for k, v := range f {
-		if _, known := out[k]; !known {
-			t.Fatalf("field %q is not declared by the http type", k)
-		}
-		out[k] = v
-	}
-	return out
-}
-
-func newHTTP(t testing.TB) *httpx.Client {
-	t.Helper()
-	c, err := httpx.New(httpx.Options{Provider: "test", RetryWaitMin: time.Millisecond, RetryWaitMax: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return clienttest.WithDefaults(t, "http", f)
 }
 
 func newProvider(t testing.TB, baseURL string, f map[string]string) *provider {
 	t.Helper()
-	typ, _ := clients.Lookup("http")
-	merged := withDefaults(t, f)
-	if err := typ.Validate(merged); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	p, err := typ.New(clients.Config{Name: "test", BaseURL: baseURL, Fields: merged, HTTP: newHTTP(t)})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return p.(*provider)
-}
-
-func assertNoSecret(t *testing.T, err error, secrets ...string) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	for _, s := range secrets {
-		if s != "" && strings.Contains(err.Error(), s) {
-			t.Fatalf("error contains a secret: %v", err)
-		}
-	}
+	return clienttest.New(t, "http", baseURL, f).(*provider)
 }
 
 func TestRegistered(t *testing.T) {
@@ -173,7 +129,7 @@ func TestKeyLifecycle(t *testing.T) {
 	if !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), `provider "test"`) {
 		t.Errorf("verify error = %v", err)
 	}
-	assertNoSecret(t, err, key.Secret, demoRootSecret)
+	clienttest.AssertNoSecret(t, err, key.Secret, demoRootSecret)
 	if err := p.RevokeKey(ctx, key.ID); err != nil {
 		t.Fatalf("second RevokeKey (404 = gone) = %v", err)
 	}
@@ -278,7 +234,7 @@ func TestRootRotation(t *testing.T) {
 			if err := old.VerifyRoot(ctx, bad); err == nil || !strings.Contains(err.Error(), "root_verify_id_path") {
 				t.Fatalf("VerifyRoot with a wrong id = %v", err)
 			} else {
-				assertNoSecret(t, err, newSecret, demoRootSecret)
+				clienttest.AssertNoSecret(t, err, newSecret, demoRootSecret)
 			}
 
 			// The backend persists the new fields and rebuilds the client.
@@ -304,7 +260,7 @@ func TestRootRotation(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "401") {
 				t.Fatalf("old root still works: %v", err)
 			}
-			assertNoSecret(t, err, demoRootSecret)
+			clienttest.AssertNoSecret(t, err, demoRootSecret)
 			if _, err := cur.CreateKey(ctx, clients.KeyRequest{Name: "x"}); err != nil {
 				t.Fatalf("new root: %v", err)
 			}
@@ -416,13 +372,13 @@ func TestRetriesAndErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), "[redacted]") {
 			t.Errorf("expected the echoed key to be redacted: %v", err)
 		}
-		assertNoSecret(t, err, key.Secret, demoRootSecret)
+		clienttest.AssertNoSecret(t, err, key.Secret, demoRootSecret)
 
 		err = p.RevokeKey(ctx, key.ID)
 		if err == nil {
 			t.Fatalf("RevokeKey with %d succeeded", status)
 		}
-		assertNoSecret(t, err, key.Secret, demoRootSecret)
+		clienttest.AssertNoSecret(t, err, key.Secret, demoRootSecret)
 		api.FailNext(0, 0)
 	}
 }
@@ -582,7 +538,7 @@ func TestRuntimeErrorsNameTemplateAndHideSecrets(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.field) || !strings.Contains(err.Error(), `provider "test"`) {
 			t.Fatalf("err = %v, want one naming %s", err, tc.field)
 		}
-		assertNoSecret(t, err, demoRootSecret)
+		clienttest.AssertNoSecret(t, err, demoRootSecret)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/clienttest"
 )
 
 func TestValidate(t *testing.T) {
@@ -74,7 +75,7 @@ func TestValidate(t *testing.T) {
 			if strings.Contains(fe.Message, "httptpl.") {
 				t.Errorf("message leaks Go type names: %q", fe.Message)
 			}
-			if _, err := typ.New(clients.Config{Name: "x", BaseURL: "http://h", Fields: withDefaults(t, f), HTTP: newHTTP(t)}); err == nil {
+			if _, err := typ.New(clients.Config{Name: "x", BaseURL: "http://h", Fields: withDefaults(t, f), HTTP: clienttest.HTTP(t)}); err == nil {
 				t.Error("New accepted what Validate rejects")
 			}
 		})

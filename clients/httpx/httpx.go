@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -258,9 +259,10 @@ func NotFound(err error) bool {
 	return errors.As(err, &e) && e.Status == http.StatusNotFound
 }
 
-// StatusError builds the error for an unexpected status. message is the
-// provider's own error text (extracted by the client from its error shape);
-// it is trimmed and has every value in redact removed.
+// StatusError builds the error for an unexpected status, or for a 2xx
+// answer the client cannot use. message is the provider's own error text
+// (extracted by the client from its error shape); it is trimmed and has the
+// request's credentials and body and every value in redact removed.
 func (c *Client) StatusError(r Request, resp *Response, message string, redact ...string) error {
 	// The request's own credentials and body go too: some APIs echo the
 	// request back in their errors, whatever the caller thought to pass.
@@ -432,4 +434,94 @@ func JSONHeader(h http.Header) http.Header {
 	h.Set("Content-Type", "application/json")
 	h.Set("Accept", "application/json")
 	return h
+}
+
+// Expect says what a call through JSON or Call accepts and how its
+// failures read.
+type Expect struct {
+	// OK lists the statuses that succeed; empty means any 2xx. A listed
+	// status outside 2xx (say a 404 on a delete of something already gone)
+	// is returned with its response and no error, its body not decoded:
+	// what it means is the caller's decision.
+	OK []int
+	// Message extracts the provider's own error text from the body of a
+	// failure (nil: the error carries no provider text).
+	Message func(body []byte) string
+	// Redact lists values to keep out of error text besides the request's
+	// own credentials and body (see StatusError), e.g. other credentials of
+	// the provider that an API might echo.
+	Redact []string
+	// AllowEmpty leaves out as it is when a 2xx body is empty, for APIs
+	// that answer some successes with no body; otherwise an empty body
+	// fails to decode.
+	AllowEmpty bool
+}
+
+// JSON makes one call to a JSON API: in (when not nil) is encoded as the
+// request body, the request asks for and declares JSON (Content-Type and
+// Accept: application/json), and the answer is handled as by Call. r.Header
+// carries the credentials; r.Body is replaced by in.
+func (c *Client) JSON(ctx context.Context, r Request, in, out any, ex Expect) (*Response, error) {
+	r.Body = nil
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return nil, fmt.Errorf("provider %q: %s: encoding the request: %w", c.opts.Provider, r.Op, err)
+		}
+		r.Body = b
+	}
+	r.Header = JSONHeader(r.Header.Clone())
+	return c.Call(ctx, r, out, ex)
+}
+
+// Call sends r as it is (for a body the caller encoded, such as a form)
+// and reads a JSON answer: a status ex does not accept becomes a
+// StatusError carrying ex.Message's text, and a 2xx body is decoded into
+// out (when not nil). A body that does not decode is an error naming the
+// provider, the operation and the status, never the body's content, which
+// may hold a credential. The response is returned whenever err is nil.
+func (c *Client) Call(ctx context.Context, r Request, out any, ex Expect) (*Response, error) {
+	resp, err := c.Do(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	if !ex.accepts(resp.Status) {
+		message := ""
+		if ex.Message != nil {
+			message = ex.Message(resp.Body)
+		}
+		return nil, c.StatusError(r, resp, message, ex.Redact...)
+	}
+	success := resp.Status >= 200 && resp.Status <= 299
+	if out == nil || !success || (ex.AllowEmpty && len(resp.Body) == 0) {
+		return resp, nil
+	}
+	if err := json.Unmarshal(resp.Body, out); err != nil {
+		// Neither the JSON error's text nor the error itself: it can quote
+		// part of the body (a number, a time that did not parse).
+		return nil, &Error{Provider: c.opts.Provider, Op: r.Op, Method: r.Method, Path: pathOf(r.URL), Status: resp.Status,
+			Message: "decoding response: the body is not the expected JSON"}
+	}
+	return resp, nil
+}
+
+func (ex Expect) accepts(status int) bool {
+	if len(ex.OK) == 0 {
+		return status >= 200 && status <= 299
+	}
+	return slices.Contains(ex.OK, status)
+}
+
+// TextMessage is the error text of a body that is not the API's JSON error
+// shape: its first line, or nothing for an HTML page (a proxy's or a login
+// page says nothing useful).
+func TextMessage(body []byte) string {
+	s := strings.TrimSpace(string(body))
+	if strings.HasPrefix(s, "<") {
+		return ""
+	}
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
 }

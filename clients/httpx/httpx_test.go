@@ -2,6 +2,7 @@ package httpx_test
 
 import (
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -753,6 +754,236 @@ func TestResetHeaderIsAWaitOnlyOn429(t *testing.T) {
 		d := httpx.Backoff(10*time.Millisecond, time.Minute, 0, &http.Response{StatusCode: tc.status, Header: h})
 		if got := d >= 30*time.Second; got != tc.atLeast {
 			t.Errorf("status %d: backoff %v; waits for the reset header = %v, want %v", tc.status, d, got, tc.atLeast)
+		}
+	}
+}
+
+// seen is one request as a JSON-call test server received it.
+type seen struct {
+	method, path, contentType, accept, auth string
+	body                                    string
+}
+
+// jsonAPI answers every request with status and body, recording what it got.
+func jsonAPI(t *testing.T, status int, body string) (*httptest.Server, func() []seen) {
+	t.Helper()
+	var mu sync.Mutex
+	var got []seen
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, seen{r.Method, r.URL.Path, r.Header.Get("Content-Type"), r.Header.Get("Accept"),
+			r.Header.Get("Authorization"), string(b)})
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, func() []seen {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]seen(nil), got...)
+	}
+}
+
+// acmeMessage extracts a test API's {"message":…} error text.
+func acmeMessage(body []byte) string {
+	var e struct{ Message string }
+	_ = json.Unmarshal(body, &e)
+	return e.Message
+}
+
+func bearerReq(op, method, url, token string) httpx.Request {
+	return httpx.Request{Op: op, Method: method, URL: url, Header: http.Header{"Authorization": {"Bearer " + token}}}
+}
+
+func TestJSONDecodesSuccess(t *testing.T) {
+	t.Parallel()
+	srv, requests := jsonAPI(t, http.StatusCreated, `{"id":"key_1","key":"sk_new"}`)
+	c := newClient(t, httpx.Options{})
+	header := http.Header{"Authorization": {"Bearer root-token"}}
+	var out struct{ ID, Key string }
+	resp, err := c.JSON(context.Background(), httpx.Request{Op: "create", Method: "POST", URL: srv.URL + "/v1/keys", Header: header},
+		map[string]any{"name": "vault-app"}, &out, httpx.Expect{Message: acmeMessage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status != http.StatusCreated || out.ID != "key_1" || out.Key != "sk_new" {
+		t.Fatalf("status %d, decoded %+v", resp.Status, out)
+	}
+	got := requests()
+	want := seen{"POST", "/v1/keys", "application/json", "application/json", "Bearer root-token", `{"name":"vault-app"}`}
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("server saw %+v, want %+v", got, want)
+	}
+	if len(header) != 1 {
+		t.Errorf("the caller's header was changed: %v", header)
+	}
+
+	// No body: none is sent, and a nil out skips decoding.
+	if _, err := c.JSON(context.Background(), bearerReq("verify", "GET", srv.URL+"/v1/whoami", "k"), nil, nil, httpx.Expect{}); err != nil {
+		t.Fatal(err)
+	}
+	if g := requests()[1]; g.body != "" || g.accept != "application/json" {
+		t.Errorf("bodiless call sent %+v", g)
+	}
+}
+
+func TestJSONFailureIsStatusError(t *testing.T) {
+	t.Parallel()
+	const (
+		root  = "root-token-0123456789"
+		other = "other-secret-987654"
+	)
+	// The API echoes the credential and another secret in its error.
+	srv, _ := jsonAPI(t, http.StatusForbidden,
+		`{"message":"token `+root+` may not do this; see `+other+`","detail":"unrelated body text"}`)
+	c := newClient(t, httpx.Options{})
+	var out map[string]any
+	resp, err := c.JSON(context.Background(), bearerReq("revoke", "DELETE", srv.URL+"/v1/keys/k1?force=1", root), nil, &out,
+		httpx.Expect{Message: acmeMessage, Redact: []string{other}})
+	if resp != nil || out != nil {
+		t.Errorf("a failure returned a response %v or decoded %v", resp, out)
+	}
+	var e *httpx.Error
+	if !errors.As(err, &e) || e.Status != http.StatusForbidden || e.Provider != provider || e.Op != "revoke" {
+		t.Fatalf("error %#v, want an *httpx.Error with status 403", err)
+	}
+	msg := err.Error()
+	if want := `provider "acme-prod": revoke (DELETE /v1/keys/k1): HTTP 403: token [redacted] may not do this; see [redacted]`; msg != want {
+		t.Errorf("error %q, want %q", msg, want)
+	}
+	if strings.Contains(msg, "unrelated body text") {
+		t.Errorf("error %q carries body text that is not the provider's message", msg)
+	}
+
+	// Without a Message function the error still names provider and status.
+	_, err = c.JSON(context.Background(), bearerReq("revoke", "DELETE", srv.URL+"/v1/keys/k1", root), nil, nil, httpx.Expect{})
+	if got, want := err.Error(), `provider "acme-prod": revoke (DELETE /v1/keys/k1): HTTP 403`; got != want {
+		t.Errorf("error %q, want %q", got, want)
+	}
+}
+
+func TestJSONUndecodableSuccess(t *testing.T) {
+	t.Parallel()
+	const leaked = "sk_live_in_a_broken_body"
+	for name, body := range map[string]string{
+		"html":        `<html>maintenance ` + leaked + `</html>`,
+		"wrong shape": `{"id":["` + leaked + `"]}`,
+		"bad time":    `{"expires":"` + leaked + `"}`,
+		"empty":       ``,
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv, _ := jsonAPI(t, http.StatusOK, body)
+			c := newClient(t, httpx.Options{})
+			var out struct {
+				ID      string    `json:"id"`
+				Expires time.Time `json:"expires"`
+			}
+			resp, err := c.JSON(context.Background(), bearerReq("create", "POST", srv.URL+"/v1/keys?x=1", "k"), map[string]string{}, &out, httpx.Expect{})
+			if err == nil || resp != nil {
+				t.Fatalf("a broken 2xx body decoded: %+v", out)
+			}
+			want := `provider "acme-prod": create (POST /v1/keys): HTTP 200: decoding response: the body is not the expected JSON`
+			if err.Error() != want {
+				t.Errorf("error %q, want %q", err, want)
+			}
+			for e := error(err); e != nil; e = errors.Unwrap(e) {
+				if strings.Contains(e.Error(), leaked) {
+					t.Errorf("error chain carries the body: %v", e)
+				}
+			}
+			if httpx.NotFound(err) {
+				t.Error("a decoding failure reads as a 404")
+			}
+		})
+	}
+}
+
+func TestJSONAllowEmpty(t *testing.T) {
+	t.Parallel()
+	srv, _ := jsonAPI(t, http.StatusNoContent, "")
+	c := newClient(t, httpx.Options{})
+	out := map[string]string{"kept": "yes"}
+	resp, err := c.JSON(context.Background(), bearerReq("revoke", "DELETE", srv.URL+"/v1/keys/k1", "k"), nil, &out, httpx.Expect{AllowEmpty: true})
+	if err != nil || resp.Status != http.StatusNoContent || out["kept"] != "yes" {
+		t.Fatalf("status %v err %v out %v", resp, err, out)
+	}
+}
+
+func TestJSONAcceptedStatuses(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	gone, _ := jsonAPI(t, http.StatusNotFound, `{"id":"gone","message":"no such key"}`)
+	ok, _ := jsonAPI(t, http.StatusOK, `{"id":"x"}`)
+	c := newClient(t, httpx.Options{})
+	del := func(url string) httpx.Request { return bearerReq("revoke", "DELETE", url+"/v1/keys/k1", "k") }
+
+	// By default a 404 is an error the caller can recognise.
+	_, err := c.JSON(ctx, del(gone.URL), nil, nil, httpx.Expect{Message: acmeMessage})
+	if !httpx.NotFound(err) || !strings.Contains(err.Error(), "no such key") {
+		t.Fatalf("404 without OK: %v", err)
+	}
+	// Listed, it is the caller's to judge: returned, not decoded.
+	var out struct{ ID string }
+	resp, err := c.JSON(ctx, del(gone.URL), nil, &out, httpx.Expect{OK: []int{http.StatusNoContent, http.StatusNotFound}})
+	if err != nil || resp.Status != http.StatusNotFound || out.ID != "" || !strings.Contains(string(resp.Body), "no such key") {
+		t.Fatalf("404 listed in OK: resp %+v err %v out %+v", resp, err, out)
+	}
+	// A list replaces "any 2xx": an unlisted 200 fails.
+	_, err = c.JSON(ctx, del(ok.URL), nil, &out, httpx.Expect{OK: []int{http.StatusNoContent}})
+	var e *httpx.Error
+	if !errors.As(err, &e) || e.Status != http.StatusOK || out.ID != "" {
+		t.Fatalf("unlisted 200: %v (decoded %+v)", err, out)
+	}
+	if _, err = c.JSON(ctx, del(ok.URL), nil, &out, httpx.Expect{OK: []int{http.StatusOK}}); err != nil || out.ID != "x" {
+		t.Fatalf("listed 200: %v (decoded %+v)", err, out)
+	}
+}
+
+func TestJSONUnencodableBody(t *testing.T) {
+	t.Parallel()
+	srv, requests := jsonAPI(t, http.StatusOK, `{}`)
+	c := newClient(t, httpx.Options{})
+	_, err := c.JSON(context.Background(), bearerReq("create", "POST", srv.URL+"/v1/keys", "k"), map[string]any{"f": func() {}}, nil, httpx.Expect{})
+	if err == nil || !strings.Contains(err.Error(), `provider "acme-prod": create: encoding the request`) {
+		t.Fatalf("error %v", err)
+	}
+	if n := len(requests()); n != 0 {
+		t.Errorf("%d requests sent with a body that did not encode", n)
+	}
+}
+
+func TestCallSendsBodyAsGiven(t *testing.T) {
+	t.Parallel()
+	srv, requests := jsonAPI(t, http.StatusCreated, `{"sid":"SK1"}`)
+	c := newClient(t, httpx.Options{})
+	form := "FriendlyName=vault+app"
+	req := httpx.Request{Op: "create", Method: "POST", URL: srv.URL + "/Keys.json", Body: []byte(form),
+		Header: http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Authorization": {"Basic " + basic("AC1", "pw-secret")}}}
+	var out struct{ SID string }
+	if _, err := c.Call(context.Background(), req, &out, httpx.Expect{}); err != nil || out.SID != "SK1" {
+		t.Fatalf("err %v, decoded %+v", err, out)
+	}
+	if g := requests()[0]; g.contentType != "application/x-www-form-urlencoded" || g.accept != "" || g.body != form {
+		t.Errorf("server saw %+v: Call must send the request as given", g)
+	}
+}
+
+func TestTextMessage(t *testing.T) {
+	t.Parallel()
+	for body, want := range map[string]string{
+		"  Retry later\n":                "Retry later",
+		"first line\nsecond line":        "first line",
+		"<html><body>502</body></html>":  "",
+		"\n  <!DOCTYPE html>\n<html>":    "",
+		"":                               "",
+		`{"message":"JSON is not text"}`: `{"message":"JSON is not text"}`,
+	} {
+		if got := httpx.TextMessage([]byte(body)); got != want {
+			t.Errorf("TextMessage(%q) = %q, want %q", body, got, want)
 		}
 	}
 }

@@ -345,29 +345,9 @@ func (p *provider) deleteAdminKey(ctx context.Context, op, id string) error {
 // call sends a request with secret as the bearer token; any 2xx is success
 // and its JSON body is decoded into out (when not nil).
 func (p *provider) call(ctx context.Context, op, method, path, secret string, in, out any) error {
-	var body []byte
-	if in != nil {
-		var err error
-		if body, err = json.Marshal(in); err != nil {
-			return fmt.Errorf("openai: %s: %w", op, err)
-		}
-	}
-	h := httpx.JSONHeader(nil)
-	h.Set("Authorization", "Bearer "+secret)
-	r := httpx.Request{Op: op, Method: method, URL: p.base + path, Header: h, Body: body}
-	resp, err := p.http.Do(ctx, r)
-	if err != nil {
-		return err
-	}
-	if resp.Status < 200 || resp.Status > 299 {
-		return p.http.StatusError(r, resp, apiMessage(resp.Body), p.adminKey, secret)
-	}
-	if out != nil {
-		if err := json.Unmarshal(resp.Body, out); err != nil {
-			return fmt.Errorf("provider %q: %s: unexpected response from OpenAI", p.http.Provider(), op)
-		}
-	}
-	return nil
+	r := httpx.Request{Op: op, Method: method, URL: p.base + path, Header: http.Header{"Authorization": {"Bearer " + secret}}}
+	_, err := p.http.JSON(ctx, r, in, out, httpx.Expect{Message: apiMessage, Redact: []string{p.adminKey, secret}})
+	return err
 }
 
 // apiMessage extracts OpenAI's {"error":{message,type,param,code}} text,
@@ -383,14 +363,10 @@ func apiMessage(body []byte) string {
 	}
 	var out string
 	if err := json.Unmarshal(body, &e); err != nil || e.Error == nil {
-		s := strings.TrimSpace(string(body))
-		if strings.HasPrefix(s, "<") || strings.HasPrefix(s, "{") {
-			return ""
+		if strings.HasPrefix(strings.TrimSpace(string(body)), "{") {
+			return "" // JSON, but not the error shape: nothing to show
 		}
-		if i := strings.IndexByte(s, '\n'); i >= 0 {
-			s = s[:i]
-		}
-		out = s
+		out = httpx.TextMessage(body)
 	} else {
 		out = e.Error.Message
 		var tags []string

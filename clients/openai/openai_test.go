@@ -2,50 +2,20 @@ package openai
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
-	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/clienttest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/openai/openaitest"
 )
 
-func openaiType(t *testing.T) *clients.Type {
-	t.Helper()
-	typ, ok := clients.Lookup("openai")
-	if !ok {
-		t.Fatal("openai type not registered")
-	}
-	return typ
-}
-
 func newClient(t *testing.T, srv *openaitest.Server, fields map[string]string) *provider {
 	t.Helper()
-	typ := openaiType(t)
-	merged := map[string]string{}
-	for _, f := range typ.Fields {
-		merged[f.Name] = f.Default
-	}
-	for k, v := range fields {
-		merged[k] = v
-	}
-	if err := typ.Validate(merged); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	hc, err := httpx.New(httpx.Options{Provider: "test", RetryWaitMin: time.Millisecond, RetryWaitMax: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := typ.New(clients.Config{Name: "test", BaseURL: srv.URL + "/v1", Fields: merged, HTTP: hc})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return p.(*provider)
+	return clienttest.New(t, "openai", srv.URL+"/v1", fields).(*provider)
 }
 
 func fields(srv *openaitest.Server) map[string]string {
@@ -55,17 +25,11 @@ func fields(srv *openaitest.Server) map[string]string {
 // anyKey matches a key-like fragment other than our redaction marker.
 var anyKey = regexp.MustCompile(`sk-[A-Za-z0-9*]`)
 
+// assertNoSecret adds OpenAI's masked key fragments to the shared check.
 func assertNoSecret(t *testing.T, err error, secrets ...string) {
 	t.Helper()
-	if err == nil {
-		return
-	}
-	for _, s := range secrets {
-		if s != "" && strings.Contains(err.Error(), s) {
-			t.Fatalf("error contains a secret: %v", err)
-		}
-	}
-	if anyKey.MatchString(err.Error()) {
+	clienttest.AssertNoSecret(t, err, secrets...)
+	if err != nil && anyKey.MatchString(err.Error()) {
 		t.Fatalf("error contains a key fragment: %v", err)
 	}
 }
@@ -76,7 +40,7 @@ func last(srv *openaitest.Server) openaitest.Recorded {
 }
 
 func TestRegistered(t *testing.T) {
-	typ := openaiType(t)
+	typ := clienttest.Type(t, "openai")
 	if typ.DefaultBaseURL != "https://api.openai.com/v1" || typ.BaseURLRequired {
 		t.Fatalf("base url = %q required=%v", typ.DefaultBaseURL, typ.BaseURLRequired)
 	}
@@ -106,24 +70,8 @@ func TestValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := map[string]string{}
-			for k, v := range good {
-				f[k] = v
-			}
-			for k, v := range tt.set {
-				f[k] = v
-			}
-			err := openaiType(t).Validate(f)
-			if tt.field == "" {
-				if err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			var fe *clients.FieldError
-			if !errors.As(err, &fe) || fe.Field != tt.field {
-				t.Fatalf("want FieldError on %s, got %v", tt.field, err)
-			}
+			err := clienttest.Type(t, "openai").Validate(clienttest.Merge(good, tt.set))
+			clienttest.AssertFieldError(t, err, tt.field, "")
 		})
 	}
 }
@@ -164,17 +112,14 @@ func TestKeyLifecycle(t *testing.T) {
 	if r := last(srv); r.Method != http.MethodDelete || r.Path != "/v1/organization/projects/proj_vault/service_accounts/"+key.ID || r.Status != 200 {
 		t.Fatalf("revoke request = %+v", r)
 	}
-	if srv.IsLive(key.Secret) || len(srv.LiveKeys()) != 0 {
+	if len(srv.LiveKeys()) != 0 {
 		t.Fatal("key live after revoke")
 	}
-	err = p.VerifyKey(ctx, key)
-	if err == nil || !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "invalid_api_key") {
-		t.Fatalf("VerifyKey after revoke = %v", err)
-	}
 	// The server echoes a masked key; the error must carry no fragment of it.
-	assertNoSecret(t, err, key.Secret, key.Secret[len(key.Secret)-4:], srv.RootKey())
-	if err := p.RevokeKey(ctx, key.ID); err != nil {
-		t.Fatalf("second RevokeKey: %v", err)
+	err = clienttest.AssertRevoked(t, p, key, srv.IsLive, key.Secret[len(key.Secret)-4:], srv.RootKey())
+	assertNoSecret(t, err)
+	if !strings.Contains(err.Error(), "401") || !strings.Contains(err.Error(), "invalid_api_key") {
+		t.Fatalf("VerifyKey after revoke = %v", err)
 	}
 	if r := last(srv); r.Status != http.StatusNotFound {
 		t.Fatalf("second revoke got %d, want the server's 404", r.Status)
@@ -197,10 +142,7 @@ func TestBadRequests(t *testing.T) {
 			defer srv.Close()
 			p := newClient(t, srv, fields(srv))
 			_, err := p.CreateKey(context.Background(), tt.req)
-			var fe *clients.FieldError
-			if !errors.As(err, &fe) || fe.Field != tt.field || !strings.Contains(fe.Message, tt.text) {
-				t.Fatalf("want FieldError %s mentioning %s, got %v", tt.field, tt.text, err)
-			}
+			clienttest.AssertFieldError(t, err, tt.field, tt.text)
 			if len(srv.Requests()) != 0 {
 				t.Fatal("a request was sent")
 			}
@@ -436,12 +378,8 @@ func TestServerErrorsExhausted(t *testing.T) {
 		},
 		"revoke_root": func() error { return p.RevokeRoot(ctx, "key_x") },
 	}
-	for name, call := range calls {
-		err := call()
-		if err == nil || !strings.Contains(err.Error(), `"test"`) || !strings.Contains(err.Error(), "503") {
-			t.Fatalf("%s: error must name provider and status: %v", name, err)
-		}
-		assertNoSecret(t, err, srv.RootKey(), key.Secret)
+	for _, err := range clienttest.AssertFailures(t, calls, http.StatusServiceUnavailable, srv.RootKey(), key.Secret) {
+		assertNoSecret(t, err)
 	}
 }
 

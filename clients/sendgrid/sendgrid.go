@@ -130,33 +130,14 @@ func (c *client) Capabilities() clients.Capabilities {
 // into out (when not nil) and turns any other status into an error that
 // carries SendGrid's own message with every secret removed.
 func (c *client) call(ctx context.Context, op, method, path, bearer string, subuser bool, in, out any, secrets ...string) error {
-	var body []byte
-	if in != nil {
-		var err error
-		if body, err = json.Marshal(in); err != nil {
-			return fmt.Errorf("sendgrid: encoding %s request: %w", op, err)
-		}
-	}
-	h := httpx.JSONHeader(nil)
-	h.Set("Authorization", "Bearer "+bearer)
+	h := http.Header{"Authorization": {"Bearer " + bearer}}
 	if subuser && c.onBehalfOf != "" {
 		h.Set("On-Behalf-Of", c.onBehalfOf)
 	}
-	req := httpx.Request{Op: op, Method: method, URL: c.base + path, Header: h, Body: body}
-	resp, err := c.http.Do(ctx, req)
-	if err != nil {
-		return err
-	}
+	req := httpx.Request{Op: op, Method: method, URL: c.base + path, Header: h}
 	redact := append([]string{c.apiKey, bearer}, secrets...)
-	if resp.Status < 200 || resp.Status > 299 {
-		return c.http.StatusError(req, resp, errorMessage(resp.Body), redact...)
-	}
-	if out != nil {
-		if err := json.Unmarshal(resp.Body, out); err != nil {
-			return fmt.Errorf("provider %q: %s (%s %s): undecodable response body", c.http.Provider(), op, method, path)
-		}
-	}
-	return nil
+	_, err := c.http.JSON(ctx, req, in, out, httpx.Expect{Message: errorMessage, Redact: redact})
+	return err
 }
 
 // errorMessage extracts SendGrid's {"errors":[{"field","message"}]} text.

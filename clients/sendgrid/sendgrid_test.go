@@ -8,32 +8,17 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/clienttest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/sendgrid"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/sendgrid/sendgridtest"
 )
 
 func newProvider(t *testing.T, srv *sendgridtest.Server, fields map[string]string) clients.Provider {
 	t.Helper()
-	typ, ok := clients.Lookup(sendgrid.TypeName)
-	if !ok {
-		t.Fatal("sendgrid type not registered")
-	}
-	hc, err := httpx.New(httpx.Options{Provider: "test", RetryWaitMin: time.Millisecond, RetryWaitMax: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := typ.Validate(fields); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	p, err := typ.New(clients.Config{Name: "sg", BaseURL: srv.URL, Fields: fields, HTTP: hc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return clienttest.New(t, sendgrid.TypeName, srv.URL, fields)
 }
 
 func rootFields(srv *sendgridtest.Server) map[string]string {
@@ -42,14 +27,7 @@ func rootFields(srv *sendgridtest.Server) map[string]string {
 
 func lastRequest(t *testing.T, srv *sendgridtest.Server, method, path string) sendgridtest.Recorded {
 	t.Helper()
-	reqs := srv.Requests()
-	for i := len(reqs) - 1; i >= 0; i-- {
-		if reqs[i].Method == method && reqs[i].Path == path {
-			return reqs[i]
-		}
-	}
-	t.Fatalf("no %s %s request recorded", method, path)
-	return sendgridtest.Recorded{}
+	return clienttest.Last(t, srv.Requests(), method+" "+path, func(r sendgridtest.Recorded) bool { return r.Method == method && r.Path == path })
 }
 
 func stringsOf(v any) []string {
@@ -132,19 +110,7 @@ func TestKeyLifecycle(t *testing.T) {
 			if del.Auth != "root" || del.OnBehalfOf != tc.onBehalfOf {
 				t.Errorf("delete sent as %q on behalf of %q", del.Auth, del.OnBehalfOf)
 			}
-			if srv.IsLive(key.Secret) {
-				t.Fatal("key still live after RevokeKey")
-			}
-			err = p.VerifyKey(ctx, key)
-			if err == nil {
-				t.Fatal("VerifyKey succeeded on a revoked key")
-			}
-			if strings.Contains(err.Error(), key.Secret) {
-				t.Fatalf("error leaks the key: %v", err)
-			}
-			if err := p.RevokeKey(ctx, key.ID); err != nil {
-				t.Fatalf("second RevokeKey: %v (404 must count as gone)", err)
-			}
+			clienttest.AssertRevoked(t, p, key, srv.IsLive)
 		})
 	}
 }
@@ -257,10 +223,7 @@ func TestRootWithoutKeyManagementScopes(t *testing.T) {
 	p := newProvider(t, srv, rootFields(srv))
 	before := len(srv.LiveKeys())
 	_, err := p.CreateRoot(context.Background(), "vault-root-2")
-	var fe *clients.FieldError
-	if !errors.As(err, &fe) || fe.Field != "api_key" || !strings.Contains(fe.Message, "api_keys.delete") {
-		t.Fatalf("CreateRoot = %v, want a FieldError on api_key naming api_keys.delete", err)
-	}
+	clienttest.AssertFieldError(t, err, "api_key", "api_keys.delete")
 	if after := len(srv.LiveKeys()); after != before {
 		t.Fatalf("%d keys created by a refused rotation", after-before)
 	}
@@ -316,12 +279,7 @@ func TestRetriesRateLimit(t *testing.T) {
 	if _, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "after-429"}); err != nil {
 		t.Fatalf("CreateKey after 429s: %v", err)
 	}
-	posts := 0
-	for _, r := range srv.Requests() {
-		if r.Method == http.MethodPost {
-			posts++
-		}
-	}
+	posts := clienttest.Count(srv.Requests(), func(r sendgridtest.Recorded) bool { return r.Method == http.MethodPost })
 	if posts != 3 {
 		t.Fatalf("%d create attempts, want 3", posts)
 	}
@@ -348,21 +306,7 @@ func TestServerErrorsExhausted(t *testing.T) {
 			return err
 		},
 	}
-	for op, call := range calls {
-		err := call()
-		if err == nil {
-			t.Fatalf("%s succeeded against a failing provider", op)
-		}
-		msg := err.Error()
-		if !strings.Contains(msg, `provider "test"`) || !strings.Contains(msg, "503") {
-			t.Errorf("%s: error does not name provider and status: %v", op, msg)
-		}
-		for _, s := range secrets {
-			if strings.Contains(msg, s) {
-				t.Errorf("%s: error leaks a secret: %v", op, msg)
-			}
-		}
-	}
+	clienttest.AssertFailures(t, calls, http.StatusServiceUnavailable, secrets...)
 }
 
 func TestParametersRejected(t *testing.T) {
@@ -371,10 +315,7 @@ func TestParametersRejected(t *testing.T) {
 	defer srv.Close()
 	p := newProvider(t, srv, rootFields(srv))
 	_, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k", Parameters: map[string]string{"ttl": "1h"}})
-	var fe *clients.FieldError
-	if !errors.As(err, &fe) || fe.Field != "parameters" || !strings.Contains(fe.Message, "ttl") {
-		t.Fatalf("err = %v, want a FieldError on parameters naming ttl", err)
-	}
+	clienttest.AssertFieldError(t, err, "parameters", "ttl")
 	if len(srv.Requests()) != 0 {
 		t.Fatal("a request was sent for a rejected key")
 	}
@@ -398,16 +339,7 @@ func TestValidate(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := typ.Validate(tc.fields)
-			if tc.field == "" {
-				if err != nil {
-					t.Fatalf("unexpected error %v", err)
-				}
-				return
-			}
-			var fe *clients.FieldError
-			if !errors.As(err, &fe) || fe.Field != tc.field {
-				t.Fatalf("err = %v, want a FieldError on %s", err, tc.field)
-			}
+			clienttest.AssertFieldError(t, err, tc.field, "")
 		})
 	}
 }

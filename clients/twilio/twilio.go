@@ -192,26 +192,10 @@ func (c *client) call(ctx context.Context, op, method, rawURL, user, pass string
 	}
 	h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":"+pass)))
 	req := httpx.Request{Op: op, Method: method, URL: rawURL, Header: h, Body: body}
-	resp, err := c.http.Do(ctx, req)
-	if err != nil {
-		return err
-	}
-	if resp.Status < 200 || resp.Status > 299 {
-		return c.http.StatusError(req, resp, errorMessage(resp.Body), append([]string{c.pass, pass}, secrets...)...)
-	}
-	if out != nil && len(resp.Body) > 0 {
-		if err := json.Unmarshal(resp.Body, out); err != nil {
-			return fmt.Errorf("provider %q: %s (%s %s): undecodable response body", c.http.Provider(), op, method, pathOf(rawURL))
-		}
-	}
-	return nil
-}
-
-func pathOf(raw string) string {
-	if u, err := url.Parse(raw); err == nil {
-		return u.Path
-	}
-	return ""
+	redact := append([]string{c.pass, pass}, secrets...)
+	// An empty success (a 204) leaves out as it is rather than failing.
+	_, err := c.http.Call(ctx, req, out, httpx.Expect{Message: errorMessage, Redact: redact})
+	return err
 }
 
 // errorMessage extracts Twilio's {"code","message","more_info","status"}.

@@ -9,36 +9,18 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/clienttest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/twilio"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/twilio/twiliotest"
 )
 
 func newProvider(t *testing.T, srv *twiliotest.Server, fields map[string]string) clients.Provider {
 	t.Helper()
-	typ, ok := clients.Lookup(twilio.TypeName)
-	if !ok {
-		t.Fatal("twilio type not registered")
-	}
-	hc, err := httpx.New(httpx.Options{Provider: "test", RetryWaitMin: time.Millisecond, RetryWaitMax: 10 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	all := map[string]string{"iam_base_url": srv.URL, "accounts_base_url": srv.URL}
-	for k, v := range fields {
-		all[k] = v
-	}
-	if err := typ.Validate(all); err != nil {
-		t.Fatalf("Validate: %v", err)
-	}
-	p, err := typ.New(clients.Config{Name: "tw", BaseURL: srv.URL, Fields: all, HTTP: hc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	urls := map[string]string{"iam_base_url": srv.URL, "accounts_base_url": srv.URL}
+	return clienttest.New(t, twilio.TypeName, srv.URL, clienttest.Merge(urls, fields))
 }
 
 func tokenFields(srv *twiliotest.Server) map[string]string {
@@ -47,14 +29,7 @@ func tokenFields(srv *twiliotest.Server) map[string]string {
 
 func lastRequest(t *testing.T, srv *twiliotest.Server, method, path string) twiliotest.Recorded {
 	t.Helper()
-	reqs := srv.Requests()
-	for i := len(reqs) - 1; i >= 0; i-- {
-		if reqs[i].Method == method && reqs[i].Path == path {
-			return reqs[i]
-		}
-	}
-	t.Fatalf("no %s %s request recorded", method, path)
-	return twiliotest.Recorded{}
+	return clienttest.Last(t, srv.Requests(), method+" "+path, func(r twiliotest.Recorded) bool { return r.Method == method && r.Path == path })
 }
 
 func TestKeyLifecycle(t *testing.T) {
@@ -147,19 +122,7 @@ func TestKeyLifecycle(t *testing.T) {
 			if err := p.RevokeKey(ctx, key.ID); err != nil {
 				t.Fatalf("RevokeKey: %v", err)
 			}
-			if srv.IsLive(key.Secret) {
-				t.Fatal("key live after RevokeKey")
-			}
-			err = p.VerifyKey(ctx, key)
-			if err == nil {
-				t.Fatal("VerifyKey accepted a revoked key")
-			}
-			if strings.Contains(err.Error(), key.Secret) {
-				t.Fatalf("error leaks the key: %v", err)
-			}
-			if err := p.RevokeKey(ctx, key.ID); err != nil {
-				t.Fatalf("second RevokeKey: %v", err)
-			}
+			clienttest.AssertRevoked(t, p, key, srv.IsLive)
 		})
 	}
 }
@@ -380,10 +343,7 @@ func TestAPIKeyFormHasNoRootRotation(t *testing.T) {
 	}
 	before := len(srv.LiveKeys())
 	_, err := p.CreateRoot(context.Background(), "x")
-	var fe *clients.FieldError
-	if !errors.As(err, &fe) || fe.Field != "api_key_sid" {
-		t.Fatalf("CreateRoot for an API-key root = %v, want a FieldError on api_key_sid", err)
-	}
+	clienttest.AssertFieldError(t, err, "api_key_sid", "")
 	if len(srv.LiveKeys()) != before || srv.SecondaryAuthToken() != "" {
 		t.Fatal("refused rotation created something")
 	}
@@ -398,12 +358,7 @@ func TestRetriesRateLimit(t *testing.T) {
 	if _, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "after-429"}); err != nil {
 		t.Fatalf("CreateKey after 429s: %v", err)
 	}
-	posts := 0
-	for _, r := range srv.Requests() {
-		if r.Method == http.MethodPost {
-			posts++
-		}
-	}
+	posts := clienttest.Count(srv.Requests(), func(r twiliotest.Recorded) bool { return r.Method == http.MethodPost })
 	if posts != 3 {
 		t.Fatalf("%d attempts, want 3", posts)
 	}
@@ -432,21 +387,7 @@ func TestServerErrorsExhausted(t *testing.T) {
 		"verify_root": func() error { return p.VerifyRoot(ctx, root) },
 		"revoke_root": func() error { return p.RevokeRoot(ctx, root.ID) },
 	}
-	for op, call := range calls {
-		err := call()
-		if err == nil {
-			t.Fatalf("%s succeeded against a failing provider", op)
-		}
-		msg := err.Error()
-		if !strings.Contains(msg, `provider "test"`) || !strings.Contains(msg, "500") {
-			t.Errorf("%s: error does not name provider and status: %v", op, msg)
-		}
-		for _, s := range secrets {
-			if strings.Contains(msg, s) {
-				t.Errorf("%s: error leaks a secret: %v", op, msg)
-			}
-		}
-	}
+	clienttest.AssertFailures(t, calls, http.StatusInternalServerError, secrets...)
 }
 
 func TestKeyOptionsRejected(t *testing.T) {
@@ -472,10 +413,7 @@ func TestKeyOptionsRejected(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k", Scopes: tc.scopes, Parameters: tc.params})
-			var fe *clients.FieldError
-			if !errors.As(err, &fe) || fe.Field != tc.field || !strings.Contains(fe.Message, tc.text) {
-				t.Fatalf("err = %v, want a FieldError on %s mentioning %q", err, tc.field, tc.text)
-			}
+			clienttest.AssertFieldError(t, err, tc.field, tc.text)
 		})
 	}
 	if len(srv.Requests()) != 0 {
@@ -507,16 +445,7 @@ func TestValidate(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := typ.Validate(tc.fields)
-			if tc.field == "" {
-				if err != nil {
-					t.Fatalf("unexpected error %v", err)
-				}
-				return
-			}
-			var fe *clients.FieldError
-			if !errors.As(err, &fe) || fe.Field != tc.field {
-				t.Fatalf("err = %v, want a FieldError on %s", err, tc.field)
-			}
+			clienttest.AssertFieldError(t, err, tc.field, "")
 		})
 	}
 }

@@ -7,7 +7,6 @@ package cloudflaretest
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/fakeapi"
 )
 
 // Permission-group ids this fake understands for token management. (They
@@ -63,15 +64,14 @@ type Token struct {
 type Server struct {
 	*httptest.Server
 
-	mu         sync.Mutex
-	tokens     map[string]*Token
-	rootID     string
-	accountID  string
-	limits     map[string]int
-	failN      int
-	failStatus int
-	reqs       []Recorded
-	now        func() time.Time
+	log fakeapi.Recorder[Recorded]
+
+	mu        sync.Mutex
+	tokens    map[string]*Token
+	rootID    string
+	accountID string
+	limits    map[string]int
+	now       func() time.Time
 }
 
 // Option configures a Server.
@@ -81,7 +81,7 @@ type Option func(*Server)
 // account (see AccountID).
 func WithAccountRoot() Option {
 	return func(s *Server) {
-		s.accountID = randHex(16)
+		s.accountID = fakeapi.Hex(16)
 		root := s.tokens[s.rootID]
 		root.Owner = s.accountID
 		root.Policies = rootPolicies("com.cloudflare.api.account." + s.accountID)
@@ -101,7 +101,7 @@ func WithTokenLimit(owner string, n int) Option { return func(s *Server) { s.lim
 
 func rootPolicies(resource string) json.RawMessage {
 	b, _ := json.Marshal([]map[string]any{{
-		"id":     randHex(16),
+		"id":     fakeapi.Hex(16),
 		"effect": "allow",
 		"permission_groups": []map[string]any{
 			{"id": PermTokensWrite, "name": "API Tokens Write"},
@@ -117,7 +117,7 @@ func rootPolicies(resource string) json.RawMessage {
 func NewServer(opts ...Option) *Server {
 	s := &Server{tokens: map[string]*Token{}, limits: map[string]int{}, now: time.Now}
 	root := newToken("vault-root", "user")
-	root.Policies = rootPolicies("com.cloudflare.api.user." + randHex(16))
+	root.Policies = rootPolicies("com.cloudflare.api.user." + fakeapi.Hex(16))
 	s.tokens[root.ID] = root
 	s.rootID = root.ID
 	for _, o := range opts {
@@ -127,20 +127,12 @@ func NewServer(opts ...Option) *Server {
 	return s
 }
 
-func randHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 func newToken(name, owner string) *Token {
 	b := make([]byte, 30)
 	if _, err := rand.Read(b); err != nil {
 		panic(err)
 	}
-	return &Token{ID: randHex(16), Name: name, Owner: owner, Value: base64.RawURLEncoding.EncodeToString(b), IssuedOn: time.Now().UTC()}
+	return &Token{ID: fakeapi.Hex(16), Name: name, Owner: owner, Value: base64.RawURLEncoding.EncodeToString(b), IssuedOn: time.Now().UTC()}
 }
 
 // AccountID is the account of an account-owned root ("" otherwise).
@@ -160,18 +152,10 @@ func (s *Server) RootToken() string {
 func (s *Server) RootTokenID() string { return s.rootID }
 
 // FailNext answers the next n requests with status (429s carry Retry-After: 1).
-func (s *Server) FailNext(n, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failN, s.failStatus = n, status
-}
+func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
 
 // Requests returns every request received so far.
-func (s *Server) Requests() []Recorded {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Recorded(nil), s.reqs...)
-}
+func (s *Server) Requests() []Recorded { return s.log.Requests() }
 
 // LiveKeys returns a copy of every token that exists (expired ones included
 // until deleted).
@@ -214,22 +198,16 @@ type cfError struct {
 	Message string `json:"message"`
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
 func writeResult(w http.ResponseWriter, result any, info map[string]any) {
 	env := map[string]any{"success": true, "errors": []cfError{}, "messages": []any{}, "result": result}
 	if info != nil {
 		env["result_info"] = info
 	}
-	writeJSON(w, http.StatusOK, env)
+	fakeapi.WriteJSON(w, http.StatusOK, env)
 }
 
 func writeError(w http.ResponseWriter, status, code int, msg string) {
-	writeJSON(w, status, map[string]any{
+	fakeapi.WriteJSON(w, status, map[string]any{
 		"success": false, "errors": []cfError{{Code: code, Message: msg}}, "messages": []any{}, "result": nil,
 	})
 }
@@ -309,16 +287,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if len(raw) > 0 {
 		_ = json.Unmarshal(raw, &rec.Body)
 	}
-	s.reqs = append(s.reqs, rec)
+	s.log.Record(rec)
 
-	if s.failN > 0 {
-		s.failN--
-		if s.failStatus == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", "1")
-			writeError(w, s.failStatus, 10000, "Rate limited. Please wait and consider throttling your request speed")
-			return
+	if status := s.log.Fail(w); status != 0 {
+		msg := "Internal Server Error"
+		if status == http.StatusTooManyRequests {
+			msg = "Rate limited. Please wait and consider throttling your request speed"
 		}
-		writeError(w, s.failStatus, 10000, "Internal Server Error")
+		writeError(w, status, 10000, msg)
 		return
 	}
 	if caller == nil {

@@ -4,8 +4,6 @@
 package datadogtest
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -16,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/fakeapi"
 )
 
 // Recorded is one request the server received. APIKey and AppKey name the
@@ -46,13 +46,12 @@ type Key struct {
 type Server struct {
 	*httptest.Server
 
-	mu         sync.Mutex
-	keys       map[string]*Key
-	rootAPIID  string
-	rootAppID  string
-	failN      int
-	failStatus int
-	reqs       []Recorded
+	log fakeapi.Recorder[Recorded]
+
+	mu        sync.Mutex
+	keys      map[string]*Key
+	rootAPIID string
+	rootAppID string
 }
 
 // Option configures a Server.
@@ -79,23 +78,15 @@ func NewServer(opts ...Option) *Server {
 	return s
 }
 
-func randHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 func uuid() string {
-	h := randHex(16)
+	h := fakeapi.Hex(16)
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 func (s *Server) add(kind, name, owner string, scopes []string) *Key {
-	secret := randHex(16) // API keys: 32 hex characters
+	secret := fakeapi.Hex(16) // API keys: 32 hex characters
 	if kind == "application_key" {
-		secret = randHex(20) // application keys: 40
+		secret = fakeapi.Hex(20) // application keys: 40
 	}
 	k := &Key{ID: uuid(), Kind: kind, Name: name, Secret: secret, Owner: owner, Scopes: scopes, Created: time.Now().UTC()}
 	s.keys[k.ID] = k
@@ -125,18 +116,10 @@ func (s *Server) secretOf(id string) string {
 
 // FailNext answers the next n requests with status (429s carry Retry-After: 1
 // and Datadog's X-RateLimit-* headers).
-func (s *Server) FailNext(n, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failN, s.failStatus = n, status
-}
+func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
 
 // Requests returns every request received so far.
-func (s *Server) Requests() []Recorded {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Recorded(nil), s.reqs...)
-}
+func (s *Server) Requests() []Recorded { return s.log.Requests() }
 
 // LiveKeys returns a copy of every live key of both kinds.
 func (s *Server) LiveKeys() []Key {
@@ -186,16 +169,8 @@ func (s *Server) label(header, kind string) string {
 	}
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	if v != nil {
-		_ = json.NewEncoder(w).Encode(v)
-	}
-}
-
 func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]any{"errors": []string{msg}})
+	fakeapi.WriteJSON(w, status, map[string]any{"errors": []string{msg}})
 }
 
 func rateHeaders(w http.ResponseWriter, remaining, reset int) {
@@ -253,17 +228,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if len(raw) > 0 {
 		_ = json.Unmarshal(raw, &rec.Body)
 	}
-	s.reqs = append(s.reqs, rec)
+	s.log.Record(rec)
 
-	if s.failN > 0 {
-		s.failN--
-		if s.failStatus == http.StatusTooManyRequests {
+	if status := s.log.Fail(w); status != 0 {
+		msg := "Internal Server Error"
+		if status == http.StatusTooManyRequests {
 			rateHeaders(w, 0, 1)
-			w.Header().Set("Retry-After", "1")
-			writeError(w, s.failStatus, "Too many requests")
-			return
+			msg = "Too many requests"
 		}
-		writeError(w, s.failStatus, "Internal Server Error")
+		writeError(w, status, msg)
 		return
 	}
 	rateHeaders(w, 99, 60)
@@ -273,7 +246,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.URL.Path == "/api/v1/validate" && r.Method == http.MethodGet {
-		writeJSON(w, http.StatusOK, map[string]any{"valid": true})
+		fakeapi.WriteJSON(w, http.StatusOK, map[string]any{"valid": true})
 		return
 	}
 	app := s.bySecret(appHeader, "application_key")
@@ -285,7 +258,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	switch {
 	case p == "/api/v2/validate_keys" && r.Method == http.MethodGet:
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok"})
+		fakeapi.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok"})
 
 	case p == "/api/v2/api_keys" || strings.HasPrefix(p, "/api/v2/api_keys/"):
 		need := "api_keys_read"
@@ -330,7 +303,7 @@ func (s *Server) collection(w http.ResponseWriter, r *http.Request, raw []byte, 
 		}
 		switch r.Method {
 		case http.MethodGet:
-			writeJSON(w, http.StatusOK, map[string]any{"data": s.keyJSON(k, kind == "api_key")})
+			fakeapi.WriteJSON(w, http.StatusOK, map[string]any{"data": s.keyJSON(k, kind == "api_key")})
 		case http.MethodDelete:
 			delete(s.keys, id)
 			w.WriteHeader(http.StatusNoContent)
@@ -390,7 +363,7 @@ func (s *Server) collection(w http.ResponseWriter, r *http.Request, raw []byte, 
 		if len(extra) > 0 {
 			k.Attrs = extra
 		}
-		writeJSON(w, http.StatusCreated, map[string]any{"data": s.keyJSON(k, true)})
+		fakeapi.WriteJSON(w, http.StatusCreated, map[string]any{"data": s.keyJSON(k, true)})
 	case http.MethodGet:
 		q := r.URL.Query()
 		size, _ := strconv.Atoi(q.Get("page[size]"))
@@ -418,7 +391,7 @@ func (s *Server) collection(w http.ResponseWriter, r *http.Request, raw []byte, 
 		for _, k := range match[start:end] {
 			data = append(data, s.keyJSON(k, false))
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"data": data, "meta": map[string]any{"page": map[string]any{"total_filtered_count": len(match)}}})
+		fakeapi.WriteJSON(w, http.StatusOK, map[string]any{"data": data, "meta": map[string]any{"page": map[string]any{"total_filtered_count": len(match)}}})
 	default:
 		writeError(w, http.StatusMethodNotAllowed, "Method not allowed")
 	}

@@ -7,12 +7,7 @@
 package gitlabtest
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/fakeapi"
 )
 
 // Defaults seeded by NewServer.
@@ -67,6 +64,8 @@ type Token struct {
 type Server struct {
 	*httptest.Server
 
+	log fakeapi.Recorder[Recorded]
+
 	mu         sync.Mutex
 	nextID     int64
 	tokens     map[int64]*Token
@@ -75,9 +74,6 @@ type Server struct {
 	groups     map[int64]bool
 	users      map[int64]bool
 	maxPerPage int
-	failN      int
-	failStatus int
-	requests   []Recorded
 	now        func() time.Time
 }
 
@@ -158,25 +154,13 @@ func (s *Server) Root() Token {
 
 // FailNext answers the next n requests with status (429s carry
 // Retry-After: 1 and RateLimit-* headers).
-func (s *Server) FailNext(n, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failN, s.failStatus = n, status
-}
+func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
 
 // Requests returns every request received so far.
-func (s *Server) Requests() []Recorded {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.requests)
-}
+func (s *Server) Requests() []Recorded { return s.log.Requests() }
 
 // ResetRequests forgets the recorded requests.
-func (s *Server) ResetRequests() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests = nil
-}
+func (s *Server) ResetRequests() { s.log.ResetRequests() }
 
 // LiveKeys returns the issued (non-root) tokens that still work.
 func (s *Server) LiveKeys() []Token {
@@ -246,10 +230,8 @@ func (s *Server) bySecret(secret string) *Token {
 }
 
 func (s *Server) newToken(name, kind string, target, user int64, scopes []string, expires string) *Token {
-	b := make([]byte, 10)
-	_, _ = rand.Read(b)
 	t := &Token{
-		ID: s.nextID, Name: name, Secret: "glpat-" + hex.EncodeToString(b), Scopes: scopes,
+		ID: s.nextID, Name: name, Secret: "glpat-" + fakeapi.Hex(10), Scopes: scopes,
 		ExpiresAt: expires, CreatedAt: s.now().UTC(), Kind: kind, Target: target, UserID: user,
 	}
 	s.nextID++
@@ -292,23 +274,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Auth: s.authLabel(caller, secret != ""),
 		Header: map[string]string{"Content-Type": r.Header.Get("Content-Type"), "User-Agent": r.Header.Get("User-Agent")},
 	}
-	var body map[string]any
-	if r.Body != nil {
-		dec := json.NewDecoder(r.Body)
-		dec.UseNumber()
-		if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-			body = nil
-			rec.Body = map[string]any{"_invalid_json": true}
-		}
-	}
-	if body != nil {
-		rec.Body = body
+	body, validJSON := fakeapi.DecodeBody(r)
+	rec.Body = body
+	if !validJSON {
+		rec.Body = map[string]any{"_invalid_json": true}
 	}
 
 	var resp response
-	if s.failN > 0 {
-		s.failN--
-		resp = s.failure(w, s.failStatus)
+	if status := s.log.Fail(w); status != 0 {
+		resp = failure(status)
 	} else {
 		if caller != nil && !s.usable(caller) {
 			caller = nil
@@ -316,7 +290,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		resp = s.route(w, r, caller, body)
 	}
 	rec.Status = resp.status
-	s.requests = append(s.requests, rec)
+	s.log.Record(rec)
 
 	s.rateHeaders(w)
 	if str, ok := resp.body.(string); ok {
@@ -325,25 +299,22 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		_, _ = w.Write([]byte(str))
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(resp.status)
-	if resp.body != nil {
-		_ = json.NewEncoder(w).Encode(resp.body)
-	}
+	fakeapi.WriteJSON(w, resp.status, resp.body)
 }
 
 func (s *Server) rateHeaders(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("RateLimit-Name", "throttle_authenticated_api")
 	h.Set("RateLimit-Limit", "2000")
-	h.Set("RateLimit-Observed", strconv.Itoa(len(s.requests)%2000))
-	h.Set("RateLimit-Remaining", strconv.Itoa(2000-len(s.requests)%2000))
+	n := s.log.Len()
+	h.Set("RateLimit-Observed", strconv.Itoa(n%2000))
+	h.Set("RateLimit-Remaining", strconv.Itoa(2000-n%2000))
 	h.Set("RateLimit-Reset", strconv.FormatInt(s.now().Add(time.Minute).Unix(), 10))
 }
 
-func (s *Server) failure(w http.ResponseWriter, status int) response {
+// failure is the answer to an injected failure (its Retry-After is set).
+func failure(status int) response {
 	if status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
 		return response{status, "Retry later\n"}
 	}
 	return response{status, msg(fmt.Sprintf("%d %s", status, http.StatusText(status)))}

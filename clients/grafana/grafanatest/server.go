@@ -7,12 +7,7 @@
 package grafanatest
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -21,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/fakeapi"
 )
 
 // Service accounts seeded by NewServer.
@@ -64,15 +61,14 @@ type account struct {
 type Server struct {
 	*httptest.Server
 
-	mu         sync.Mutex
-	nextID     int64
-	accounts   map[int64]*account
-	tokens     map[int64]*Token
-	rootID     int64
-	failN      int
-	failStatus int
-	requests   []Recorded
-	now        func() time.Time
+	log fakeapi.Recorder[Recorded]
+
+	mu       sync.Mutex
+	nextID   int64
+	accounts map[int64]*account
+	tokens   map[int64]*Token
+	rootID   int64
+	now      func() time.Time
 }
 
 // Option configures a Server.
@@ -122,25 +118,13 @@ func (s *Server) AddToken(accountID int64, name string) Token {
 
 // FailNext answers the next n requests with status (429s carry
 // Retry-After: 1).
-func (s *Server) FailNext(n, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failN, s.failStatus = n, status
-}
+func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
 
 // Requests returns every request received so far.
-func (s *Server) Requests() []Recorded {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.requests)
-}
+func (s *Server) Requests() []Recorded { return s.log.Requests() }
 
 // ResetRequests forgets the recorded requests.
-func (s *Server) ResetRequests() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests = nil
-}
+func (s *Server) ResetRequests() { s.log.ResetRequests() }
 
 // LiveKeys returns every token that still works, on any service account.
 func (s *Server) LiveKeys() []Token {
@@ -204,9 +188,7 @@ func (s *Server) bySecret(secret string) *Token {
 }
 
 func (s *Server) newToken(accountID int64, name string, expires time.Time) *Token {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	t := &Token{ID: s.nextID, Name: name, Secret: "glsa_" + hex.EncodeToString(b), AccountID: accountID,
+	t := &Token{ID: s.nextID, Name: name, Secret: "glsa_" + fakeapi.Hex(16), AccountID: accountID,
 		Created: s.now().UTC(), Expires: expires}
 	s.nextID++
 	s.tokens[t.ID] = t
@@ -237,43 +219,27 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		rec.Auth = fmt.Sprintf("token:%d", caller.ID)
 	}
-	var body map[string]any
-	badJSON := false
-	if r.Body != nil {
-		dec := json.NewDecoder(r.Body)
-		dec.UseNumber()
-		if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-			badJSON = true
-		}
-	}
+	body, validJSON := fakeapi.DecodeBody(r)
 	rec.Body = body
 
 	var resp response
+	failure := s.log.Fail(w)
 	switch {
-	case s.failN > 0:
-		s.failN--
-		if s.failStatus == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", "1")
-			resp = response{s.failStatus, msg("Too many requests")}
-		} else {
-			resp = response{s.failStatus, msg(http.StatusText(s.failStatus))}
-		}
+	case failure == http.StatusTooManyRequests:
+		resp = response{failure, msg("Too many requests")}
+	case failure != 0:
+		resp = response{failure, msg(http.StatusText(failure))}
 	case caller == nil || !s.usable(caller):
 		resp = response{http.StatusUnauthorized, map[string]any{"message": "Invalid API key", "messageId": "api-key.invalid",
 			"statusCode": 401, "traceID": ""}}
-	case badJSON:
+	case !validJSON:
 		resp = response{http.StatusBadRequest, msg("bad request data")}
 	default:
 		resp = s.route(r, caller, body)
 	}
 	rec.Status = resp.status
-	s.requests = append(s.requests, rec)
-
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(resp.status)
-	if resp.body != nil {
-		_ = json.NewEncoder(w).Encode(resp.body)
-	}
+	s.log.Record(rec)
+	fakeapi.WriteJSON(w, resp.status, resp.body)
 }
 
 func (s *Server) route(r *http.Request, caller *Token, body map[string]any) response {

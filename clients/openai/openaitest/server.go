@@ -8,19 +8,15 @@
 package openaitest
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/fakeapi"
 )
 
 // DefaultProjectID is the project NewServer creates.
@@ -63,6 +59,8 @@ type ServiceAccount struct {
 type Server struct {
 	*httptest.Server
 
+	log fakeapi.Recorder[Recorded]
+
 	mu          sync.Mutex
 	seq         int
 	projects    map[string]bool
@@ -71,9 +69,6 @@ type Server struct {
 	rootID      string
 	maxPage     int
 	dotRedacted bool
-	failN       int
-	failStatus  int
-	requests    []Recorded
 }
 
 // Option configures a Server.
@@ -165,31 +160,15 @@ func (s *Server) IsLive(secret string) bool {
 
 // FailNext answers the next n requests with status (429s carry
 // Retry-After: 1).
-func (s *Server) FailNext(n, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failN, s.failStatus = n, status
-}
+func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
 
 // Requests returns every request received so far.
-func (s *Server) Requests() []Recorded {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.requests)
-}
+func (s *Server) Requests() []Recorded { return s.log.Requests() }
 
 // ResetRequests forgets the recorded requests.
-func (s *Server) ResetRequests() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests = nil
-}
+func (s *Server) ResetRequests() { s.log.ResetRequests() }
 
-func (s *Server) random(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func (s *Server) random(n int) string { return fakeapi.Hex(n) }
 
 func (s *Server) nextID(prefix string) string {
 	s.seq++
@@ -274,51 +253,37 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		rec.Auth = "unknown"
 	}
-	var body map[string]any
-	badJSON := false
-	if r.Body != nil {
-		dec := json.NewDecoder(r.Body)
-		dec.UseNumber()
-		if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-			badJSON = true
-		}
-	}
+	body, validJSON := fakeapi.DecodeBody(r)
 	rec.Body = body
 
 	h := w.Header()
 	h.Set("x-ratelimit-limit-requests", "500")
-	h.Set("x-ratelimit-remaining-requests", strconv.Itoa(500-len(s.requests)%500))
+	h.Set("x-ratelimit-remaining-requests", strconv.Itoa(500-s.log.Len()%500))
 	h.Set("x-ratelimit-reset-requests", "120ms")
 
 	var resp response
+	failure := s.log.Fail(w)
 	switch {
-	case s.failN > 0:
-		s.failN--
-		if s.failStatus == http.StatusTooManyRequests {
-			h.Set("Retry-After", "1")
-			h.Set("x-ratelimit-remaining-requests", "0")
-			resp = apiError(s.failStatus, "Rate limit reached for requests", "requests", nil, "rate_limit_exceeded")
-		} else {
-			resp = apiError(s.failStatus, "The server had an error while processing your request. Sorry about that!",
-				"server_error", nil, nil)
-		}
+	case failure == http.StatusTooManyRequests:
+		h.Set("x-ratelimit-remaining-requests", "0")
+		resp = apiError(failure, "Rate limit reached for requests", "requests", nil, "rate_limit_exceeded")
+	case failure != 0:
+		resp = apiError(failure, "The server had an error while processing your request. Sorry about that!",
+			"server_error", nil, nil)
 	case adminKey == nil && account == nil:
 		m := "You didn't provide an API key."
 		if hasAuth {
 			m = "Incorrect API key provided: " + mask(secret) + ". You can find your API key at https://platform.openai.com/account/api-keys."
 		}
 		resp = apiError(http.StatusUnauthorized, m, "invalid_request_error", nil, "invalid_api_key")
-	case badJSON:
+	case !validJSON:
 		resp = apiError(http.StatusBadRequest, "We could not parse the JSON body of your request.", "invalid_request_error", nil, nil)
 	default:
 		resp = s.route(r, adminKey, body)
 	}
 	rec.Status = resp.status
-	s.requests = append(s.requests, rec)
-
-	h.Set("Content-Type", "application/json")
-	w.WriteHeader(resp.status)
-	_ = json.NewEncoder(w).Encode(resp.body)
+	s.log.Record(rec)
+	fakeapi.WriteJSON(w, resp.status, resp.body)
 }
 
 func (s *Server) route(r *http.Request, adminKey *AdminKey, body map[string]any) response {

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/fakeapi"
 )
 
 // AllScopes is what a full-access key holds in this fake.
@@ -58,13 +60,12 @@ type Key struct {
 type Server struct {
 	*httptest.Server
 
-	mu         sync.Mutex
-	keys       map[string]*Key // by id
-	rootID     string
-	limit      int
-	failN      int
-	failStatus int
-	reqs       []Recorded
+	log fakeapi.Recorder[Recorded]
+
+	mu     sync.Mutex
+	keys   map[string]*Key // by id
+	rootID string
+	limit  int
 }
 
 // Option configures a Server.
@@ -153,18 +154,10 @@ func (s *Server) AdminKeys() []string {
 
 // FailNext answers the next n requests with status (429s carry Retry-After: 1
 // and the rate-limit headers).
-func (s *Server) FailNext(n, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failN, s.failStatus = n, status
-}
+func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
 
 // Requests returns every request received so far.
-func (s *Server) Requests() []Recorded {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Recorded(nil), s.reqs...)
-}
+func (s *Server) Requests() []Recorded { return s.log.Requests() }
 
 // LiveKeys returns a copy of every live key, the root included.
 func (s *Server) LiveKeys() []Key {
@@ -203,20 +196,12 @@ type errorItem struct {
 	Message string  `json:"message"`
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	if v != nil {
-		_ = json.NewEncoder(w).Encode(v)
-	}
-}
-
 func writeError(w http.ResponseWriter, status int, field, msg string) {
 	item := errorItem{Message: msg}
 	if field != "" {
 		item.Field = &field
 	}
-	writeJSON(w, status, map[string]any{"errors": []errorItem{item}})
+	fakeapi.WriteJSON(w, status, map[string]any{"errors": []errorItem{item}})
 }
 
 func rateHeaders(w http.ResponseWriter, remaining int) {
@@ -244,17 +229,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if len(raw) > 0 {
 		_ = json.Unmarshal(raw, &rec.Body)
 	}
-	s.reqs = append(s.reqs, rec)
+	s.log.Record(rec)
 
-	if s.failN > 0 {
-		s.failN--
-		if s.failStatus == http.StatusTooManyRequests {
+	if status := s.log.Fail(w); status != 0 {
+		msg := "internal error"
+		if status == http.StatusTooManyRequests {
 			rateHeaders(w, 0)
-			w.Header().Set("Retry-After", "1")
-			writeError(w, s.failStatus, "", "too many requests")
-			return
+			msg = "too many requests"
 		}
-		writeError(w, s.failStatus, "", "internal error")
+		writeError(w, status, "", msg)
 		return
 	}
 	rateHeaders(w, 599)
@@ -274,7 +257,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	switch {
 	case r.URL.Path == "/v3/scopes" && r.Method == http.MethodGet:
-		writeJSON(w, http.StatusOK, map[string]any{"scopes": caller.Scopes})
+		fakeapi.WriteJSON(w, http.StatusOK, map[string]any{"scopes": caller.Scopes})
 
 	case r.URL.Path == "/v3/api_keys" && r.Method == http.MethodPost:
 		if !contains(caller.Scopes, "api_keys.create") {
@@ -309,7 +292,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		k := newKey(in.Name, owner, withAuto(scopes))
 		s.keys[k.ID] = k
-		writeJSON(w, http.StatusCreated, map[string]any{
+		fakeapi.WriteJSON(w, http.StatusCreated, map[string]any{
 			"api_key_id": k.ID, "api_key": k.Secret, "name": k.Name, "scopes": k.Scopes,
 		})
 
@@ -329,7 +312,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		if result == nil {
 			result = []map[string]any{}
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"result": result})
+		fakeapi.WriteJSON(w, http.StatusOK, map[string]any{"result": result})
 
 	case strings.HasPrefix(r.URL.Path, "/v3/api_keys/"):
 		id := strings.TrimPrefix(r.URL.Path, "/v3/api_keys/")
@@ -347,7 +330,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 				writeError(w, http.StatusNotFound, "", "unable to find API Key")
 				return
 			}
-			writeJSON(w, http.StatusOK, map[string]any{"api_key_id": k.ID, "name": k.Name, "scopes": k.Scopes})
+			fakeapi.WriteJSON(w, http.StatusOK, map[string]any{"api_key_id": k.ID, "name": k.Name, "scopes": k.Scopes})
 		case http.MethodDelete:
 			if !contains(caller.Scopes, "api_keys.delete") {
 				writeError(w, http.StatusForbidden, "", "access forbidden")

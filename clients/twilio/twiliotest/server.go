@@ -6,8 +6,6 @@
 package twiliotest
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/fakeapi"
 )
 
 // Key types.
@@ -54,14 +54,13 @@ type Key struct {
 type Server struct {
 	*httptest.Server
 
+	log fakeapi.Recorder[Recorded]
+
 	mu         sync.Mutex
 	accountSID string
 	primary    string
 	secondary  string
 	keys       map[string]*Key
-	failN      int
-	failStatus int
-	reqs       []Recorded
 }
 
 // Option configures a Server.
@@ -77,7 +76,7 @@ func WithMainKey() Option {
 
 // NewServer starts a fake account seeded with a primary Auth Token.
 func NewServer(opts ...Option) *Server {
-	s := &Server{accountSID: "AC" + randHex(16), primary: randHex(16), keys: map[string]*Key{}}
+	s := &Server{accountSID: "AC" + fakeapi.Hex(16), primary: fakeapi.Hex(16), keys: map[string]*Key{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -85,16 +84,8 @@ func NewServer(opts ...Option) *Server {
 	return s
 }
 
-func randHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
-}
-
 func newKey(name, typ, policy string) *Key {
-	return &Key{SID: "SK" + randHex(16), FriendlyName: name, Secret: randHex(16), Type: typ, Policy: policy, Created: time.Now().UTC()}
+	return &Key{SID: "SK" + fakeapi.Hex(16), FriendlyName: name, Secret: fakeapi.Hex(16), Type: typ, Policy: policy, Created: time.Now().UTC()}
 }
 
 // AccountSID is the fake account's SID.
@@ -127,18 +118,10 @@ func (s *Server) MainKey() (sid, secret string) {
 }
 
 // FailNext answers the next n requests with status (429s carry Retry-After: 1).
-func (s *Server) FailNext(n, status int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failN, s.failStatus = n, status
-}
+func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
 
 // Requests returns every request received so far.
-func (s *Server) Requests() []Recorded {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Recorded(nil), s.reqs...)
-}
+func (s *Server) Requests() []Recorded { return s.log.Requests() }
 
 // LiveKeys returns a copy of every live API key.
 func (s *Server) LiveKeys() []Key {
@@ -214,16 +197,8 @@ func (s *Server) authenticate(r *http.Request) (*principal, string) {
 	return nil, "invalid"
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	if v != nil {
-		_ = json.NewEncoder(w).Encode(v)
-	}
-}
-
 func writeError(w http.ResponseWriter, status, code int, msg string) {
-	writeJSON(w, status, map[string]any{
+	fakeapi.WriteJSON(w, status, map[string]any{
 		"code": code, "message": msg, "status": status,
 		"more_info": "https://www.twilio.com/docs/errors/" + strconv.Itoa(code),
 	})
@@ -256,16 +231,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			rec.Body[k] = v[0]
 		}
 	}
-	s.reqs = append(s.reqs, rec)
+	s.log.Record(rec)
 
-	if s.failN > 0 {
-		s.failN--
-		if s.failStatus == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", "1")
-			writeError(w, s.failStatus, 20429, "Too Many Requests")
+	if status := s.log.Fail(w); status != 0 {
+		if status == http.StatusTooManyRequests {
+			writeError(w, status, 20429, "Too Many Requests")
 			return
 		}
-		writeError(w, s.failStatus, 20500, "Internal Server Error")
+		writeError(w, status, 20500, "Internal Server Error")
 		return
 	}
 	if who == nil {
@@ -284,7 +257,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusUnauthorized, 20003, "Authentication Error - invalid username")
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{
+		fakeapi.WriteJSON(w, http.StatusOK, map[string]any{
 			"sid": s.accountSID, "owner_account_sid": s.accountSID, "friendly_name": "fake account",
 			"status": "active", "type": "Full", "auth_token": s.primary,
 		})
@@ -294,7 +267,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusForbidden, 20403, "Forbidden")
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"account_sid": s.accountSID, "balance": "10.00", "currency": "USD"})
+		fakeapi.WriteJSON(w, http.StatusOK, map[string]any{"account_sid": s.accountSID, "balance": "10.00", "currency": "USD"})
 
 	case p == acctPrefix+"/Keys.json":
 		if !who.accountLevel() {
@@ -310,7 +283,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			}
 			k := newKey(name, KeyStandard, "")
 			s.keys[k.SID] = k
-			writeJSON(w, http.StatusCreated, s.keyJSON(k, true))
+			fakeapi.WriteJSON(w, http.StatusCreated, s.keyJSON(k, true))
 		case http.MethodGet:
 			s.listKeys(w, r, acctPrefix)
 		default:
@@ -358,7 +331,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		if policy != "" {
 			m["policy"] = json.RawMessage(policy)
 		}
-		writeJSON(w, http.StatusCreated, m)
+		fakeapi.WriteJSON(w, http.StatusCreated, m)
 
 	case strings.HasPrefix(p, "/v1/Keys/"):
 		if !who.accountLevel() {
@@ -402,7 +375,7 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, prefix string)
 	if end < len(all) {
 		next = fmt.Sprintf("%s/Keys.json?PageSize=%d&Page=%d&PageToken=PA%d", prefix, size, page+1, end)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	fakeapi.WriteJSON(w, http.StatusOK, map[string]any{
 		"keys": keys, "page": page, "page_size": size, "next_page_uri": next,
 		"uri": fmt.Sprintf("%s/Keys.json?PageSize=%d&Page=%d", prefix, size, page),
 	})
@@ -416,7 +389,7 @@ func (s *Server) oneKey(w http.ResponseWriter, r *http.Request, sid string) {
 	}
 	switch r.Method {
 	case http.MethodGet:
-		writeJSON(w, http.StatusOK, s.keyJSON(k, false))
+		fakeapi.WriteJSON(w, http.StatusOK, s.keyJSON(k, false))
 	case http.MethodDelete:
 		delete(s.keys, sid)
 		w.WriteHeader(http.StatusNoContent)
@@ -429,8 +402,8 @@ func (s *Server) authTokens(w http.ResponseWriter, r *http.Request) {
 	now := time.Now().UTC().Format(time.RFC3339)
 	switch {
 	case r.URL.Path == "/v1/AuthTokens/Secondary" && r.Method == http.MethodPost:
-		s.secondary = randHex(16)
-		writeJSON(w, http.StatusCreated, map[string]any{
+		s.secondary = fakeapi.Hex(16)
+		fakeapi.WriteJSON(w, http.StatusCreated, map[string]any{
 			"account_sid": s.accountSID, "secondary_auth_token": s.secondary,
 			"date_created": now, "date_updated": now, "url": "https://accounts.twilio.com/v1/AuthTokens/Secondary",
 		})
@@ -447,7 +420,7 @@ func (s *Server) authTokens(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.primary, s.secondary = s.secondary, ""
-		writeJSON(w, http.StatusOK, map[string]any{
+		fakeapi.WriteJSON(w, http.StatusOK, map[string]any{
 			"account_sid": s.accountSID, "auth_token": s.primary,
 			"date_created": now, "date_updated": now, "url": "https://accounts.twilio.com/v1/AuthTokens",
 		})

@@ -1,0 +1,194 @@
+// Package clienttest is what the provider packages' unit tests share:
+// building a provider the way the backend does, over an HTTP layer that
+// retries in milliseconds, and the checks every provider's errors must pass.
+package clienttest
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+)
+
+// Provider is the provider instance name of clients built here; their
+// errors name it as provider "test".
+const Provider = "test"
+
+// HTTP is the shared HTTP layer for instance Provider, retrying after
+// 1–10ms so tests of retries and exhausted retries run fast.
+func HTTP(t testing.TB) *httpx.Client {
+	t.Helper()
+	hc, err := httpx.New(httpx.Options{Provider: Provider, RetryWaitMin: time.Millisecond, RetryWaitMax: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hc
+}
+
+// Type is the registered provider type name.
+func Type(t testing.TB, name string) *clients.Type {
+	t.Helper()
+	typ, ok := clients.Lookup(name)
+	if !ok {
+		t.Fatalf("provider type %q is not registered", name)
+	}
+	return typ
+}
+
+// WithDefaults is fields over the defaults of provider type typeName, as
+// the backend merges them. A field the type does not declare fails t.
+func WithDefaults(t testing.TB, typeName string, fields map[string]string) map[string]string {
+	t.Helper()
+	merged := map[string]string{}
+	for _, f := range Type(t, typeName).Fields {
+		merged[f.Name] = f.Default
+	}
+	for k, v := range fields {
+		if _, declared := merged[k]; !declared {
+			t.Fatalf("field %q is not declared by provider type %q", k, typeName)
+		}
+		merged[k] = v
+	}
+	return merged
+}
+
+// New builds a provider of type typeName as the backend does: fields
+// WithDefaults, Validate, then New with the HTTP layer. A field Validate
+// rejects fails t.
+func New(t testing.TB, typeName, baseURL string, fields map[string]string) clients.Provider {
+	t.Helper()
+	typ := Type(t, typeName)
+	merged := WithDefaults(t, typeName, fields)
+	if typ.Validate != nil {
+		if err := typ.Validate(merged); err != nil {
+			t.Fatalf("Validate: %v", err)
+		}
+	}
+	p, err := typ.New(clients.Config{Name: Provider, BaseURL: baseURL, Fields: merged, HTTP: HTTP(t)})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return p
+}
+
+// Merge returns a new map of base's entries overridden by each of over's.
+func Merge(base map[string]string, over ...map[string]string) map[string]string {
+	out := maps.Clone(base)
+	if out == nil {
+		out = map[string]string{}
+	}
+	for _, m := range over {
+		maps.Copy(out, m)
+	}
+	return out
+}
+
+// AssertFieldError checks that err is a *clients.FieldError on field whose
+// message contains text, or, when field is "", that err is nil.
+func AssertFieldError(t testing.TB, err error, field, text string) {
+	t.Helper()
+	if field == "" {
+		if err != nil {
+			t.Fatalf("unexpected error: %v", err)
+		}
+		return
+	}
+	var fe *clients.FieldError
+	if !errors.As(err, &fe) || fe.Field != field || !strings.Contains(fe.Message, text) {
+		t.Fatalf("err = %v, want a FieldError on %s mentioning %q", err, field, text)
+	}
+}
+
+// AssertNoSecret fails t when err's text contains any non-empty secret.
+func AssertNoSecret(t testing.TB, err error, secrets ...string) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(err.Error(), s) {
+			t.Fatalf("error contains a secret: %v", err)
+		}
+	}
+}
+
+// AssertRevoked checks what every provider promises once RevokeKey(key.ID)
+// has succeeded: the key no longer authenticates at the provider (live
+// reports whether a secret does), VerifyKey fails without quoting the key
+// or any of secrets, and revoking it again is not an error (a key already
+// gone counts as revoked). It returns VerifyKey's error for the provider's
+// own checks.
+func AssertRevoked(t testing.TB, p clients.Provider, key clients.Key, live func(secret string) bool, secrets ...string) error {
+	t.Helper()
+	ctx := context.Background()
+	if live(key.Secret) {
+		t.Fatal("the key still works after RevokeKey")
+	}
+	err := p.VerifyKey(ctx, key)
+	if err == nil {
+		t.Fatal("VerifyKey accepted a revoked key")
+	}
+	AssertNoSecret(t, err, append([]string{key.Secret}, secrets...)...)
+	if err := p.RevokeKey(ctx, key.ID); err != nil {
+		t.Fatalf("second RevokeKey: %v", err)
+	}
+	return err
+}
+
+// AssertFailures runs each call against a provider answering every request
+// with status, in name order, and checks that each fails with an error that
+// names provider "test" and the status and contains none of secrets. It
+// returns the errors by call name for checks of the provider's own.
+func AssertFailures(t testing.TB, calls map[string]func() error, status int, secrets ...string) map[string]error {
+	t.Helper()
+	errs := map[string]error{}
+	for _, name := range slices.Sorted(maps.Keys(calls)) {
+		err := calls[name]()
+		if err == nil {
+			t.Fatalf("%s succeeded against a provider answering %d", name, status)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, `provider "`+Provider+`"`) || !strings.Contains(msg, "HTTP "+strconv.Itoa(status)) {
+			t.Errorf("%s: error does not name provider and status: %v", name, msg)
+		}
+		for _, s := range secrets {
+			if s != "" && strings.Contains(msg, s) {
+				t.Errorf("%s: error leaks a secret: %v", name, msg)
+			}
+		}
+		errs[name] = err
+	}
+	return errs
+}
+
+// Count is how many of reqs match.
+func Count[R any](reqs []R, match func(R) bool) int {
+	n := 0
+	for _, r := range reqs {
+		if match(r) {
+			n++
+		}
+	}
+	return n
+}
+
+// Last is the last of reqs that matches; it fails t, naming what, when
+// none does.
+func Last[R any](t testing.TB, reqs []R, what string, match func(R) bool) R {
+	t.Helper()
+	for i := len(reqs) - 1; i >= 0; i-- {
+		if match(reqs[i]) {
+			return reqs[i]
+		}
+	}
+	t.Fatalf("no %s request recorded", what)
+	var zero R
+	return zero
+}
