@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"sort"
 	"strings"
 	"time"
 
@@ -460,15 +459,6 @@ func (b *backend) dropClient(name string) {
 	b.clientsMu.Lock()
 	delete(b.clients, name)
 	b.clientsMu.Unlock()
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 const providerHelpSyn = "Configure a provider instance: a third-party API and its root credential."

@@ -96,16 +96,6 @@ func (s *scheduler) poke() {
 	}
 }
 
-// dueAt returns when item is due (zero if not queued), for status.
-func (s *scheduler) dueAt(item string) time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if q := s.items[item]; q != nil {
-		return q.due
-	}
-	return time.Time{}
-}
-
 // len is the number of queued items.
 func (s *scheduler) len() int {
 	s.mu.Lock()

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -230,8 +231,7 @@ func statusOf(t testing.TB, c *api.Client, role string) map[string]any {
 
 func metricsBody(t testing.TB, c *api.Client) string {
 	t.Helper()
-	req := c.NewRequest(http.MethodGet, "/v1/thirdparty/metrics")
-	resp, err := c.RawRequest(req)
+	resp, err := c.Logical().ReadRaw("thirdparty/metrics")
 	if err != nil {
 		t.Fatalf("metrics: %v", err)
 	}
@@ -239,16 +239,11 @@ func metricsBody(t testing.TB, c *api.Client) string {
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
 		t.Fatalf("metrics content type %q", ct)
 	}
-	var b strings.Builder
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
 	}
-	return b.String()
+	return string(b)
 }
 
 // Issue 3, acceptance 6: rotate-root by hand and on a schedule while 8

@@ -8,7 +8,6 @@ package e2e
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -457,10 +456,4 @@ func read(t testing.TB, c *api.Client, path string) *api.Secret {
 func writeDemoProvider(t testing.TB, c *api.Client, mount, name string, d *demoProvider) {
 	t.Helper()
 	write(t, c, mount+"/providers/"+name, map[string]any{"type": "demo", "base_url": d.URL, "admin_key": d.AdminKey})
-}
-
-func ctxTimeout(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
 }

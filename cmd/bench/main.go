@@ -1036,20 +1036,19 @@ func ratio(a, b float64) string {
 }
 
 type machine struct {
-	cpus       int
-	cpuModel   string
-	memory     string
-	kernel     string
-	goVersion  string
-	vault      string
-	plugin     string
-	date       string
-	loadavg    string
-	retried    int
-	runtime    time.Duration
-	duration   time.Duration
-	warmup     time.Duration
-	pluginSeen bool
+	cpus      int
+	cpuModel  string
+	memory    string
+	kernel    string
+	goVersion string
+	vault     string
+	plugin    string
+	date      string
+	loadavg   string
+	retried   int
+	runtime   time.Duration
+	duration  time.Duration
+	warmup    time.Duration
 }
 
 func cpuModel() string {
