@@ -903,18 +903,25 @@ func ptDatadog(t *testing.T) *ptType {
 			}))
 	}
 	tp.newRoots = func(t *testing.T) []string {
-		var out []string
-		for _, k := range f.LiveKeys() {
-			if strings.HasPrefix(k.Name, "vault-root") {
-				out = append(out, k.Secret)
-			}
-		}
-		if len(out) != 2 {
-			t.Errorf("want exactly the new root pair live, have %d root keys", len(out))
-		}
-		return out
+		return ptLiveRoots(t, f.LiveKeys(), 2, func(k datadogtest.Key) (string, string) { return k.Name, k.Secret })
 	}
 	return tp
+}
+
+// ptLiveRoots returns the secrets of the live keys Vault created as roots
+// (named vault-root-…), which must number want.
+func ptLiveRoots[K any](t *testing.T, keys []K, want int, nameSecret func(K) (string, string)) []string {
+	t.Helper()
+	var out []string
+	for _, k := range keys {
+		if name, secret := nameSecret(k); strings.HasPrefix(name, "vault-root") {
+			out = append(out, secret)
+		}
+	}
+	if len(out) != want {
+		t.Errorf("want exactly %d root credential(s) live, have %d", want, len(out))
+	}
+	return out
 }
 
 // ---- cloudflare ----
@@ -1028,16 +1035,7 @@ func ptCloudflare(t *testing.T) *ptType {
 		}
 	}
 	tp.newRoots = func(t *testing.T) []string {
-		var out []string
-		for _, k := range f.LiveKeys() {
-			if strings.HasPrefix(k.Name, "vault-root") {
-				out = append(out, k.Value)
-			}
-		}
-		if len(out) != 1 {
-			t.Errorf("want exactly one root token live, have %d", len(out))
-		}
-		return out
+		return ptLiveRoots(t, f.LiveKeys(), 1, func(k cloudflaretest.Token) (string, string) { return k.Name, k.Value })
 	}
 	return tp
 }
