@@ -67,7 +67,7 @@ func TestDualRotationWithReaders(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(failures) < 20 {
-			failures = append(failures, sprintf(format, args...))
+			failures = append(failures, fmt.Sprintf(format, args...))
 		}
 	}
 	retire := map[string]time.Time{}
@@ -339,5 +339,3 @@ func TestRootRotationUnderLoad(t *testing.T) {
 	}
 	t.Logf("%d reads during root rotations, 0 allowed to fail", total)
 }
-
-func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -119,7 +120,7 @@ func TestHAFailoverKeepsRotating(t *testing.T) {
 	for _, at := range promoted {
 		times = append(times, at)
 	}
-	sortTimes(times)
+	slices.SortFunc(times, time.Time.Compare)
 	near := 0
 	for i := 1; i < len(times); i++ {
 		if times[i].Sub(times[i-1]) < 2*time.Second {
@@ -169,12 +170,4 @@ func rotationsWhileStandby(log string) string {
 		}
 	}
 	return ""
-}
-
-func sortTimes(ts []time.Time) {
-	for i := 1; i < len(ts); i++ {
-		for j := i; j > 0 && ts[j].Before(ts[j-1]); j-- {
-			ts[j], ts[j-1] = ts[j-1], ts[j]
-		}
-	}
 }

@@ -8,6 +8,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -428,9 +429,9 @@ func uniq(prefix string) string {
 
 func randHex(n int) string {
 	b := make([]byte, n)
-	f, _ := os.Open("/dev/urandom")
-	defer f.Close()
-	io.ReadFull(f, b)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
 	return hex.EncodeToString(b)
 }
 
