@@ -39,7 +39,7 @@ func startRaftCluster(t *testing.T, name string, n int) *raftCluster {
 	t.Helper()
 	r := &raftCluster{t: t, dir: filepath.Join(workDir, name)}
 	if out, err := r.script("up", r.dir, strconv.Itoa(n), pluginDir); err != nil {
-		t.Fatalf("raft-cluster up: %v\n%s", err, out)
+		t.Fatalf("raft-cluster up: %v\n%s%s", err, out, r.logTails(n, 40))
 	}
 	t.Cleanup(func() { r.script("down", r.dir) })
 	f, err := os.Open(filepath.Join(r.dir, "cluster.env"))
@@ -62,6 +62,20 @@ func startRaftCluster(t *testing.T, name string, n int) *raftCluster {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// logTails returns the last lines of each node's log, for a failure message.
+func (r *raftCluster) logTails(n, lines int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		data, err := os.ReadFile(filepath.Join(r.dir, fmt.Sprintf("node%d.log", i)))
+		if err != nil {
+			continue
+		}
+		all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+		fmt.Fprintf(&b, "\n--- node%d.log (last %d lines) ---\n%s", i, lines, strings.Join(all[max(0, len(all)-lines):], "\n"))
+	}
+	return b.String()
 }
 
 // client returns an API client for node i (1-based).
@@ -102,7 +116,7 @@ func (r *raftCluster) kill(i int) {
 func (r *raftCluster) start(i int) {
 	r.t.Helper()
 	if out, err := r.script("start", r.dir, strconv.Itoa(i)); err != nil {
-		r.t.Fatalf("start node %d: %v\n%s", i, err, out)
+		r.t.Fatalf("start node %d: %v\n%s%s", i, err, out, r.logTails(len(r.addrs), 40))
 	}
 }
 

@@ -11,6 +11,7 @@
 # DIR/cluster.env holds VAULT_TOKEN, UNSEAL_KEY and ADDR_<i> for each node.
 # Node I logs to DIR/node<I>.log. One key share: this is a test rig.
 set -euo pipefail
+trap 'echo "raft-cluster.sh: line $LINENO failed (exit $?)" >&2' ERR
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 VAULT=${VAULT_BIN:-$("$here/vault.sh")}
@@ -19,10 +20,15 @@ dir=${2:?DIR}
 mkdir -p "$dir"
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# free_port prints a port P with P and P+1 unused and not among $taken. The
+# range stays below the kernel's ephemeral range (32768 and up), so an
+# outgoing connection made by a concurrent test cannot hold the port.
+taken=" "
 free_port() {
   local p
   while :; do
-    p=$((20000 + RANDOM % 30000))
+    p=$((12000 + RANDOM % 20000))
+    case "$taken" in *" $p "* | *" $((p + 1)) "* | *" $((p - 1)) "*) continue ;; esac
     port_free "$p" && port_free $((p + 1)) && { echo "$p"; return; }
   done
 }
@@ -71,7 +77,7 @@ up)
   : >"$dir/cluster.env"
   declare -a api cluster
   for i in $(seq 1 "$n"); do
-    p=$(free_port); api[$i]=$p; cluster[$i]=$((p + 1))
+    p=$(free_port); api[$i]=$p; cluster[$i]=$((p + 1)); taken="$taken$p $((p + 1)) "
     echo "ADDR_$i=http://127.0.0.1:$p" >>"$dir/cluster.env"
   done
   for i in $(seq 1 "$n"); do
@@ -98,7 +104,11 @@ up)
     } >"$dir/node$i.hcl"
   done
   start_node 1
-  init=$(VAULT_ADDR=$(env_get ADDR_1) "$VAULT" operator init -key-shares=1 -key-threshold=1 -format=json | tr -d ' \n')
+  init=""
+  for _ in $(seq 1 50); do
+    init=$(VAULT_ADDR=$(env_get ADDR_1) "$VAULT" operator init -key-shares=1 -key-threshold=1 -format=json | tr -d ' \n') && break
+    sleep 0.2
+  done
   key=$(echo "$init" | sed -n 's/.*"unseal_keys_b64":\["\([^"]*\)".*/\1/p')
   token=$(echo "$init" | sed -n 's/.*"root_token":"\([^"]*\)".*/\1/p')
   [ -n "$key" ] && [ -n "$token" ] || { echo "could not read the init output" >&2; exit 1; }
@@ -116,8 +126,11 @@ up)
     unseal "$i"; wait_unsealed "$i"
   done
   # Failover needs a quorum of voters: wait until every node votes.
+  # list-peers fails while leadership settles: count that as no voters yet
+  # rather than letting set -e end the script.
+  voters=0
   for _ in $(seq 1 300); do
-    voters=$(node_env 1 "$VAULT" operator raft list-peers -format=json 2>/dev/null | tr -d ' \n' | grep -o '"voter":true' | wc -l)
+    voters=$({ node_env 1 "$VAULT" operator raft list-peers -format=json 2>/dev/null || true; } | tr -d ' \n' | { grep -o '"voter":true' || true; } | wc -l)
     [ "$voters" -ge "$n" ] && break
     sleep 0.2
   done
