@@ -3,6 +3,10 @@
 // a per-provider concurrency limit, a response size limit, context
 // cancellation, and errors that name the provider and status but never
 // carry a secret.
+//
+// A POST or PATCH creates or changes something, so it is repeated only when
+// the provider cannot have acted on it (see CreateRetryPolicy); the callers
+// guard such requests with a WAL entry and recover from the rest.
 package httpx
 
 import (
@@ -15,6 +19,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -62,7 +67,10 @@ type Client struct {
 	rc   *retryablehttp.Client
 	// rcOnce shares rc's connections but never retries.
 	rcOnce *retryablehttp.Client
-	sem    chan struct{}
+	// rcCreate shares rc's connections and retries only under
+	// CreateRetryPolicy: for POST and PATCH.
+	rcCreate *retryablehttp.Client
+	sem      chan struct{}
 }
 
 // New builds a Client.
@@ -109,7 +117,10 @@ func New(opts Options) (*Client, error) {
 	}
 	once := &retryablehttp.Client{HTTPClient: rc.HTTPClient, CheckRetry: rc.CheckRetry, Backoff: Backoff,
 		ErrorHandler: retryablehttp.PassthroughErrorHandler, RetryMax: 0}
-	c := &Client{opts: opts, rc: rc, rcOnce: once}
+	create := &retryablehttp.Client{HTTPClient: rc.HTTPClient, CheckRetry: CreateRetryPolicy, Backoff: Backoff,
+		ErrorHandler: retryablehttp.PassthroughErrorHandler, RetryMax: rc.RetryMax,
+		RetryWaitMin: rc.RetryWaitMin, RetryWaitMax: rc.RetryWaitMax}
+	c := &Client{opts: opts, rc: rc, rcOnce: once, rcCreate: create}
 	if opts.MaxConcurrency > 0 {
 		c.sem = make(chan struct{}, opts.MaxConcurrency)
 	}
@@ -131,6 +142,9 @@ type Request struct {
 	// NoRetry sends the request once: for calls that must not be repeated
 	// blindly, such as a roll-style rotation whose answer may be lost.
 	NoRetry bool
+	// Idempotent marks a POST or PATCH that may be repeated like a GET
+	// (a search, a validation): it gets the full retry policy.
+	Idempotent bool
 }
 
 // Response is a fully read response.
@@ -140,8 +154,9 @@ type Response struct {
 	Body   []byte
 }
 
-// Do sends the request, retrying on 429 and 5xx (Retry-After honoured), and
-// returns the final response whatever its status. The error is non-nil only
+// Do sends the request, retrying on 429 and 5xx (Retry-After honoured; a
+// POST or PATCH only as CreateRetryPolicy allows), and returns the final
+// response whatever its status. The error is non-nil only
 // when no response was received; it never contains header values or the
 // body, so no credential can leak through it.
 func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
@@ -170,8 +185,11 @@ func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
 		req.Header.Set("User-Agent", "vault-plugin-secrets-thirdparty")
 	}
 	rc := c.rc
-	if r.NoRetry {
+	switch {
+	case r.NoRetry:
 		rc = c.rcOnce
+	case (r.Method == http.MethodPost || r.Method == http.MethodPatch) && !r.Idempotent:
+		rc = c.rcCreate
 	}
 	start := time.Now()
 	resp, err := rc.Do(req)
@@ -406,6 +424,24 @@ func retryAfterHeader(h http.Header, now time.Time) (time.Duration, bool) {
 		}
 	}
 	return 0, false
+}
+
+// CreateRetryPolicy decides whether a request that creates something is
+// sent again. It is, only when the provider cannot have acted on it: the
+// connection was never made, or the answer was a 429 or a 503 (throttled or
+// not serving). After a 500, 502 or 504, a timeout or a connection lost
+// mid-request, the create may have happened; sending it again could make a
+// second key that nothing records. The caller's WAL entry, which names the
+// key, lets rollback find and revoke a key made that way instead.
+func CreateRetryPolicy(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err != nil {
+		var op *net.OpError
+		return errors.As(err, &op) && op.Op == "dial", nil
+	}
+	return resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable, nil
 }
 
 // Backoff is the retry wait: what a 429/503 asks for (capped at max), else

@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -149,7 +152,7 @@ func TestRetryResendsBody(t *testing.T) {
 		n := len(bodies)
 		mu.Unlock()
 		if n == 1 {
-			w.WriteHeader(http.StatusBadGateway)
+			w.WriteHeader(http.StatusServiceUnavailable)
 			return
 		}
 		w.WriteHeader(http.StatusCreated)
@@ -163,6 +166,90 @@ func TestRetryResendsBody(t *testing.T) {
 	}
 	if len(bodies) != 2 || bodies[0] != `{"name":"k"}` || bodies[1] != bodies[0] {
 		t.Errorf("bodies sent = %q, want the same body twice", bodies)
+	}
+}
+
+// TestCreatesRepeatOnlyWhereNothingHappened sends each kind of request at
+// a server that fails every attempt the same way, and counts the attempts.
+// A GET is repeated on any 5xx; a POST or PATCH only on a 429 or a 503,
+// since after a 500, 502 or 504 the create may have happened.
+func TestCreatesRepeatOnlyWhereNothingHappened(t *testing.T) {
+	t.Parallel()
+	const retries = 2
+	tests := []struct {
+		method     string
+		idempotent bool
+		status     int
+		want       int
+	}{
+		{http.MethodGet, false, http.StatusInternalServerError, 1 + retries},
+		{http.MethodGet, false, http.StatusBadGateway, 1 + retries},
+		{http.MethodDelete, false, http.StatusGatewayTimeout, 1 + retries},
+		{http.MethodPut, false, http.StatusBadGateway, 1 + retries},
+		{http.MethodPost, false, http.StatusInternalServerError, 1},
+		{http.MethodPost, false, http.StatusBadGateway, 1},
+		{http.MethodPost, false, http.StatusGatewayTimeout, 1},
+		{http.MethodPatch, false, http.StatusBadGateway, 1},
+		{http.MethodPost, false, http.StatusTooManyRequests, 1 + retries},
+		{http.MethodPost, false, http.StatusServiceUnavailable, 1 + retries},
+		{http.MethodPost, false, http.StatusBadRequest, 1},
+		{http.MethodPost, true, http.StatusBadGateway, 1 + retries},
+	}
+	for _, tc := range tests {
+		name := fmt.Sprintf("%s %d idempotent=%v", tc.method, tc.status, tc.idempotent)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv := newScript(t, func(int) reply { return reply{status: tc.status} })
+			c := newClient(t, httpx.Options{MaxRetries: retries})
+			resp, err := c.Do(context.Background(), httpx.Request{Op: "create", Method: tc.method, URL: srv.URL + "/v1/keys",
+				Body: []byte(`{}`), Idempotent: tc.idempotent})
+			if err != nil || resp.Status != tc.status {
+				t.Fatalf("resp %+v, err %v", resp, err)
+			}
+			if n := len(srv.requests()); n != tc.want {
+				t.Errorf("%d attempts, want %d", n, tc.want)
+			}
+		})
+	}
+
+	// A POST whose answer is lost (timeout) is not sent again.
+	t.Run("POST timeout", func(t *testing.T) {
+		t.Parallel()
+		var n atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n.Add(1)
+			time.Sleep(300 * time.Millisecond)
+		}))
+		defer srv.Close()
+		c := newClient(t, httpx.Options{MaxRetries: retries, Timeout: 50 * time.Millisecond})
+		if _, err := c.Do(context.Background(), httpx.Request{Op: "create", Method: http.MethodPost, URL: srv.URL}); err == nil {
+			t.Fatal("a timed-out POST returned no error")
+		}
+		if got := n.Load(); got != 1 {
+			t.Errorf("a timed-out POST was sent %d times, want 1", got)
+		}
+	})
+}
+
+// TestCreateRetryPolicyErrors: a connection never made is retried, one
+// lost after the request went out is not.
+func TestCreateRetryPolicyErrors(t *testing.T) {
+	ctx := context.Background()
+	dial := &url.Error{Op: "Post", URL: "http://x", Err: &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}}
+	read := &url.Error{Op: "Post", URL: "http://x", Err: &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}}
+	if retry, _ := httpx.CreateRetryPolicy(ctx, nil, dial); !retry {
+		t.Error("a refused connection is not retried")
+	}
+	if retry, _ := httpx.CreateRetryPolicy(ctx, nil, read); retry {
+		t.Error("a connection reset after the request went out is retried")
+	}
+	if retry, _ := httpx.CreateRetryPolicy(ctx, nil, io.ErrUnexpectedEOF); retry {
+		t.Error("an unexpected EOF is retried")
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	if retry, err := httpx.CreateRetryPolicy(canceled, &http.Response{StatusCode: 503}, nil); retry || err == nil {
+		t.Errorf("a canceled context: retry %v, err %v", retry, err)
 	}
 }
 
