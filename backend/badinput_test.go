@@ -125,6 +125,9 @@ func TestBadInputIs400AndChangesNothing(t *testing.T) {
 		{"changing a dual role's provider", logical.UpdateOperation, "roles/dual", map[string]any{"provider": "p2"}, []string{"provider"}},
 		{"bad name_template", logical.UpdateOperation, "roles/dyn", map[string]any{"name_template": "{{.Nope"}, []string{"name_template"}},
 		{"dual role with parameters the type rejects", logical.CreateOperation, "roles/new", map[string]any{"provider": "p", "mode": "dual", "parameters": "team=a"}, []string{"parameters"}},
+		{"dynamic role with parameters the type rejects", logical.CreateOperation, "roles/new", map[string]any{"provider": "p", "mode": "dynamic", "parameters": "team=a"}, []string{"parameters", "team"}},
+		{"dynamic role given parameters the type rejects", logical.UpdateOperation, "roles/dyn", map[string]any{"parameters": "team=a"}, []string{"parameters", "team"}},
+		{"dual role given parameters the type rejects", logical.UpdateOperation, "roles/dual", map[string]any{"parameters": "team=a"}, []string{"parameters", "team"}},
 
 		// Rotation.
 		{"rotate-role of a dynamic role", logical.UpdateOperation, "rotate-role/dyn", nil, []string{"dyn", "dual"}},

@@ -140,6 +140,8 @@ func (c *memClient) auth(op string) error {
 	return nil
 }
 
+func (c *memClient) ValidateKeyRequest(clients.KeyRequest) error { return nil }
+
 func (c *memClient) CreateKey(_ context.Context, req clients.KeyRequest) (clients.Key, error) {
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()

@@ -10,6 +10,8 @@ import (
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/template"
 	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 )
 
 const rolePrefix = "roles/"
@@ -190,6 +192,10 @@ func (b *backend) roleWrite(ctx context.Context, req *logical.Request, d *framew
 		}
 	}
 
+	if resp, err := b.validateKeyRequest(ctx, req.Storage, r); resp != nil || err != nil {
+		return resp, err
+	}
+
 	if r.Mode == modeDual {
 		resp, err := b.writeDualRole(ctx, req.Storage, name, r, creating)
 		if err == nil && resp == nil {
@@ -202,6 +208,23 @@ func (b *backend) roleWrite(ctx context.Context, req *logical.Request, d *framew
 	}
 	b.inventory.setRoleConfig(name, r)
 	return nil, nil
+}
+
+// validateKeyRequest asks the provider's type whether it can issue keys
+// with the role's scopes and parameters, without calling its API: a
+// mistake is a 400 naming the field when the role is written, not a
+// failure at the first creds read or the next rotation.
+func (b *backend) validateKeyRequest(ctx context.Context, s logical.Storage, r *roleEntry) (*logical.Response, error) {
+	pc, release, err := b.client(ctx, s, r.Provider)
+	if err != nil || pc == nil {
+		return nil, err
+	}
+	defer release()
+	err = pc.api.ValidateKeyRequest(clients.KeyRequest{Scopes: r.Scopes, Parameters: r.Parameters})
+	if resp := fieldErrorResponse(err); resp != nil {
+		return resp, nil
+	}
+	return nil, err
 }
 
 func (b *backend) roleRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

@@ -6,6 +6,9 @@ package clients
 import (
 	"context"
 	"errors"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
@@ -87,6 +90,11 @@ type Root struct {
 // Provider is one configured third-party API.
 type Provider interface {
 	Capabilities() Capabilities
+	// ValidateKeyRequest checks a role's scopes and parameters without
+	// calling the API, so a mistake is found when the role is written. A
+	// problem is a *FieldError naming "scopes" or "parameters". CreateKey
+	// applies the same checks.
+	ValidateKeyRequest(req KeyRequest) error
 	// CreateKey creates a key. The returned Key has ID and Secret set.
 	CreateKey(ctx context.Context, req KeyRequest) (Key, error)
 	// VerifyKey checks that the key is accepted by the provider.
@@ -127,6 +135,20 @@ type Type struct {
 	// defaults); it returns a *FieldError naming the bad field.
 	Validate func(fields map[string]string) error
 	New      func(cfg Config) (Provider, error)
+}
+
+// NoParameters is ValidateKeyRequest's check for a type whose keys take no
+// parameters: a FieldError listing the ones given, with why.
+func NoParameters(req KeyRequest, why string) error {
+	if len(req.Parameters) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(req.Parameters))
+	for k := range req.Parameters {
+		names = append(names, strconv.Quote(k))
+	}
+	sort.Strings(names)
+	return &FieldError{Field: "parameters", Message: "unknown parameter " + strings.Join(names, ", ") + ": " + why}
 }
 
 // FieldError is a user error about one configuration field.

@@ -106,11 +106,13 @@ func TestHTTPTypeDemoExample(t *testing.T) {
 
 	// The demo API takes no options: role parameters are a 400 naming them.
 	t.Run("parameters-rejected", func(t *testing.T) {
-		write(t, c, mount+"/roles/params", map[string]any{"provider": name, "mode": "dynamic", "parameters": map[string]any{"team": "x"}})
 		before := htStats(t, d)
-		_, err := c.Logical().Read(mount + "/creds/params")
-		if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "team") {
-			t.Fatalf("creds of a role with a parameter the templates do not use: %v, want a 400 naming it", err)
+		_, err := c.Logical().Write(mount+"/roles/params", map[string]any{"provider": name, "mode": "dynamic", "parameters": map[string]any{"team": "x"}})
+		if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), "parameters") || !strings.Contains(err.Error(), "team") {
+			t.Fatalf("writing a role with a parameter the templates do not use: %v, want a 400 naming it", err)
+		}
+		if s, err := c.Logical().Read(mount + "/roles/params"); err != nil || s != nil {
+			t.Fatalf("the refused role was stored: %v %v", s, err)
 		}
 		htStatsDelta(t, d, before, map[string]int{})
 	})

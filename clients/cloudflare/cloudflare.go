@@ -280,6 +280,12 @@ func (c *client) create(ctx context.Context, op string, body createBody) (tokenR
 	return out, nil
 }
 
+// ValidateKeyRequest applies createOptions' checks.
+func (c *client) ValidateKeyRequest(req clients.KeyRequest) error {
+	_, err := createOptions(req)
+	return err
+}
+
 func (c *client) CreateKey(ctx context.Context, req clients.KeyRequest) (clients.Key, error) {
 	if req.Name == "" {
 		return clients.Key{}, &clients.FieldError{Field: "name_template", Message: "key name is empty"}

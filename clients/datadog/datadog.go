@@ -289,6 +289,12 @@ func (c *client) checkCreated(op string, d keyData) (keyData, error) {
 	return d, nil
 }
 
+// ValidateKeyRequest applies keyOptions' checks.
+func (c *client) ValidateKeyRequest(req clients.KeyRequest) error {
+	_, _, err := keyOptions(req)
+	return err
+}
+
 func (c *client) CreateKey(ctx context.Context, req clients.KeyRequest) (clients.Key, error) {
 	if req.Name == "" {
 		return clients.Key{}, &clients.FieldError{Field: "name_template", Message: "key name is empty"}

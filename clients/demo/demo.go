@@ -73,13 +73,21 @@ func (c *client) call(ctx context.Context, op, method, path string, bearer strin
 	return err
 }
 
+// ValidateKeyRequest: the demo provider takes any scopes and no parameters.
+func (c *client) ValidateKeyRequest(req clients.KeyRequest) error {
+	for k := range req.Parameters {
+		return &clients.FieldError{Field: "parameters", Message: fmt.Sprintf("the demo provider takes no parameter %q", k)}
+	}
+	return nil
+}
+
 func (c *client) CreateKey(ctx context.Context, req clients.KeyRequest) (clients.Key, error) {
+	if err := c.ValidateKeyRequest(req); err != nil {
+		return clients.Key{}, err
+	}
 	body := map[string]any{"name": req.Name}
 	if len(req.Scopes) > 0 {
 		body["scopes"] = req.Scopes
-	}
-	for k := range req.Parameters {
-		return clients.Key{}, &clients.FieldError{Field: "parameters", Message: fmt.Sprintf("the demo provider takes no parameter %q", k)}
 	}
 	if !req.ExpiresAt.IsZero() {
 		body["expires_at"] = req.ExpiresAt.UTC().Format(time.RFC3339)

@@ -290,6 +290,12 @@ func parseDate(s string) time.Time {
 	return t
 }
 
+// ValidateKeyRequest applies createBody's checks.
+func (p *provider) ValidateKeyRequest(req clients.KeyRequest) error {
+	_, _, err := p.createBody(req)
+	return err
+}
+
 func (p *provider) CreateKey(ctx context.Context, req clients.KeyRequest) (clients.Key, error) {
 	if strings.TrimSpace(req.Name) == "" {
 		return clients.Key{}, errors.New("gitlab: a key name is required")

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -163,22 +162,21 @@ func (p *provider) create(ctx context.Context, op, account, name string, seconds
 	return c, nil
 }
 
+// ValidateKeyRequest: Grafana tokens take neither scopes nor parameters.
+func (p *provider) ValidateKeyRequest(req clients.KeyRequest) error {
+	if len(req.Scopes) > 0 {
+		return &clients.FieldError{Field: "scopes", Message: "grafana tokens carry their service account's " +
+			"permissions and take no scopes: grant permissions to the service account instead"}
+	}
+	return clients.NoParameters(req, "grafana tokens take no parameters")
+}
+
 func (p *provider) CreateKey(ctx context.Context, req clients.KeyRequest) (clients.Key, error) {
 	if strings.TrimSpace(req.Name) == "" {
 		return clients.Key{}, errors.New("grafana: a key name is required")
 	}
-	if len(req.Scopes) > 0 {
-		return clients.Key{}, &clients.FieldError{Field: "scopes", Message: "grafana tokens carry their service account's " +
-			"permissions and take no scopes: grant permissions to the service account instead"}
-	}
-	if len(req.Parameters) > 0 {
-		names := make([]string, 0, len(req.Parameters))
-		for k := range req.Parameters {
-			names = append(names, strconv.Quote(k))
-		}
-		sort.Strings(names)
-		return clients.Key{}, &clients.FieldError{Field: "parameters",
-			Message: "unknown parameter " + strings.Join(names, ", ") + ": grafana tokens take no parameters"}
+	if err := p.ValidateKeyRequest(req); err != nil {
+		return clients.Key{}, err
 	}
 	var ttl int64
 	if !req.ExpiresAt.IsZero() {

@@ -140,6 +140,11 @@ func (p *provider) shapeError(req httpx.Request, resp *httpx.Response, msg strin
 	return &httpx.Error{Provider: p.name, Op: req.Op, Method: req.Method, Path: path, Status: resp.Status, Message: msg}
 }
 
+// ValidateKeyRequest rejects parameters no create template uses.
+func (p *provider) ValidateKeyRequest(kr clients.KeyRequest) error {
+	return p.checkParams(kr.Parameters)
+}
+
 func (p *provider) CreateKey(ctx context.Context, kr clients.KeyRequest) (clients.Key, error) {
 	if err := p.checkParams(kr.Parameters); err != nil {
 		return clients.Key{}, err

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -145,22 +144,22 @@ type page[T any] struct {
 	LastID  string `json:"last_id"`
 }
 
+// ValidateKeyRequest: OpenAI service account keys take neither scopes nor
+// parameters.
+func (p *provider) ValidateKeyRequest(req clients.KeyRequest) error {
+	if len(req.Scopes) > 0 {
+		return &clients.FieldError{Field: "scopes", Message: "openai service account keys take no scopes: " +
+			"limit them with the project's permissions and limits in OpenAI"}
+	}
+	return clients.NoParameters(req, "openai keys take no parameters")
+}
+
 func (p *provider) CreateKey(ctx context.Context, req clients.KeyRequest) (clients.Key, error) {
 	if strings.TrimSpace(req.Name) == "" {
 		return clients.Key{}, errors.New("openai: a key name is required")
 	}
-	if len(req.Scopes) > 0 {
-		return clients.Key{}, &clients.FieldError{Field: "scopes", Message: "openai service account keys take no scopes: " +
-			"limit them with the project's permissions and limits in OpenAI"}
-	}
-	if len(req.Parameters) > 0 {
-		names := make([]string, 0, len(req.Parameters))
-		for k := range req.Parameters {
-			names = append(names, strconv.Quote(k))
-		}
-		sort.Strings(names)
-		return clients.Key{}, &clients.FieldError{Field: "parameters",
-			Message: "unknown parameter " + strings.Join(names, ", ") + ": openai keys take no parameters"}
+	if err := p.ValidateKeyRequest(req); err != nil {
+		return clients.Key{}, err
 	}
 	var sa serviceAccount
 	if err := p.call(ctx, "create", http.MethodPost, p.accountsPath(), p.adminKey, map[string]any{"name": req.Name}, &sa); err != nil {

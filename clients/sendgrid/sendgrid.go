@@ -185,15 +185,23 @@ func (c *client) create(ctx context.Context, op, name string, scopes []string, s
 	return out, nil
 }
 
-func (c *client) CreateKey(ctx context.Context, req clients.KeyRequest) (clients.Key, error) {
+// ValidateKeyRequest: SendGrid keys take scopes and no parameters.
+func (c *client) ValidateKeyRequest(req clients.KeyRequest) error {
 	if len(req.Parameters) > 0 {
 		names := make([]string, 0, len(req.Parameters))
 		for n := range req.Parameters {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		return clients.Key{}, &clients.FieldError{Field: "parameters",
+		return &clients.FieldError{Field: "parameters",
 			Message: fmt.Sprintf("unknown parameter %q: sendgrid keys take no parameters (use scopes)", names[0])}
+	}
+	return nil
+}
+
+func (c *client) CreateKey(ctx context.Context, req clients.KeyRequest) (clients.Key, error) {
+	if err := c.ValidateKeyRequest(req); err != nil {
+		return clients.Key{}, err
 	}
 	if req.Name == "" {
 		return clients.Key{}, &clients.FieldError{Field: "name_template", Message: "key name is empty"}

@@ -267,6 +267,12 @@ func keyOptions(req clients.KeyRequest) (keyType, policy string, err error) {
 	return keyType, policy, nil
 }
 
+// ValidateKeyRequest applies keyOptions' checks.
+func (c *client) ValidateKeyRequest(req clients.KeyRequest) error {
+	_, _, err := keyOptions(req)
+	return err
+}
+
 func (c *client) CreateKey(ctx context.Context, req clients.KeyRequest) (clients.Key, error) {
 	keyType, policy, err := keyOptions(req)
 	if err != nil {

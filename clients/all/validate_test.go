@@ -1,0 +1,117 @@
+package all_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/all"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/clienttest"
+)
+
+// TestValidateKeyRequestSendsNothing: for every registered type, a role's
+// scopes and parameters are checked without a single request to the API
+// (the backend calls this on every role write), a good request passes,
+// and each bad one is a FieldError on the field at fault.
+func TestValidateKeyRequestSendsNothing(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		http.Error(w, "validation must not call the API", http.StatusTeapot)
+	}))
+	defer srv.Close()
+
+	type check struct {
+		req   clients.KeyRequest
+		field string // "" when the request is valid
+	}
+	params := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	types := []struct {
+		name   string
+		fields map[string]string
+		checks []check
+	}{
+		{"demo", map[string]string{"admin_key": "demoadm_x"}, []check{
+			{clients.KeyRequest{Scopes: []string{"read"}}, ""},
+			{clients.KeyRequest{Parameters: params("team", "a")}, "parameters"},
+		}},
+		{"sendgrid", map[string]string{"api_key": "SG.x"}, []check{
+			{clients.KeyRequest{Scopes: []string{"mail.send"}}, ""},
+			{clients.KeyRequest{Parameters: params("team", "a")}, "parameters"},
+		}},
+		{"datadog", map[string]string{"api_key": "a", "app_key": "b"}, []check{
+			{clients.KeyRequest{}, ""},
+			{clients.KeyRequest{Parameters: params("key_kind", "application_key"), Scopes: []string{"dashboards_read"}}, ""},
+			{clients.KeyRequest{Parameters: params("key_kind", "password")}, "parameters"},
+			{clients.KeyRequest{Scopes: []string{"dashboards_read"}}, "scopes"},
+		}},
+		{"cloudflare", map[string]string{"api_token": "t"}, []check{
+			{clients.KeyRequest{Parameters: params("policies", `[{"effect":"allow","resources":{"com.cloudflare.api.account.zone.*":"*"},"permission_groups":[{"id":"c8fed203ed3043cba015a93ad1616f1f"}]}]`)}, ""},
+			{clients.KeyRequest{}, "parameters"},
+			{clients.KeyRequest{Scopes: []string{"zone:read"}}, "scopes"},
+			{clients.KeyRequest{Parameters: params("policies", "not json")}, "parameters"},
+		}},
+		{"twilio", map[string]string{"account_sid": "AC0123456789abcdef0123456789abcdef", "auth_token": "t"}, []check{
+			{clients.KeyRequest{}, ""},
+			{clients.KeyRequest{Scopes: []string{"/twilio/messaging"}}, "scopes"},
+			{clients.KeyRequest{Parameters: params("key_type", "admin")}, "parameters"},
+		}},
+		{"gitlab", map[string]string{"token": "glpat-x", "target_type": "project", "target_id": "7"}, []check{
+			{clients.KeyRequest{Scopes: []string{"read_api"}, Parameters: params("access_level", "30")}, ""},
+			{clients.KeyRequest{Parameters: params("access_level", "31")}, "parameters"},
+			{clients.KeyRequest{Scopes: []string{" "}}, "scopes"},
+		}},
+		{"grafana", map[string]string{"token": "glsa_x", "service_account_id": "2"}, []check{
+			{clients.KeyRequest{}, ""},
+			{clients.KeyRequest{Scopes: []string{"dashboards:read"}}, "scopes"},
+			{clients.KeyRequest{Parameters: params("role", "Admin")}, "parameters"},
+		}},
+		{"openai", map[string]string{"admin_key": "sk-admin-x", "project_id": "proj_1"}, []check{
+			{clients.KeyRequest{}, ""},
+			{clients.KeyRequest{Scopes: []string{"model.read"}}, "scopes"},
+			{clients.KeyRequest{Parameters: params("team", "a")}, "parameters"},
+		}},
+		{"http", map[string]string{"root_secret": "s", "create_path": "/v1/keys",
+			"create_body": `{"name": {{.Key.Name}}, "team": {{.Parameters.team}}}`, "key_id_path": "id",
+			"key_secret_path": "key", "verify_path": "/v1/whoami", "revoke_path": "/v1/keys/{{.Key.ID}}"}, []check{
+			{clients.KeyRequest{Parameters: params("team", "a")}, ""},
+			{clients.KeyRequest{Parameters: params("tier", "gold")}, "parameters"},
+		}},
+	}
+	registered := map[string]bool{}
+	for _, typ := range clients.Types() {
+		registered[typ.Name] = false
+	}
+	for _, tc := range types {
+		registered[tc.name] = true
+		t.Run(tc.name, func(t *testing.T) {
+			p := clienttest.New(t, tc.name, srv.URL, tc.fields)
+			for i, c := range tc.checks {
+				err := p.ValidateKeyRequest(c.req)
+				if c.field == "" {
+					if err != nil {
+						t.Errorf("check %d: a valid request was refused: %v", i, err)
+					}
+					continue
+				}
+				clienttest.AssertFieldError(t, err, c.field, "")
+			}
+		})
+	}
+	for name, covered := range registered {
+		if !covered {
+			t.Errorf("provider type %q has no ValidateKeyRequest case here", name)
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("validation sent %d requests to the API", n)
+	}
+}
