@@ -56,6 +56,18 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatalf("only %d rotations across %d kills", rotations(), kills)
 	}
 
+	// Two kills at chosen moments, so that the rollback paths run whatever
+	// the random kills hit: while a scheduled role rotation's new key waits
+	// for verification, and while a scheduled root rotation's new admin key
+	// does. Each leaves a key live at the provider that Vault's state does
+	// not reference, known only to a WAL entry.
+	forced := []string{
+		killDuringVerify(t, rc, d, func() []demoKey { return roleKeys(t, d, "crash-a", "live") }),
+		killDuringVerify(t, rc, d, func() []demoKey { return d.keys(t, "kind=admin&state=live") }),
+	}
+	kills += len(forced)
+	t.Logf("killed Vault while keys %v awaited verification", forced)
+
 	// Recovery: WAL rollback (entries older than 2 minutes, checked every
 	// minute) and the scheduler's retries settle what the kills left.
 	deadline := time.Now().Add(5 * time.Minute)
@@ -90,6 +102,14 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatalf("live at the provider but not referenced by Vault after recovery: %v", orphans)
 	}
 	t.Logf("%d unreferenced keys right after the last restart, 0 after %s", first, time.Since(recovery).Round(time.Second))
+	if first < 1 {
+		t.Errorf("no unreferenced key after the forced kills: the rollback path was not exercised")
+	}
+	for _, id := range forced {
+		if k := d.key(t, id); k.State != "revoked" {
+			t.Errorf("key %s, created before a kill and never recorded, is %s after recovery, want revoked", id, k.State)
+		}
+	}
 	for _, r := range roles {
 		s := readCreds(t, c, "thirdparty", r)
 		if code := d.whoami(t, s.Data["api_key"].(string)); code != http.StatusOK {
@@ -110,4 +130,33 @@ func TestCrashRecovery(t *testing.T) {
 			t.Errorf("key %s was presented after its revocation", k.ID)
 		}
 	}
+}
+
+// killDuringVerify holds every whoami at the demo provider, waits for a key
+// that live() did not list before (a scheduled rotation's new key, now
+// waiting to be verified), SIGKILLs the Vault node, lifts the hold and
+// restarts it. It returns the new key's id.
+func killDuringVerify(t *testing.T, rc *raftCluster, d *demoProvider, live func() []demoKey) string {
+	t.Helper()
+	before := map[string]bool{}
+	for _, k := range live() {
+		before[k.ID] = true
+	}
+	d.setKnobs(t, map[string]any{"latency_ms": 60000, "latency_path": "/v1/whoami"})
+	id := ""
+	for deadline := time.Now().Add(90 * time.Second); id == ""; time.Sleep(50 * time.Millisecond) {
+		for _, k := range live() {
+			if !before[k.ID] {
+				id = k.ID
+			}
+		}
+		if id == "" && time.Now().After(deadline) {
+			t.Fatal("no scheduled rotation created a key within 90s")
+		}
+	}
+	rc.kill(1)
+	d.setKnobs(t, map[string]any{"latency_ms": 150, "latency_path": ""})
+	rc.start(1)
+	rc.waitReady(1, "thirdparty/roles/crash-a", 90*time.Second)
+	return id
 }

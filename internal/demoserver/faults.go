@@ -25,7 +25,7 @@ func (s *Server) v1(next http.HandlerFunc) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		defer s.countRequest(r, sw)
 
-		if !s.sleepLatency(r.Context()) {
+		if !s.sleepLatency(r.Context(), r.URL.Path) {
 			writeError(sw, statusClientClosed, "client_closed_request", "request cancelled during injected latency")
 			return
 		}
@@ -43,10 +43,14 @@ func (s *Server) v1(next http.HandlerFunc) http.Handler {
 // sleepLatency waits for the latency knob without holding the lock, so
 // other requests and the /_demo endpoints are not blocked meanwhile. It
 // uses the real clock: the injectable one only drives key expiry. It
-// returns false if the request was cancelled first.
-func (s *Server) sleepLatency(ctx context.Context) bool {
+// returns false if the request was cancelled first. With latency_path set,
+// only requests to that path wait.
+func (s *Server) sleepLatency(ctx context.Context, path string) bool {
 	s.mu.Lock()
 	d := s.knobs.Latency
+	if s.knobs.LatencyPath != "" && s.knobs.LatencyPath != path {
+		d = 0
+	}
 	s.mu.Unlock()
 	if d <= 0 {
 		return ctx.Err() == nil

@@ -3,6 +3,7 @@ package demoserver
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -10,6 +11,7 @@ import (
 // docs/demo-provider.md for the order they apply in).
 type Knobs struct {
 	Latency        time.Duration // added before every /v1 request is handled
+	LatencyPath    string        // when set, Latency applies only to this /v1 path
 	ErrorRate      float64       // fraction of /v1 requests answered ErrorStatus
 	ErrorStatus    int           // status for ErrorRate and Down
 	RateLimitEvery int           // every Nth /v1 request gets 429; 0 = off
@@ -28,6 +30,8 @@ func (k Knobs) validate() error {
 	switch {
 	case k.Latency < 0:
 		return errors.New("latency_ms must not be negative")
+	case k.LatencyPath != "" && !strings.HasPrefix(k.LatencyPath, "/v1/"):
+		return errors.New("latency_path must be a /v1/ path, e.g. /v1/whoami")
 	case !(k.ErrorRate >= 0 && k.ErrorRate <= 1): // also rejects NaN
 		return errors.New("error_rate must be between 0 and 1")
 	case k.ErrorStatus < 400 || k.ErrorStatus > 599:
@@ -43,6 +47,7 @@ func (k Knobs) validate() error {
 // knobsJSON is the wire form served by GET /_demo/knobs.
 type knobsJSON struct {
 	LatencyMS      int64   `json:"latency_ms"`
+	LatencyPath    string  `json:"latency_path"`
 	ErrorRate      float64 `json:"error_rate"`
 	ErrorStatus    int     `json:"error_status"`
 	RateLimitEvery int     `json:"rate_limit_every"`
@@ -53,6 +58,7 @@ type knobsJSON struct {
 func (k Knobs) view() knobsJSON {
 	return knobsJSON{
 		LatencyMS:      k.Latency.Milliseconds(),
+		LatencyPath:    k.LatencyPath,
 		ErrorRate:      k.ErrorRate,
 		ErrorStatus:    k.ErrorStatus,
 		RateLimitEvery: k.RateLimitEvery,
@@ -65,6 +71,7 @@ func (k Knobs) view() knobsJSON {
 // current value, hence the pointers.
 type knobsPatch struct {
 	LatencyMS      *int64   `json:"latency_ms"`
+	LatencyPath    *string  `json:"latency_path"`
 	ErrorRate      *float64 `json:"error_rate"`
 	ErrorStatus    *int     `json:"error_status"`
 	RateLimitEvery *int     `json:"rate_limit_every"`
@@ -79,6 +86,9 @@ func (p knobsPatch) apply(k Knobs) (Knobs, error) {
 			return k, fmt.Errorf("latency_ms must be between 0 and %d", time.Hour/time.Millisecond)
 		}
 		k.Latency = time.Duration(*p.LatencyMS) * time.Millisecond
+	}
+	if p.LatencyPath != nil {
+		k.LatencyPath = *p.LatencyPath
 	}
 	if p.ErrorRate != nil {
 		k.ErrorRate = *p.ErrorRate

@@ -93,6 +93,7 @@ func TestKnobsValidation(t *testing.T) {
 	}{
 		{"negative latency", `{"latency_ms":-1}`, "latency_ms"},
 		{"huge latency", `{"latency_ms":9223372036854775807}`, "latency_ms"},
+		{"latency path outside /v1", `{"latency_path":"/_demo/keys"}`, "latency_path"},
 		{"error rate above 1", `{"error_rate":1.5}`, "error_rate"},
 		{"error rate below 0", `{"error_rate":-0.1}`, "error_rate"},
 		{"error status not an error", `{"error_status":200}`, "error_status"},
@@ -100,7 +101,7 @@ func TestKnobsValidation(t *testing.T) {
 		{"negative rate limit", `{"rate_limit_every":-2}`, "rate_limit_every"},
 		{"negative retry after", `{"retry_after":-1}`, "retry_after"},
 		{"wrong type", `{"down":"yes"}`, "down must be a boolean"},
-		{"unknown knob", `{"latency":5}`, "unknown field; allowed fields: down, error_rate, error_status, latency_ms, rate_limit_every, retry_after"},
+		{"unknown knob", `{"latency":5}`, "unknown field; allowed fields: down, error_rate, error_status, latency_ms, latency_path, rate_limit_every, retry_after"},
 		{"not json", `down`, "not valid JSON"},
 		{"empty", ``, "JSON object"},
 		// One bad field rejects the whole patch, including the good part.
@@ -146,6 +147,27 @@ func TestLatency(t *testing.T) {
 	h.must(http.StatusOK, "GET", "/_demo/knobs", "", nil)
 	if d := time.Since(start); d >= 100*time.Millisecond {
 		t.Errorf("/_demo/knobs took %v; latency must apply to /v1 only", d)
+	}
+}
+
+// TestLatencyPath: with latency_path set, only that path waits.
+func TestLatencyPath(t *testing.T) {
+	h := newHarness(t)
+	h.setKnobs(`{"latency_ms":1500,"latency_path":"/v1/whoami"}`)
+	start := time.Now()
+	h.must(http.StatusOK, "GET", "/v1/keys", h.admin, nil)
+	if d := time.Since(start); d >= 1500*time.Millisecond {
+		t.Errorf("GET /v1/keys took %v; latency_path is /v1/whoami", d)
+	}
+	start = time.Now()
+	h.must(http.StatusOK, "GET", "/v1/whoami", h.admin, nil)
+	if d := time.Since(start); d < 1500*time.Millisecond {
+		t.Errorf("whoami took %v with 1500ms latency on its path", d)
+	}
+	var got knobsJSON
+	h.must(http.StatusOK, "GET", "/_demo/knobs", "", nil).decode(t, &got)
+	if got.LatencyPath != "/v1/whoami" {
+		t.Errorf("knobs show latency_path %q", got.LatencyPath)
 	}
 }
 
