@@ -206,3 +206,31 @@ func TestBadInputIs400AndChangesNothing(t *testing.T) {
 		})
 	}
 }
+
+// Changing a provider so that a role's parameters no longer fit (here an
+// http provider's create template that stops using one) is a 400 naming
+// the role, and nothing changes; a change that still fits is accepted.
+func TestProviderChangeMustKeepItsRolesValid(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ms := newMemServer(t)
+	fields := map[string]any{"type": "http", "base_url": e.srv.URL, "root_secret": e.adminKey,
+		"create_path": "/v1/keys", "create_body": `{"name": {{.Key.Name}}, "scopes": [{{.Parameters.team}}]}`,
+		"key_id_path": "id", "key_secret_path": "key", "verify_path": "/v1/whoami", "revoke_path": "/v1/keys/{{.Key.ID}}"}
+	e.must(logical.CreateOperation, "providers/h", fields)
+	e.must(logical.CreateOperation, "roles/team", map[string]any{"provider": "h", "mode": "dynamic", "parameters": "team=blue"})
+
+	before := e.mountState(ms, "providers/h", "roles/team")
+	resp, err := e.do(logical.UpdateOperation, "providers/h", map[string]any{"create_body": `{"name": {{.Key.Name}}}`})
+	e.userError(resp, err, `role "team"`)
+	e.userError(resp, err, `parameters: unknown parameter "team"`)
+	if after := e.mountState(ms, "providers/h", "roles/team"); !reflect.DeepEqual(before, after) {
+		t.Fatalf("a refused provider change changed the mount:\nbefore %+v\nafter  %+v", before, after)
+	}
+
+	e.must(logical.UpdateOperation, "providers/h", map[string]any{"create_body": `{"name": {{.Key.Name}}, "scopes": [{{.Parameters.team}}, "read"]}`})
+	resp = e.must(logical.ReadOperation, "creds/team", nil)
+	if k := e.demo.Keys(); len(k) == 0 || resp.Data["key_id"] == nil {
+		t.Fatalf("creds after an accepted provider change: %v", resp.Data)
+	}
+}

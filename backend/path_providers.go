@@ -257,6 +257,13 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 		}
 		return logical.ErrorResponse("%s", err.Error()), nil
 	}
+	if !creating {
+		// A change (say to an http provider's templates) must still take
+		// the scopes and parameters of every role that uses the provider.
+		if resp, err := rolesStillValid(ctx, req.Storage, name, pc); resp != nil || err != nil {
+			return resp, err
+		}
+	}
 	e.CanRotateRoot = pc.api.Capabilities().RootRotation
 	if !e.CanRotateRoot && rot.automated() {
 		for _, k := range []string{"rotation_period", "rotation_schedule"} {
@@ -282,6 +289,29 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 
 	if err := b.putProvider(ctx, req.Storage, name, e); err != nil {
 		return nil, err
+	}
+	return nil, nil
+}
+
+// rolesStillValid checks each role of provider name against the client
+// built from the provider's new configuration: a 400 naming the first role
+// whose scopes or parameters it would refuse.
+func rolesStillValid(ctx context.Context, s logical.Storage, name string, pc *providerClient) (*logical.Response, error) {
+	users, err := rolesUsingProvider(ctx, s, name)
+	if err != nil {
+		return nil, err
+	}
+	for _, rn := range users {
+		r, err := getRole(ctx, s, rn)
+		if err != nil || r == nil {
+			return nil, err
+		}
+		var fe *clients.FieldError
+		if err := pc.api.ValidateKeyRequest(clients.KeyRequest{Scopes: r.Scopes, Parameters: r.Parameters}); errors.As(err, &fe) {
+			return logical.ErrorResponse("role %q would no longer work with this configuration: %s: %s (change the role first)", rn, fe.Field, fe.Message), nil
+		} else if err != nil {
+			return nil, err
+		}
 	}
 	return nil, nil
 }
