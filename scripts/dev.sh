@@ -24,7 +24,9 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+# Ctrl-C (or a TERM) is how this is meant to end: stop everything, exit 0.
+trap cleanup EXIT
+trap 'cleanup; exit 0' INT TERM
 
 free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free "$VAULT_PORT" || { echo "port $VAULT_PORT is taken; set VAULT_PORT" >&2; exit 1; }
