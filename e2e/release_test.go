@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -113,7 +114,8 @@ func regexpLine(text, re string) bool {
 // plugin binary as a second version of the plugin (its release file name as
 // the command) and checks that Vault runs it at that version: on a new
 // mount, and on a mount upgraded with `secrets tune -plugin-version` and
-// `plugin reload -mounts`.
+// `plugin reload -mounts`, where a dual role keeps its key and a lease issued
+// before the upgrade still revokes.
 func TestReleaseBuild(t *testing.T) {
 	if runtime.GOOS != "linux" && runtime.GOOS != "darwin" {
 		t.Skipf("make release builds linux and darwin binaries, not %s", runtime.GOOS)
@@ -218,6 +220,15 @@ func TestReleaseBuild(t *testing.T) {
 	if v, _ := running(upgraded); v != pluginVersion {
 		t.Fatalf("new mount runs %s, want %s", v, pluginVersion)
 	}
+	// State the upgrade must carry over: a dual role's current key and an
+	// outstanding dynamic lease.
+	d := sharedDemo
+	write(t, c, upgraded+"/providers/p", map[string]any{"type": "demo", "base_url": d.URL, "admin_key": d.AdminKey})
+	write(t, c, upgraded+"/roles/dual", map[string]any{"provider": "p", "mode": "dual", "rotation_period": "1h", "overlap": "10m"})
+	write(t, c, upgraded+"/roles/dyn", map[string]any{"provider": "p", "mode": "dynamic", "ttl": "1h"})
+	dualBefore := readCreds(t, c, upgraded, "dual")
+	lease := readCreds(t, c, upgraded, "dyn")
+
 	vaultCLI(t, sharedVlt, "secrets", "tune", "-plugin-version="+version, upgraded+"/")
 	// `vault plugin reload -mounts=…` of the Vault 1.21.0 CLI calls
 	// sys/plugins/reload/unknown (a 404) and refuses -type with -mounts, so
@@ -231,6 +242,21 @@ func TestReleaseBuild(t *testing.T) {
 	}
 	if _, err := c.Logical().Read(upgraded + "/status"); err != nil {
 		t.Errorf("%s/status after the upgrade: %v", upgraded, err)
+	}
+	// The new version serves the same dual key, revokes the lease the old
+	// one issued (deleting its key), and rotates.
+	if after := readCreds(t, c, upgraded, "dual"); after.Data["key_id"] != dualBefore.Data["key_id"] {
+		t.Errorf("the dual role serves key %v after the upgrade, %v before", after.Data["key_id"], dualBefore.Data["key_id"])
+	}
+	if err := c.Sys().Revoke(lease.LeaseID); err != nil {
+		t.Fatalf("revoking a lease issued before the upgrade: %v", err)
+	}
+	if code := d.whoami(t, ptS(lease.Data["api_key"])); code != http.StatusUnauthorized {
+		t.Errorf("the key of a lease revoked after the upgrade answers whoami %d, want 401", code)
+	}
+	rot := write(t, c, upgraded+"/rotate-role/dual", map[string]any{})
+	if rot.Data["key_id"] == dualBefore.Data["key_id"] {
+		t.Errorf("rotate-role after the upgrade kept key %v", rot.Data["key_id"])
 	}
 	// The shared mount is untouched.
 	if v, _ := running("thirdparty"); v != pluginVersion {
