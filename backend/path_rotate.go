@@ -82,6 +82,13 @@ func (b *backend) rotateRoleWrite(ctx context.Context, req *logical.Request, d *
 	}
 	if err != nil {
 		b.metrics.rotation("role", name, "failure")
+		// On-call sees a failed manual rotation in status as they see a
+		// scheduled one; the schedule and its retries stay as they were.
+		// st matches storage here (rotateRole restores it when not stored).
+		st.LastError, st.LastErrorAt = "manual rotation: "+err.Error(), b.clock.Now()
+		if perr := b.putDualState(ctx, req.Storage, name, st); perr != nil {
+			b.Logger().Error("storing the manual rotation failure", "role", name, "error", perr)
+		}
 		return nil, fmt.Errorf("rotating role %q: %w", name, err)
 	}
 	b.metrics.rotation("role", name, "success")
@@ -121,6 +128,14 @@ func (b *backend) rotateRootWrite(ctx context.Context, req *logical.Request, d *
 	ne, err := b.rotateRoot(ctx, req.Storage, name, e)
 	if err != nil {
 		b.metrics.rotation("root", name, "failure")
+		// Recorded for status like a scheduled failure, on top of the same
+		// root only (a roll may have stored a new one before failing later).
+		if cur, gerr := getProvider(ctx, req.Storage, name); gerr == nil && cur != nil && cur.RootKeyID == e.RootKeyID {
+			cur.LastRootRotationError = "manual rotation: " + err.Error()
+			if perr := b.putProvider(ctx, req.Storage, name, cur); perr != nil {
+				b.Logger().Error("storing the manual root rotation failure", "provider", name, "error", perr)
+			}
+		}
 		return nil, fmt.Errorf("rotating the root of provider %q: %w", name, err)
 	}
 	b.metrics.rotation("root", name, "success")

@@ -463,3 +463,52 @@ func TestPreviousKeyRetiresWithinMaxLease(t *testing.T) {
 		t.Fatalf("metrics lack the previous key's retire time %d:\n%s", st.Previous.RetireAt.Unix(), metrics)
 	}
 }
+
+// A failed manual rotation shows in status and on the role (and the
+// provider, for a root) like a scheduled one, without moving the schedule;
+// the next success clears it.
+func TestManualRotationFailureShowsInStatus(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.provider("p")
+	e.dualRole("r", map[string]any{"rotation_period": "1h", "overlap": "10m"})
+	next := e.state("r").NextRotation
+
+	e.failCreate.Store(true)
+	if _, err := e.do(logical.UpdateOperation, "rotate-role/r", nil); err == nil {
+		t.Fatal("rotate-role succeeded while the provider refuses creates")
+	}
+	if _, err := e.do(logical.UpdateOperation, "rotate-root/p", nil); err == nil {
+		t.Fatal("rotate-root succeeded while the provider refuses creates")
+	}
+	e.failCreate.Store(false)
+
+	role := e.must(logical.ReadOperation, "roles/r", nil).Data
+	if msg, _ := role["last_rotation_error"].(string); !strings.Contains(msg, "manual rotation") || !strings.Contains(msg, "503") {
+		t.Fatalf("role last_rotation_error = %q, want the manual rotation's 503", msg)
+	}
+	if st := e.state("r"); !st.NextRotation.Equal(next) || !st.NextRetry.IsZero() || st.Failures != 0 {
+		t.Fatalf("a failed manual rotation moved the schedule: next %s (was %s), retry %s, failures %d", st.NextRotation, next, st.NextRetry, st.Failures)
+	}
+	prov := e.must(logical.ReadOperation, "providers/p", nil).Data
+	if msg, _ := prov["last_root_rotation_error"].(string); !strings.Contains(msg, "manual rotation") {
+		t.Fatalf("provider last_root_rotation_error = %q, want the manual rotation's failure", msg)
+	}
+	status := e.must(logical.ReadOperation, "status", nil).Data
+	roles := status["roles"].(map[string]any)
+	if msg, _ := roles["r"].(map[string]any)["last_error"].(string); !strings.Contains(msg, "manual rotation") {
+		t.Fatalf("status role last_error = %q", msg)
+	}
+	if v := e.metricValue(`thirdparty_rotation_failing{kind="role",name="r"}`); v != 1 {
+		t.Fatalf("rotation_failing for the role = %v, want 1", v)
+	}
+
+	e.must(logical.UpdateOperation, "rotate-role/r", map[string]any{"revoke_previous": true})
+	e.must(logical.UpdateOperation, "rotate-root/p", nil)
+	if msg := e.must(logical.ReadOperation, "roles/r", nil).Data["last_rotation_error"]; msg != "" {
+		t.Fatalf("last_rotation_error after a successful rotation: %v", msg)
+	}
+	if msg := e.must(logical.ReadOperation, "providers/p", nil).Data["last_root_rotation_error"]; msg != "" {
+		t.Fatalf("last_root_rotation_error after a successful rotation: %v", msg)
+	}
+}
