@@ -68,7 +68,7 @@ func (b *backend) issueDynamic(ctx context.Context, req *logical.Request, roleNa
 		expiresAt = b.clock.Now().Add(maxTTL).Truncate(time.Second)
 	}
 
-	wal := walKey{Provider: role.Provider, Role: roleName, Name: name, Purpose: purposeDynamic}
+	wal := walKey{Provider: role.Provider, Role: roleName, Name: name, Purpose: purposeDynamic, UniqueName: nameTemplateUnique(role.NameTemplate)}
 	walID, err := framework.PutWAL(ctx, req.Storage, walKindKey, &wal)
 	if err != nil {
 		return nil, fmt.Errorf("writing WAL: %w", err)

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -198,15 +199,18 @@ func (b *backend) roleWrite(ctx context.Context, req *logical.Request, d *framew
 
 	if r.Mode == modeDual {
 		resp, err := b.writeDualRole(ctx, req.Storage, name, r, creating)
-		if err == nil && resp == nil {
-			b.inventory.setRoleConfig(name, r)
+		if err != nil || resp != nil {
+			return resp, err
 		}
-		return resp, err
-	}
-	if err := putJSON(ctx, req.Storage, rolePrefix+name, r); err != nil {
+	} else if err := putJSON(ctx, req.Storage, rolePrefix+name, r); err != nil {
 		return nil, err
 	}
 	b.inventory.setRoleConfig(name, r)
+	if !nameTemplateUnique(r.NameTemplate) {
+		resp := &logical.Response{}
+		resp.AddWarning(nameTemplateWarning)
+		return resp, nil
+	}
 	return nil, nil
 }
 
@@ -301,6 +305,19 @@ func rolesUsingProvider(ctx context.Context, s logical.Storage, name string) ([]
 var nameTemplates sync.Map
 
 // renderKeyName renders a role's name template for one key.
+// uniqueNameRe matches a template action that calls random or uuid.
+var uniqueNameRe = regexp.MustCompile(`\{\{[^}]*\b(random|uuid)\b[^}]*\}\}`)
+
+// nameTemplateUnique reports whether a name_template gives every attempt
+// its own name, which WAL rollback relies on to find a key by name.
+func nameTemplateUnique(tmpl string) bool { return uniqueNameRe.MatchString(tmpl) }
+
+// nameTemplateWarning is the role write's warning for a template whose
+// names can repeat.
+const nameTemplateWarning = "name_template has no {{random N}} or {{uuid}}, so keys can share a name: " +
+	"if a create's answer is lost, the key cannot be told apart from others by name and is left to expire " +
+	"at the provider (where the type supports expiry) instead of being revoked"
+
 func renderKeyName(tmpl, roleName, displayName string) (string, error) {
 	var t template.StringTemplate
 	if v, ok := nameTemplates.Load(tmpl); ok {

@@ -32,6 +32,10 @@ type walKey struct {
 	Name     string `json:"name"`
 	KeyID    string `json:"key_id"`
 	Purpose  string `json:"purpose"`
+	// UniqueName says the role's name_template makes every attempt's name
+	// unique ({{random}} or {{uuid}}), so that a key whose id was never
+	// recorded can be found by name without touching another key.
+	UniqueName bool `json:"unique_name"`
 }
 
 // walRollback revokes whatever a WAL entry says was created but never
@@ -77,7 +81,7 @@ func (b *backend) rollbackKey(ctx context.Context, s logical.Storage, w walKey) 
 	ids := []string{}
 	if w.KeyID != "" {
 		ids = append(ids, w.KeyID)
-	} else if pc.api.Capabilities().ListByName {
+	} else if pc.api.Capabilities().ListByName && w.UniqueName {
 		keys, err := pc.api.FindKeys(ctx, w.Name)
 		if err != nil {
 			return fmt.Errorf("WAL rollback: finding key %q: %w", w.Name, err)
@@ -85,6 +89,12 @@ func (b *backend) rollbackKey(ctx context.Context, s logical.Storage, w walKey) 
 		for _, k := range keys {
 			ids = append(ids, k.ID)
 		}
+	} else if !w.UniqueName {
+		// Other keys (leased ones, say) may carry the same name: revoking
+		// by name could take one of them.
+		b.Logger().Warn("WAL rollback: the key's id was never recorded and the role's name_template does not make names unique, so it cannot be told apart by name; it expires at the provider if the type supports expiry",
+			"provider", w.Provider, "role", w.Role, "key_name", w.Name)
+		return nil
 	} else {
 		b.Logger().Warn("WAL rollback: the key's id was never recorded and the provider cannot list keys by name; it expires at the provider if the type supports expiry",
 			"provider", w.Provider, "key_name", w.Name)

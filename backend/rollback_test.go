@@ -456,3 +456,46 @@ func TestRollbackRevokesEveryKeyOfALostCreate(t *testing.T) {
 		t.Fatalf("%d WAL entries left", n)
 	}
 }
+
+// With a name_template that can repeat a name, rollback must not revoke by
+// name: a leased key with the same name would go too. The write warns, the
+// lost create's key is left (to expire), and the leased key stays live.
+func TestRollbackNeverRevokesByARepeatableName(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.provider("p")
+	resp := e.must(logical.CreateOperation, "roles/fixed", map[string]any{"provider": "p", "mode": "dynamic", "name_template": "app-{{.RoleName}}"})
+	if resp == nil || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "name_template") {
+		t.Fatalf("writing a role whose key names repeat: %v, want a warning about name_template", resp)
+	}
+	if resp := e.must(logical.CreateOperation, "roles/uniq", map[string]any{"provider": "p", "mode": "dynamic", "name_template": "app-{{random 8}}"}); resp != nil && len(resp.Warnings) > 0 {
+		t.Fatalf("a template with {{random}} was warned about: %v", resp.Warnings)
+	}
+
+	leased := e.must(logical.ReadOperation, "creds/fixed", nil).Data["key_id"].(string)
+	e.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/keys" {
+			e.demo.ServeHTTP(httptest.NewRecorder(), r)
+			http.Error(w, `{"error":{"code":"bad_gateway","message":"upstream reset"}}`, http.StatusBadGateway)
+			return true
+		}
+		return false
+	})
+	if _, err := e.do(logical.ReadOperation, "creds/fixed", nil); err == nil {
+		t.Fatal("creds succeeded although the create's answer was lost")
+	}
+	e.setIntercept(nil)
+	if live := e.keys(demoserver.StateLive); len(live) != 2 || live[0].Name != live[1].Name {
+		t.Fatalf("want the leased key and the lost create's key, both named alike; live: %v", live)
+	}
+	e.rollback()
+	if st := e.keyState(leased); st != demoserver.StateLive {
+		t.Fatalf("rollback of a lost create revoked the leased key %s that shares its name (now %s)", leased, st)
+	}
+	if n := e.walCount(); n != 0 {
+		t.Fatalf("%d WAL entries left; the entry is dropped once rollback has given up on it", n)
+	}
+	if !strings.Contains(e.logs.String(), "does not make names unique") {
+		t.Error("rollback did not log why it left the key")
+	}
+}

@@ -45,7 +45,7 @@ func (b *backend) createVerifiedKey(ctx context.Context, s logical.Storage, pc *
 	if err != nil {
 		return nil, fmt.Errorf("name_template: %w", err)
 	}
-	wal := walKey{Provider: role.Provider, Role: roleName, Name: name, Purpose: purpose}
+	wal := walKey{Provider: role.Provider, Role: roleName, Name: name, Purpose: purpose, UniqueName: nameTemplateUnique(role.NameTemplate)}
 	walID, err := framework.PutWAL(ctx, s, walKindKey, &wal)
 	if err != nil {
 		return nil, fmt.Errorf("writing WAL: %w", err)
