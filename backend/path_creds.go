@@ -65,7 +65,9 @@ func (b *backend) issueDynamic(ctx context.Context, req *logical.Request, roleNa
 	}
 	var expiresAt time.Time
 	if pc.api.Capabilities().Expiry {
-		expiresAt = b.clock.Now().Add(maxTTL).Truncate(time.Second)
+		// Rounded up to the second, so the key never expires before the
+		// lease's max TTL.
+		expiresAt = b.clock.Now().Add(maxTTL + time.Second - 1).Truncate(time.Second)
 	}
 
 	wal := walKey{Provider: role.Provider, Role: roleName, Name: name, Purpose: purposeDynamic, UniqueName: nameTemplateUnique(role.NameTemplate)}
@@ -86,6 +88,17 @@ func (b *backend) issueDynamic(ctx context.Context, req *logical.Request, roleNa
 		return nil, err
 	}
 	b.metrics.keyIssued(roleName)
+	if !key.ExpiresAt.IsZero() {
+		// The provider may set an earlier expiry than asked (a cap, a date):
+		// the lease ends with the key (invariant 6).
+		left := key.ExpiresAt.Sub(b.clock.Now()).Truncate(time.Second)
+		if left <= 0 {
+			b.revokeAbandoned(pc, key.ID)
+			return nil, fmt.Errorf("provider %q returned key %s already expired (expires_at %s)", role.Provider, key.ID, formatTime(key.ExpiresAt))
+		}
+		maxTTL = min(maxTTL, left)
+		ttl = min(ttl, maxTTL)
+	}
 
 	wal.KeyID = key.ID
 	walID2, err := framework.PutWAL(ctx, req.Storage, walKindKey, &wal)
@@ -101,10 +114,14 @@ func (b *backend) issueDynamic(ctx context.Context, req *logical.Request, roleNa
 	}
 
 	data := keyData(key, role.Provider, roleName, modeDynamic)
-	resp := b.Secret(secretKeyType).Response(data, map[string]any{
+	internal := map[string]any{
 		"provider": role.Provider, "role": roleName, "mode": modeDynamic,
 		"key_id": key.ID, "key_name": key.Name,
-	})
+	}
+	if !key.ExpiresAt.IsZero() {
+		internal["expires_at"] = formatTime(key.ExpiresAt)
+	}
+	resp := b.Secret(secretKeyType).Response(data, internal)
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = maxTTL
 	resp.Secret.Renewable = true

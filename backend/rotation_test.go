@@ -1,8 +1,12 @@
 package backend
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -510,5 +514,60 @@ func TestManualRotationFailureShowsInStatus(t *testing.T) {
 	}
 	if msg := e.must(logical.ReadOperation, "providers/p", nil).Data["last_root_rotation_error"]; msg != "" {
 		t.Fatalf("last_root_rotation_error after a successful rotation: %v", msg)
+	}
+}
+
+// Invariant 6 for dynamic leases: a lease never outlives its key's
+// provider-side expiry, not after max_ttl is raised, and not when the
+// provider sets an earlier expiry than asked.
+func TestDynamicLeaseNeverOutlivesItsKey(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.provider("p")
+	e.must(logical.CreateOperation, "roles/dyn", map[string]any{"provider": "p", "mode": "dynamic", "ttl": "1h", "max_ttl": "2h"})
+	l := e.readCreds("dyn")
+	var expires time.Time
+	for _, k := range e.keys(demoserver.StateLive) {
+		if k.ID == l.keyID {
+			expires = k.ExpiresAt
+		}
+	}
+	if expires.Before(l.secret.IssueTime.Add(2 * time.Hour)) {
+		t.Fatalf("key expires %s, before the lease's max TTL (2h from %s)", expires, l.secret.IssueTime)
+	}
+
+	// Raising max_ttl later must not stretch leases already issued past
+	// their key's expiry.
+	e.must(logical.UpdateOperation, "roles/dyn", map[string]any{"ttl": "5h", "max_ttl": "10h"})
+	e.clock.Advance(90 * time.Minute)
+	if err := e.renew(&l); err != nil {
+		t.Fatalf("renew inside the key's life: %v", err)
+	}
+	if l.end.After(expires) {
+		t.Fatalf("renewed lease ends %s, after its key expires at the provider %s", l.end, expires)
+	}
+	e.clock.Advance(expires.Sub(e.clock.Now()) + time.Second)
+	if err := e.renew(&l); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("renewing a lease whose key has expired: %v, want an error saying so", err)
+	}
+
+	// A provider that caps the expiry: the lease is cut to the key's life.
+	e.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost || r.URL.Path != "/v1/keys" {
+			return false
+		}
+		var body map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			t.Errorf("create body: %v", err)
+		}
+		body["expires_at"] = e.clock.Now().Add(20 * time.Minute).UTC().Format(time.RFC3339)
+		raw, _ := json.Marshal(body)
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(raw)), int64(len(raw))
+		e.demo.ServeHTTP(w, r)
+		return true
+	})
+	capped := e.readCreds("dyn")
+	if capped.secret.MaxTTL > 20*time.Minute || capped.secret.TTL > 20*time.Minute {
+		t.Fatalf("lease of a key expiring in 20m has ttl %s, max_ttl %s", capped.secret.TTL, capped.secret.MaxTTL)
 	}
 }

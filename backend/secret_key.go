@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
@@ -41,6 +42,17 @@ func (b *backend) keyRenew(ctx context.Context, req *logical.Request, d *framewo
 		return b.renewDual(ctx, req, roleName, role)
 	}
 	ttl, maxTTL := b.dynamicTTLs(role)
+	// A lease never outlives its key's provider-side expiry, set when it was
+	// issued, even if max_ttl has been raised since (invariant 6).
+	if exp, err := time.Parse(time.RFC3339, internalString(req, "expires_at")); err == nil {
+		if !b.clock.Now().Before(exp) {
+			return nil, fmt.Errorf("key %s expired at the provider at %s; read new credentials", internalString(req, "key_id"), formatTime(exp))
+		}
+		if issued := req.Secret.IssueTime; !issued.IsZero() {
+			maxTTL = min(maxTTL, exp.Sub(issued).Truncate(time.Second))
+			ttl = min(ttl, maxTTL)
+		}
+	}
 	resp := &logical.Response{Secret: req.Secret}
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = maxTTL
