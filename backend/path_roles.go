@@ -304,7 +304,6 @@ func rolesUsingProvider(ctx context.Context, s logical.Storage, name string) ([]
 // measurable share of a dynamic creds read.
 var nameTemplates sync.Map
 
-// renderKeyName renders a role's name template for one key.
 // uniqueNameRe matches a template action that calls random or uuid.
 var uniqueNameRe = regexp.MustCompile(`\{\{[^}]*\b(random|uuid)\b[^}]*\}\}`)
 
@@ -318,6 +317,7 @@ const nameTemplateWarning = "name_template has no {{random N}} or {{uuid}}, so k
 	"if a create's answer is lost, the key cannot be told apart from others by name and is left to expire " +
 	"at the provider (where the type supports expiry) instead of being revoked"
 
+// renderKeyName renders a role's name template for one key.
 func renderKeyName(tmpl, roleName, displayName string) (string, error) {
 	var t template.StringTemplate
 	if v, ok := nameTemplates.Load(tmpl); ok {
