@@ -37,7 +37,9 @@ func (r *raftCluster) script(args ...string) (string, error) {
 // thirdparty/.
 func startRaftCluster(t *testing.T, name string, n int) *raftCluster {
 	t.Helper()
-	r := &raftCluster{t: t, dir: filepath.Join(workDir, name)}
+	// A directory of its own per call, so a test run again in the same
+	// process (-count) does not find the last run's Raft data.
+	r := &raftCluster{t: t, dir: filepath.Join(workDir, uniq(name))}
 	if out, err := r.script("up", r.dir, strconv.Itoa(n), pluginDir); err != nil {
 		t.Fatalf("raft-cluster up: %v\n%s%s", err, out, r.logTails(n, 40))
 	}

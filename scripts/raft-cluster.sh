@@ -3,6 +3,7 @@
 # e2e HA and crash tests and for trying failover by hand.
 #
 #   raft-cluster.sh up DIR N PLUGIN_DIR   start N nodes, init, unseal, join; writes DIR/cluster.env
+#                                         (DIR must not hold a cluster already)
 #   raft-cluster.sh kill DIR I [SIGNAL]   stop node I (default SIGKILL)
 #   raft-cluster.sh start DIR I           start node I again and unseal it
 #   raft-cluster.sh leader DIR            print the index of the active node
@@ -74,6 +75,7 @@ wait_unsealed() {
 case "$cmd" in
 up)
   n=${3:?N}; plugins=${4:?PLUGIN_DIR}
+  [ ! -e "$dir/cluster.env" ] || { echo "$dir already holds a cluster: run 'down' and remove it first" >&2; exit 1; }
   : >"$dir/cluster.env"
   declare -a api cluster
   for i in $(seq 1 "$n"); do
