@@ -158,13 +158,21 @@ type process struct {
 	name    string
 	cmd     *exec.Cmd
 	logPath string
-	done    chan struct{}
+	// logStart is where this run's output begins in logPath: a log is
+	// appended to when a test starts a process of the same name again.
+	logStart int64
+	done     chan struct{}
 }
 
 func startProcess(name string, bin string, args ...string) (*process, error) {
 	logPath := filepath.Join(workDir, name+".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
+		return nil, err
+	}
+	fi, err := logf.Stat()
+	if err != nil {
+		logf.Close()
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
@@ -174,7 +182,7 @@ func startProcess(name string, bin string, args ...string) (*process, error) {
 		logf.Close()
 		return nil, err
 	}
-	p := &process{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	p := &process{name: name, cmd: cmd, logPath: logPath, logStart: fi.Size(), done: make(chan struct{})}
 	go func() { cmd.Wait(); logf.Close(); close(p.done) }()
 	return p, nil
 }
@@ -195,9 +203,13 @@ func (p *process) stop(sig syscall.Signal) {
 	}
 }
 
+// log returns what this run of the process has written.
 func (p *process) log() string {
 	b, _ := os.ReadFile(p.logPath)
-	return string(b)
+	if int64(len(b)) < p.logStart {
+		return ""
+	}
+	return string(b[p.logStart:])
 }
 
 // waitForLine waits until the process's log has a line containing marker
