@@ -423,15 +423,10 @@ func TestRollbackRevokesAnUnverifiedKeyThatCouldNotBeRevoked(t *testing.T) {
 	}
 }
 
-// The provider created the key but its answer was lost (a 502 after the
-// fact): the HTTP layer does not send the create again (a second key would
-// be recorded nowhere), the read fails, and rollback revokes the key
-// created under the WAL entry's name.
-func TestRollbackRevokesEveryKeyOfALostCreate(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	e.provider("p")
-	e.dynamicRole("dyn")
+// readWithLostCreate reads creds/<role> while the provider creates the key
+// but its answer is lost (a 502 after the fact); the read must fail.
+func (e *env) readWithLostCreate(role string) {
+	e.t.Helper()
 	e.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodPost && r.URL.Path == "/v1/keys" {
 			e.demo.ServeHTTP(httptest.NewRecorder(), r)
@@ -440,10 +435,22 @@ func TestRollbackRevokesEveryKeyOfALostCreate(t *testing.T) {
 		}
 		return false
 	})
-	if _, err := e.do(logical.ReadOperation, "creds/dyn", nil); err == nil {
-		t.Fatal("creds succeeded although the create's answer was lost")
+	defer e.setIntercept(nil)
+	if _, err := e.do(logical.ReadOperation, "creds/"+role, nil); err == nil {
+		e.t.Fatal("creds succeeded although the create's answer was lost")
 	}
-	e.setIntercept(nil)
+}
+
+// The provider created the key but its answer was lost (a 502 after the
+// fact): the HTTP layer does not send the create again (a second key would
+// be recorded nowhere), the read fails, and rollback revokes the key
+// created under the WAL entry's name.
+func TestRollbackRevokesTheKeyOfALostCreate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.provider("p")
+	e.dynamicRole("dyn")
+	e.readWithLostCreate("dyn")
 	created := e.keys(demoserver.StateLive)
 	if len(created) != 1 || e.walCount() != 1 {
 		t.Fatalf("%d keys created and %d WAL entries, want the one key of the lost create (not repeated) and its entry", len(created), e.walCount())
@@ -473,18 +480,7 @@ func TestRollbackNeverRevokesByARepeatableName(t *testing.T) {
 	}
 
 	leased := e.must(logical.ReadOperation, "creds/fixed", nil).Data["key_id"].(string)
-	e.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method == http.MethodPost && r.URL.Path == "/v1/keys" {
-			e.demo.ServeHTTP(httptest.NewRecorder(), r)
-			http.Error(w, `{"error":{"code":"bad_gateway","message":"upstream reset"}}`, http.StatusBadGateway)
-			return true
-		}
-		return false
-	})
-	if _, err := e.do(logical.ReadOperation, "creds/fixed", nil); err == nil {
-		t.Fatal("creds succeeded although the create's answer was lost")
-	}
-	e.setIntercept(nil)
+	e.readWithLostCreate("fixed")
 	if live := e.keys(demoserver.StateLive); len(live) != 2 || live[0].Name != live[1].Name {
 		t.Fatalf("want the leased key and the lost create's key, both named alike; live: %v", live)
 	}
