@@ -437,7 +437,7 @@ func (b *backend) buildClient(name string, e *providerEntry) (*providerClient, e
 	if err != nil {
 		return nil, err
 	}
-	api, err := typ.New(clients.Config{Name: name, BaseURL: e.BaseURL, Fields: e.Fields, HTTP: hc})
+	api, err := typ.Build(clients.Config{Name: name, BaseURL: e.BaseURL, Fields: e.Fields, HTTP: hc})
 	if err != nil {
 		return nil, err
 	}

@@ -134,7 +134,9 @@ type Type struct {
 	// Validate checks type-specific field values (already merged with
 	// defaults); it returns a *FieldError naming the bad field.
 	Validate func(fields map[string]string) error
-	New      func(cfg Config) (Provider, error)
+	// New builds a client. Call it through Build, which has already run
+	// Validate, checked that HTTP is set and trimmed BaseURL's trailing "/".
+	New func(cfg Config) (Provider, error)
 }
 
 // NoParameters is ValidateKeyRequest's check for a type whose keys take no

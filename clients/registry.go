@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -41,6 +42,23 @@ func Types() []*Type {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// Build runs the steps every type's New relies on, then calls New: it checks
+// the fields with Validate (when set), rejects a missing HTTP client and
+// trims the trailing "/" of BaseURL. Callers build clients through Build,
+// never through New directly.
+func (t *Type) Build(cfg Config) (Provider, error) {
+	if t.Validate != nil {
+		if err := t.Validate(cfg.Fields); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.HTTP == nil {
+		return nil, fmt.Errorf("%s: no HTTP client", t.Name)
+	}
+	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	return t.New(cfg)
 }
 
 // Unsupported can be embedded by provider types to answer the operations

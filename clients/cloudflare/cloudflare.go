@@ -90,13 +90,7 @@ type client struct {
 }
 
 func newClient(cfg clients.Config) (clients.Provider, error) {
-	if err := validate(cfg.Fields); err != nil {
-		return nil, err
-	}
-	if cfg.HTTP == nil {
-		return nil, errors.New("cloudflare: no HTTP client")
-	}
-	base := strings.TrimRight(cfg.BaseURL, "/")
+	base := cfg.BaseURL
 	if base == "" {
 		base = defaultBaseURL
 	}

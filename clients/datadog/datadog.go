@@ -137,12 +137,6 @@ type client struct {
 }
 
 func newClient(cfg clients.Config) (clients.Provider, error) {
-	if err := validate(cfg.Fields); err != nil {
-		return nil, err
-	}
-	if cfg.HTTP == nil {
-		return nil, errors.New("datadog: no HTTP client")
-	}
 	base := strings.TrimRight(cfg.BaseURL, "/")
 	if base == "" {
 		site := strings.TrimSpace(cfg.Fields[fieldSite])

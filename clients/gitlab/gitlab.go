@@ -144,16 +144,10 @@ type provider struct {
 }
 
 func newProvider(cfg clients.Config) (clients.Provider, error) {
-	if err := validate(cfg.Fields); err != nil {
-		return nil, err
-	}
-	if cfg.HTTP == nil {
-		return nil, errors.New("gitlab: no HTTP client")
-	}
 	if cfg.BaseURL == "" {
 		return nil, &clients.FieldError{Field: "base_url", Message: "is required for gitlab (the GitLab host, e.g. https://gitlab.com)"}
 	}
-	api := strings.TrimRight(cfg.BaseURL, "/")
+	api := cfg.BaseURL
 	// Accept a base_url that already names the API root.
 	if !strings.HasSuffix(api, "/api/v4") {
 		api += "/api/v4"

@@ -105,18 +105,12 @@ type provider struct {
 }
 
 func newProvider(cfg clients.Config) (clients.Provider, error) {
-	if err := validate(cfg.Fields); err != nil {
-		return nil, err
-	}
-	if cfg.HTTP == nil {
-		return nil, errors.New("grafana: no HTTP client")
-	}
 	if cfg.BaseURL == "" {
 		return nil, &clients.FieldError{Field: "base_url", Message: "is required for grafana (e.g. https://grafana.example.com)"}
 	}
 	p := &provider{
 		http:        cfg.HTTP,
-		base:        strings.TrimRight(cfg.BaseURL, "/"),
+		base:        cfg.BaseURL,
 		token:       strings.TrimSpace(cfg.Fields[fieldToken]),
 		account:     strings.TrimSpace(cfg.Fields[fieldAccount]),
 		rootAccount: strings.TrimSpace(cfg.Fields[fieldRootAccount]),

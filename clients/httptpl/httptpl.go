@@ -13,7 +13,6 @@ package httptpl
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -46,12 +45,9 @@ func New(cfg clients.Config) (clients.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.HTTP == nil {
-		return nil, errors.New("http provider: no HTTP client")
-	}
 	p := &provider{
 		name: cfg.Name,
-		base: strings.TrimRight(cfg.BaseURL, "/"),
+		base: cfg.BaseURL,
 		http: cfg.HTTP,
 		c:    c,
 		root: rootVars{ID: strings.TrimSpace(cfg.Fields["root_id"]), Secret: cfg.Fields["root_secret"]},

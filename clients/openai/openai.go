@@ -96,13 +96,7 @@ type provider struct {
 }
 
 func newProvider(cfg clients.Config) (clients.Provider, error) {
-	if err := validate(cfg.Fields); err != nil {
-		return nil, err
-	}
-	if cfg.HTTP == nil {
-		return nil, errors.New("openai: no HTTP client")
-	}
-	base := strings.TrimRight(cfg.BaseURL, "/")
+	base := cfg.BaseURL
 	if base == "" {
 		base = "https://api.openai.com/v1"
 	}

@@ -103,13 +103,7 @@ type client struct {
 }
 
 func newClient(cfg clients.Config) (clients.Provider, error) {
-	if err := validate(cfg.Fields); err != nil {
-		return nil, err
-	}
-	if cfg.HTTP == nil {
-		return nil, errors.New("sendgrid: no HTTP client")
-	}
-	base := strings.TrimRight(cfg.BaseURL, "/")
+	base := cfg.BaseURL
 	if base == "" {
 		base = defaultBaseURL
 	}

@@ -144,12 +144,6 @@ type client struct {
 }
 
 func newClient(cfg clients.Config) (clients.Provider, error) {
-	if err := validate(cfg.Fields); err != nil {
-		return nil, err
-	}
-	if cfg.HTTP == nil {
-		return nil, errors.New("twilio: no HTTP client")
-	}
 	c := &client{
 		http:       cfg.HTTP,
 		base:       orDefault(cfg.BaseURL, defaultBaseURL),

@@ -60,20 +60,14 @@ func WithDefaults(t testing.TB, typeName string, fields map[string]string) map[s
 }
 
 // New builds a provider of type typeName as the backend does: fields
-// WithDefaults, Validate, then New with the HTTP layer. A field Validate
-// rejects fails t.
+// WithDefaults, then Build with the HTTP layer. A field Validate rejects
+// fails t.
 func New(t testing.TB, typeName, baseURL string, fields map[string]string) clients.Provider {
 	t.Helper()
-	typ := Type(t, typeName)
 	merged := WithDefaults(t, typeName, fields)
-	if typ.Validate != nil {
-		if err := typ.Validate(merged); err != nil {
-			t.Fatalf("Validate: %v", err)
-		}
-	}
-	p, err := typ.New(clients.Config{Name: Provider, BaseURL: baseURL, Fields: merged, HTTP: HTTP(t)})
+	p, err := Type(t, typeName).Build(clients.Config{Name: Provider, BaseURL: baseURL, Fields: merged, HTTP: HTTP(t)})
 	if err != nil {
-		t.Fatalf("New: %v", err)
+		t.Fatalf("Build: %v", err)
 	}
 	return p
 }
