@@ -408,13 +408,7 @@ func TestKeyOptionsRejected(t *testing.T) {
 	srv := cloudflaretest.NewServer()
 	defer srv.Close()
 	p := newProvider(t, srv, rootFields(srv))
-	tests := []struct {
-		name   string
-		scopes []string
-		params map[string]string
-		field  string
-		text   string
-	}{
+	clienttest.AssertKeysRejected(t, p, func() int { return len(srv.Requests()) }, []clienttest.KeyRejection{
 		{"no policies", nil, nil, "parameters", "policies is required"},
 		{"policies not JSON", nil, map[string]string{"policies": "dns:edit"}, "parameters", "JSON array"},
 		{"policies empty", nil, map[string]string{"policies": "[]"}, "parameters", "at least one"},
@@ -426,38 +420,19 @@ func TestKeyOptionsRejected(t *testing.T) {
 		{"condition not an object", nil, map[string]string{"policies": dnsPolicies, "condition": "[1]"}, "parameters", "condition"},
 		{"bad not_before", nil, map[string]string{"policies": dnsPolicies, "not_before": "tomorrow"}, "parameters", "not_before"},
 		{"scopes", []string{"dns:edit"}, map[string]string{"policies": dnsPolicies}, "scopes", "policies"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k", Scopes: tc.scopes, Parameters: tc.params})
-			clienttest.AssertFieldError(t, err, tc.field, tc.text)
-		})
-	}
-	if len(srv.Requests()) != 0 {
-		t.Fatal("a request was sent for a rejected key")
-	}
+	})
 }
 
 func TestValidate(t *testing.T) {
 	t.Parallel()
 	typ, _ := clients.Lookup(cloudflare.TypeName)
-	tests := []struct {
-		name   string
-		fields map[string]string
-		field  string
-	}{
+	clienttest.AssertValidate(t, cloudflare.TypeName, nil, []clienttest.FieldsCase{
 		{"user token", map[string]string{"api_token": "abc"}, ""},
 		{"account token", map[string]string{"api_token": "abc", "account_id": "023e105f4ecef8ad9ca31a8372d0c353"}, ""},
 		{"missing token", map[string]string{"api_token": ""}, "api_token"},
 		{"token with newline", map[string]string{"api_token": "abc\n"}, "api_token"},
 		{"bad account id", map[string]string{"api_token": "abc", "account_id": "my-account"}, "account_id"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			err := typ.Validate(tc.fields)
-			clienttest.AssertFieldError(t, err, tc.field, "")
-		})
-	}
+	})
 	if !typ.Capabilities.Expiry || !typ.Capabilities.ListByName || !typ.Capabilities.RootRotation || typ.Capabilities.NativeRoll {
 		t.Errorf("capabilities = %+v", typ.Capabilities)
 	}

@@ -313,33 +313,17 @@ func TestKeyOptionsRejected(t *testing.T) {
 	srv := datadogtest.NewServer()
 	defer srv.Close()
 	p := newProvider(t, srv, rootFields(srv))
-	tests := []struct {
-		name   string
-		scopes []string
-		params map[string]string
-		field  string
-		text   string
-	}{
+	clienttest.AssertKeysRejected(t, p, func() int { return len(srv.Requests()) }, []clienttest.KeyRejection{
 		{"unknown parameter", nil, map[string]string{"expires_at": "x"}, "parameters", "expires_at"},
 		{"bad kind", nil, map[string]string{"key_kind": "client_token"}, "parameters", "key_kind"},
 		{"scopes on api key", []string{"dashboards_read"}, nil, "scopes", "application"},
 		{"remote config on app key", nil, map[string]string{"key_kind": "application_key", "remote_config_read_enabled": "true"}, "parameters", "API keys only"},
 		{"remote config not bool", nil, map[string]string{"remote_config_read_enabled": "yes please"}, "parameters", "true or false"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k", Scopes: tc.scopes, Parameters: tc.params})
-			clienttest.AssertFieldError(t, err, tc.field, tc.text)
-		})
-	}
-	if len(srv.Requests()) != 0 {
-		t.Fatal("a request was sent for a rejected key")
-	}
+	})
 }
 
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	typ, _ := clients.Lookup(datadog.TypeName)
 	keys := func(extra map[string]string) map[string]string {
 		m := map[string]string{"api_key": "a1b2c3d4", "app_key": "e5f6a7b8"}
 		for k, v := range extra {
@@ -347,11 +331,7 @@ func TestValidate(t *testing.T) {
 		}
 		return m
 	}
-	tests := []struct {
-		name   string
-		fields map[string]string
-		field  string
-	}{
+	clienttest.AssertValidate(t, datadog.TypeName, nil, []clienttest.FieldsCase{
 		{"us1", keys(map[string]string{"site": "datadoghq.com"}), ""},
 		{"eu", keys(map[string]string{"site": "datadoghq.eu"}), ""},
 		{"gov", keys(map[string]string{"site": "ddog-gov.com"}), ""},
@@ -361,13 +341,7 @@ func TestValidate(t *testing.T) {
 		{"missing api key", map[string]string{"site": "datadoghq.com", "app_key": "x"}, "api_key"},
 		{"missing app key", map[string]string{"site": "datadoghq.com", "api_key": "x"}, "app_key"},
 		{"bad app key id", keys(map[string]string{"site": "datadoghq.com", "app_key_id": "a/b"}), "app_key_id"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			err := typ.Validate(tc.fields)
-			clienttest.AssertFieldError(t, err, tc.field, "")
-		})
-	}
+	})
 }
 
 func TestNewDerivesURLFromSite(t *testing.T) {

@@ -55,11 +55,7 @@ func TestRegistered(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	good := map[string]string{"token": "glpat-x", "target_type": "project", "target_id": "7", "root_token_lifetime_days": ""}
-	tests := []struct {
-		name  string
-		set   map[string]string
-		field string
-	}{
+	clienttest.AssertValidate(t, "gitlab", good, []clienttest.FieldsCase{
 		{"ok project", nil, ""},
 		{"ok group", map[string]string{"target_type": "group"}, ""},
 		{"ok user with lifetime", map[string]string{"target_type": "user", "root_token_lifetime_days": "90"}, ""},
@@ -72,13 +68,7 @@ func TestValidate(t *testing.T) {
 		{"lifetime not a number", map[string]string{"root_token_lifetime_days": "1y"}, "root_token_lifetime_days"},
 		{"lifetime zero", map[string]string{"root_token_lifetime_days": "0"}, "root_token_lifetime_days"},
 		{"token empty", map[string]string{"token": " "}, "token"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := clienttest.Type(t, "gitlab").Validate(clienttest.Merge(good, tt.set))
-			clienttest.AssertFieldError(t, err, tt.field, "")
-		})
-	}
+	})
 }
 
 func TestExpiryDate(t *testing.T) {

@@ -55,11 +55,7 @@ func TestRegistered(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	good := map[string]string{"token": "glsa_x", "service_account_id": "2", "root_service_account_id": "", "token_id": ""}
-	tests := []struct {
-		name  string
-		set   map[string]string
-		field string
-	}{
+	clienttest.AssertValidate(t, "grafana", good, []clienttest.FieldsCase{
 		{"ok", nil, ""},
 		{"ok all ids", map[string]string{"root_service_account_id": "1", "token_id": "9"}, ""},
 		{"account missing", map[string]string{"service_account_id": ""}, "service_account_id"},
@@ -68,13 +64,7 @@ func TestValidate(t *testing.T) {
 		{"root account not a number", map[string]string{"root_service_account_id": "admin"}, "root_service_account_id"},
 		{"token id negative", map[string]string{"token_id": "-1"}, "token_id"},
 		{"token empty", map[string]string{"token": ""}, "token"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := clienttest.Type(t, "grafana").Validate(clienttest.Merge(good, tt.set))
-			clienttest.AssertFieldError(t, err, tt.field, "")
-		})
-	}
+	})
 }
 
 func TestKeyLifecycle(t *testing.T) {

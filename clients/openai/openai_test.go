@@ -56,24 +56,14 @@ func TestRegistered(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	good := map[string]string{"admin_key": "sk-admin-x", "project_id": "proj_abc", "admin_key_id": ""}
-	tests := []struct {
-		name  string
-		set   map[string]string
-		field string
-	}{
+	clienttest.AssertValidate(t, "openai", good, []clienttest.FieldsCase{
 		{"ok", nil, ""},
 		{"ok with key id", map[string]string{"admin_key_id": "key_abc"}, ""},
 		{"project missing", map[string]string{"project_id": ""}, "project_id"},
 		{"project with a slash", map[string]string{"project_id": "proj_a/../x"}, "project_id"},
 		{"key id with a space", map[string]string{"admin_key_id": "key abc"}, "admin_key_id"},
 		{"admin key missing", map[string]string{"admin_key": ""}, "admin_key"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := clienttest.Type(t, "openai").Validate(clienttest.Merge(good, tt.set))
-			clienttest.AssertFieldError(t, err, tt.field, "")
-		})
-	}
+	})
 }
 
 func TestKeyLifecycle(t *testing.T) {

@@ -323,25 +323,14 @@ func TestParametersRejected(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	t.Parallel()
-	typ, _ := clients.Lookup(sendgrid.TypeName)
-	tests := []struct {
-		name   string
-		fields map[string]string
-		field  string
-	}{
+	clienttest.AssertValidate(t, sendgrid.TypeName, nil, []clienttest.FieldsCase{
 		{"ok", map[string]string{"api_key": "SG.abc.def"}, ""},
 		{"ok with subuser and id", map[string]string{"api_key": "SG.abc.def", "on_behalf_of": "team a", "api_key_id": "abc_-1"}, ""},
 		{"missing key", map[string]string{"api_key": ""}, "api_key"},
 		{"key with newline", map[string]string{"api_key": "SG.a.b\n"}, "api_key"},
 		{"header injection", map[string]string{"api_key": "SG.a.b", "on_behalf_of": "x\r\nEvil: 1"}, "on_behalf_of"},
 		{"bad key id", map[string]string{"api_key": "SG.a.b", "api_key_id": "../x"}, "api_key_id"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			err := typ.Validate(tc.fields)
-			clienttest.AssertFieldError(t, err, tc.field, "")
-		})
-	}
+	})
 }
 
 func TestTypeDeclaration(t *testing.T) {

@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -267,7 +266,7 @@ func can(t *Token, groups ...string) bool {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	raw, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	raw, body := fakeapi.ReadJSON(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
@@ -284,9 +283,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			rec.Auth = "token:" + caller.ID
 		}
 	}
-	if len(raw) > 0 {
-		_ = json.Unmarshal(raw, &rec.Body)
-	}
+	rec.Body = body
 	s.log.Record(rec)
 
 	if status := s.log.Fail(w); status != 0 {

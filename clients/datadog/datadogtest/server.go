@@ -5,7 +5,6 @@ package datadogtest
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -218,16 +217,14 @@ func hasScope(app *Key, scope string) bool {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	raw, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	raw, body := fakeapi.ReadJSON(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
 	apiHeader, appHeader := r.Header.Get("DD-API-KEY"), r.Header.Get("DD-APPLICATION-KEY")
 	rec := Recorded{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(),
 		APIKey: s.label(apiHeader, "api_key"), AppKey: s.label(appHeader, "application_key")}
-	if len(raw) > 0 {
-		_ = json.Unmarshal(raw, &rec.Body)
-	}
+	rec.Body = body
 	s.log.Record(rec)
 
 	if status := s.log.Fail(w); status != 0 {

@@ -108,3 +108,14 @@ func DecodeBody(r *http.Request) (body map[string]any, ok bool) {
 	}
 	return body, true
 }
+
+// ReadJSON reads r's body, 1 MiB at most, as a fake does before it takes
+// its lock: raw for its handlers to decode, and body, the JSON object a
+// Recorded logs (nil when the body is empty or not a JSON object).
+func ReadJSON(r *http.Request) (raw []byte, body map[string]any) {
+	raw, _ = io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if len(raw) > 0 {
+		_ = json.Unmarshal(raw, &body)
+	}
+	return raw, body
+}

@@ -83,3 +83,15 @@ func TestHex(t *testing.T) {
 		t.Fatalf("Hex(16) = %q", h)
 	}
 }
+
+func TestReadJSON(t *testing.T) {
+	for in, keys := range map[string]int{"": 0, `{"a":1,"b":"x"}`: 2, "[1,2]": 0, "{not json": 0} {
+		raw, body := ReadJSON(httptest.NewRequest(http.MethodPost, "/", strings.NewReader(in)))
+		if string(raw) != in || len(body) != keys || (keys == 0 && body != nil) {
+			t.Errorf("ReadJSON(%q) = %q, %v", in, raw, body)
+		}
+	}
+	if _, body := ReadJSON(httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"n":1}`))); body["n"] != float64(1) {
+		t.Errorf("number decoded as %T, want float64 as before", body["n"])
+	}
+}

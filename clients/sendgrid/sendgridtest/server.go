@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -211,7 +210,7 @@ func rateHeaders(w http.ResponseWriter, remaining int) {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	raw, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	raw, body := fakeapi.ReadJSON(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 
@@ -226,9 +225,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		rec.Auth = "key:" + caller.ID
 	}
-	if len(raw) > 0 {
-		_ = json.Unmarshal(raw, &rec.Body)
-	}
+	rec.Body = body
 	s.log.Record(rec)
 
 	if status := s.log.Fail(w); status != 0 {
