@@ -121,25 +121,26 @@ func (st *dualState) leaseEnd(keyID string, overlap time.Duration, now time.Time
 	return time.Time{}, false
 }
 
-// validateDualFields checks and applies the dual-only fields of a role.
+// applyDualFields checks and applies the dual-only fields of a role.
 func (b *backend) applyDualFields(d *framework.FieldData, r *roleEntry, creating bool) *logical.Response {
 	rot, resp := parseRotation(d, r.Rotation, creating, true)
 	if resp != nil {
 		return resp
 	}
 	r.Rotation = rot
+	p := r.Rotation.minInterval(b.clock.Now())
 	if v, ok := durationField(d, "overlap"); ok {
 		r.Overlap = v
 	} else if creating {
 		r.Overlap = defaultOverlap
-		if p := r.Rotation.minInterval(b.clock.Now()); p > 0 && r.Overlap >= p {
+		if p > 0 && r.Overlap >= p {
 			r.Overlap = p / 2
 		}
 	}
 	if r.Overlap < minOverlap {
 		return logical.ErrorResponse("overlap must be at least %s", minOverlap)
 	}
-	if p := r.Rotation.minInterval(b.clock.Now()); r.Overlap >= p {
+	if r.Overlap >= p {
 		return logical.ErrorResponse("overlap (%s) must be less than the rotation interval (%s)", r.Overlap, p)
 	}
 	return nil

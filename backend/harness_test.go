@@ -336,6 +336,23 @@ func (e *env) walCount() int {
 	return len(keys)
 }
 
+// wantNoWAL fails the test if any WAL entry is left; what ends the message.
+func (e *env) wantNoWAL(what string) {
+	e.t.Helper()
+	if n := e.walCount(); n != 0 {
+		e.t.Fatalf("%d WAL entries left%s", n, what)
+	}
+}
+
+// wantRevoked fails the test unless key id is revoked at the provider;
+// msg formats the key's state (one %s).
+func (e *env) wantRevoked(id, msg string) {
+	e.t.Helper()
+	if st := e.keyState(id); st != demoserver.StateRevoked {
+		e.t.Fatalf(msg, st)
+	}
+}
+
 // settle waits until the scheduler has run everything due at the current
 // fake time. It polls scheduler state; no test outcome depends on timing.
 func (e *env) settle() {

@@ -300,16 +300,41 @@ func rolesUsingProvider(ctx context.Context, s logical.Storage, name string) ([]
 	return users, nil
 }
 
-// nameTemplates holds parsed name templates by their text: parsing is a
-// measurable share of a dynamic creds read.
+// nameTemplates holds parsed name templates (*nameTemplate) by their text:
+// parsing, and the uniqueness match, are a measurable share of a dynamic
+// creds read.
 var nameTemplates sync.Map
+
+type nameTemplate struct {
+	t      template.StringTemplate
+	unique bool
+}
+
+// parseNameTemplate parses a name template once per distinct text.
+func parseNameTemplate(tmpl string) (*nameTemplate, error) {
+	if v, ok := nameTemplates.Load(tmpl); ok {
+		return v.(*nameTemplate), nil
+	}
+	t, err := template.NewTemplate(template.Template(tmpl))
+	if err != nil {
+		return nil, err
+	}
+	nt := &nameTemplate{t: t, unique: uniqueNameRe.MatchString(tmpl)}
+	nameTemplates.Store(tmpl, nt)
+	return nt, nil
+}
 
 // uniqueNameRe matches a template action that calls random or uuid.
 var uniqueNameRe = regexp.MustCompile(`\{\{[^}]*\b(random|uuid)\b[^}]*\}\}`)
 
 // nameTemplateUnique reports whether a name_template gives every attempt
 // its own name, which WAL rollback relies on to find a key by name.
-func nameTemplateUnique(tmpl string) bool { return uniqueNameRe.MatchString(tmpl) }
+func nameTemplateUnique(tmpl string) bool {
+	if v, ok := nameTemplates.Load(tmpl); ok {
+		return v.(*nameTemplate).unique
+	}
+	return uniqueNameRe.MatchString(tmpl)
+}
 
 // nameTemplateWarning is the role write's warning for a template whose
 // names can repeat.
@@ -319,17 +344,11 @@ const nameTemplateWarning = "name_template has no {{random N}} or {{uuid}}, so k
 
 // renderKeyName renders a role's name template for one key.
 func renderKeyName(tmpl, roleName, displayName string) (string, error) {
-	var t template.StringTemplate
-	if v, ok := nameTemplates.Load(tmpl); ok {
-		t = v.(template.StringTemplate)
-	} else {
-		var err error
-		if t, err = template.NewTemplate(template.Template(tmpl)); err != nil {
-			return "", err
-		}
-		nameTemplates.Store(tmpl, t)
+	nt, err := parseNameTemplate(tmpl)
+	if err != nil {
+		return "", err
 	}
-	name, err := t.Generate(map[string]string{"RoleName": roleName, "DisplayName": displayName})
+	name, err := nt.t.Generate(map[string]string{"RoleName": roleName, "DisplayName": displayName})
 	if err != nil {
 		return "", err
 	}

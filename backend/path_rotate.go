@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -177,13 +178,9 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage, name string
 	}
 
 	ne := *e
-	ne.Fields = make(map[string]string, len(e.Fields))
-	for k, v := range e.Fields {
-		ne.Fields[k] = v
-	}
-	for k, v := range root.Fields {
-		ne.Fields[k] = v
-	}
+	ne.Fields = make(map[string]string, len(e.Fields)+len(root.Fields))
+	maps.Copy(ne.Fields, e.Fields)
+	maps.Copy(ne.Fields, root.Fields)
 	if root.ID != "" {
 		ne.RootKeyID = root.ID
 	}

@@ -41,25 +41,35 @@ type walKey struct {
 // walRollback revokes whatever a WAL entry says was created but never
 // recorded. An error keeps the entry for the next rollback pass.
 func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind string, data any) error {
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return err
-	}
 	switch kind {
 	case walKindKey:
-		var w walKey
-		if err := json.Unmarshal(raw, &w); err != nil {
-			return fmt.Errorf("decoding WAL entry: %w", err)
+		w, err := decodeWAL[walKey](data)
+		if err != nil {
+			return err
 		}
 		return b.rollbackKey(ctx, req.Storage, w)
 	case walKindRoot:
-		var w walRoot
-		if err := json.Unmarshal(raw, &w); err != nil {
-			return fmt.Errorf("decoding WAL entry: %w", err)
+		w, err := decodeWAL[walRoot](data)
+		if err != nil {
+			return err
 		}
 		return b.rollbackRoot(ctx, req.Storage, w)
 	}
 	return fmt.Errorf("unknown WAL kind %q", kind)
+}
+
+// decodeWAL turns a WAL entry's data (as the framework hands it back: a
+// generic map) into its typed form.
+func decodeWAL[T any](data any) (T, error) {
+	var w T
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return w, err
+	}
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return w, fmt.Errorf("decoding WAL entry: %w", err)
+	}
+	return w, nil
 }
 
 func (b *backend) rollbackKey(ctx context.Context, s logical.Storage, w walKey) error {

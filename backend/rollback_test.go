@@ -56,12 +56,8 @@ func TestRollbackRevokesAnUnleasedDynamicKeyByName(t *testing.T) {
 	orphan := e.orphanByName()
 
 	e.rollback()
-	if st := e.keyState(orphan.ID); st != demoserver.StateRevoked {
-		t.Fatalf("the orphaned key is %s after rollback, want revoked", st)
-	}
-	if n := e.walCount(); n != 0 {
-		t.Fatalf("%d WAL entries left after rollback", n)
-	}
+	e.wantRevoked(orphan.ID, "the orphaned key is %s after rollback, want revoked")
+	e.wantNoWAL(" after rollback")
 }
 
 // The WAL entry names the key's id, but deleting it failed, and so did the
@@ -96,12 +92,8 @@ func TestRollbackRevokesAnUnleasedDynamicKeyByID(t *testing.T) {
 		return false
 	})
 	e.rollback()
-	if st := e.keyState(live[0].ID); st != demoserver.StateRevoked {
-		t.Fatalf("the orphaned key is %s after rollback, want revoked", st)
-	}
-	if n := e.walCount(); n != 0 {
-		t.Fatalf("%d WAL entries left after rollback", n)
-	}
+	e.wantRevoked(live[0].ID, "the orphaned key is %s after rollback, want revoked")
+	e.wantNoWAL(" after rollback")
 }
 
 // A creds read that succeeded must not leave a WAL entry that makes
@@ -161,18 +153,14 @@ func TestRollbackRevokesARotatedKeyThatWasNeverStored(t *testing.T) {
 	}
 
 	e.rollback()
-	if st := e.keyState(created); st != demoserver.StateRevoked {
-		t.Fatalf("the unrecorded key is %s after rollback, want revoked", st)
-	}
+	e.wantRevoked(created, "the unrecorded key is %s after rollback, want revoked")
 	if live := e.keys(demoserver.StateLive); len(live) != 1 || live[0].ID != before {
 		t.Fatalf("live keys after rollback: %v, want only the current %s", live, before)
 	}
 	if st := e.state("r"); st.Current.ID != before {
 		t.Fatalf("current key changed to %s", st.Current.ID)
 	}
-	if n := e.walCount(); n != 0 {
-		t.Fatalf("%d WAL entries left after rollback", n)
-	}
+	e.wantNoWAL(" after rollback")
 	if l := e.readCreds("r"); l.keyID != before {
 		t.Fatalf("creds hand out %s, want %s", l.keyID, before)
 	}
@@ -207,9 +195,7 @@ func TestScheduledRotationWithAFailedStateWriteLeavesNoOrphan(t *testing.T) {
 	if e.keyState(st.Current.ID) != demoserver.StateLive {
 		t.Fatalf("the recorded current key %s is %s", st.Current.ID, e.keyState(st.Current.ID))
 	}
-	if n := e.walCount(); n != 0 {
-		t.Fatalf("%d WAL entries left after rollback", n)
-	}
+	e.wantNoWAL(" after rollback")
 }
 
 // Everything was stored but the WAL entries could not be deleted: rollback
@@ -237,9 +223,7 @@ func TestRollbackKeepsRecordedKeys(t *testing.T) {
 			t.Fatalf("rollback revoked recorded key %s (%s)", id, s)
 		}
 	}
-	if n := e.walCount(); n != 0 {
-		t.Fatalf("%d WAL entries left after rollback", n)
-	}
+	e.wantNoWAL(" after rollback")
 	if l := e.readCreds("r"); l.keyID != second {
 		t.Fatalf("creds hand out %s, want %s", l.keyID, second)
 	}
@@ -271,12 +255,8 @@ func TestRollbackRevokesTheFirstKeyOfARoleNeverStored(t *testing.T) {
 			}
 
 			e.rollback()
-			if st := e.keyState(live[0].ID); st != demoserver.StateRevoked {
-				t.Fatalf("the unrecorded first key is %s after rollback, want revoked", st)
-			}
-			if n := e.walCount(); n != 0 {
-				t.Fatalf("%d WAL entries left after rollback", n)
-			}
+			e.wantRevoked(live[0].ID, "the unrecorded first key is %s after rollback, want revoked")
+			e.wantNoWAL(" after rollback")
 			e.dualRole("r", nil) // and the name is free again
 		})
 	}
@@ -292,9 +272,7 @@ func TestRollbackRevokesTheFirstKeyOfARoleNeverStored(t *testing.T) {
 		if st := e.keyState(cur); st != demoserver.StateLive {
 			t.Fatalf("rollback revoked the role's stored first key (%s)", st)
 		}
-		if n := e.walCount(); n != 0 {
-			t.Fatalf("%d WAL entries left after rollback", n)
-		}
+		e.wantNoWAL(" after rollback")
 	})
 }
 
@@ -338,12 +316,8 @@ func TestRollbackRetriesOrDropsEntriesItCannotSettle(t *testing.T) {
 		kept(e, orphan.ID)
 		e.failDelete.Store(false)
 		e.rollback()
-		if st := e.keyState(orphan.ID); st != demoserver.StateRevoked {
-			t.Fatalf("orphan is %s after the provider recovered", st)
-		}
-		if n := e.walCount(); n != 0 {
-			t.Fatalf("%d WAL entries left", n)
-		}
+		e.wantRevoked(orphan.ID, "orphan is %s after the provider recovered")
+		e.wantNoWAL("")
 	})
 
 	t.Run("dual key, provider answers 503", func(t *testing.T) {
@@ -366,9 +340,7 @@ func TestRollbackRetriesOrDropsEntriesItCannotSettle(t *testing.T) {
 		kept(e, created)
 		e.failDelete.Store(false)
 		e.rollback()
-		if st := e.keyState(created); st != demoserver.StateRevoked {
-			t.Fatalf("unrecorded key is %s after the provider recovered", st)
-		}
+		e.wantRevoked(created, "unrecorded key is %s after the provider recovered")
 		if st := e.keyState(cur); st != demoserver.StateLive {
 			t.Fatalf("current key is %s", st)
 		}
@@ -383,9 +355,7 @@ func TestRollbackRetriesOrDropsEntriesItCannotSettle(t *testing.T) {
 		e.must(logical.DeleteOperation, "roles/dyn", nil)
 		e.must(logical.DeleteOperation, "providers/p", nil)
 		e.rollback()
-		if n := e.walCount(); n != 0 {
-			t.Fatalf("%d WAL entries left for a provider that no longer exists", n)
-		}
+		e.wantNoWAL(" for a provider that no longer exists")
 		if !strings.Contains(e.logs.String(), "provider no longer exists") {
 			t.Fatal("rollback dropped the entry without a word in the log")
 		}
@@ -418,9 +388,7 @@ func TestRollbackRevokesAnUnverifiedKeyThatCouldNotBeRevoked(t *testing.T) {
 	if live := e.keys(demoserver.StateLive); len(live) != 1 || live[0].ID != cur {
 		t.Fatalf("live keys after rollback: %v, want only the current %s", live, cur)
 	}
-	if n := e.walCount(); n != 0 {
-		t.Fatalf("%d WAL entries left", n)
-	}
+	e.wantNoWAL("")
 }
 
 // readWithLostCreate reads creds/<role> while the provider creates the key
@@ -459,9 +427,7 @@ func TestRollbackRevokesTheKeyOfALostCreate(t *testing.T) {
 	if live := e.keys(demoserver.StateLive); len(live) != 0 {
 		t.Fatalf("%d of the %d keys created by the lost create are still live after rollback", len(live), len(created))
 	}
-	if n := e.walCount(); n != 0 {
-		t.Fatalf("%d WAL entries left", n)
-	}
+	e.wantNoWAL("")
 }
 
 // With a name_template that can repeat a name, rollback must not revoke by
@@ -488,9 +454,7 @@ func TestRollbackNeverRevokesByARepeatableName(t *testing.T) {
 	if st := e.keyState(leased); st != demoserver.StateLive {
 		t.Fatalf("rollback of a lost create revoked the leased key %s that shares its name (now %s)", leased, st)
 	}
-	if n := e.walCount(); n != 0 {
-		t.Fatalf("%d WAL entries left; the entry is dropped once rollback has given up on it", n)
-	}
+	e.wantNoWAL("; the entry is dropped once rollback has given up on it")
 	if !strings.Contains(e.logs.String(), "does not make names unique") {
 		t.Error("rollback did not log why it left the key")
 	}

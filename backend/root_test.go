@@ -116,9 +116,7 @@ func TestRotateRootKeepsTheOldRootWhenTheNewOneFailsVerification(t *testing.T) {
 			t.Fatalf("the rejected new admin key %s is %s, want revoked", k.ID, k.State)
 		}
 	}
-	if n := e.walCount(); n != 0 {
-		t.Fatalf("%d WAL entries left after the new root was discarded", n)
-	}
+	e.wantNoWAL(" after the new root was discarded")
 	e.must(logical.ReadOperation, "creds/dyn", nil)
 	if n := e.metricValue(`thirdparty_rotations_total{kind="root",name="p",result="failure"}`); n != 1 {
 		t.Fatalf("%v failed root rotations counted, want 1", n)
@@ -246,9 +244,7 @@ func TestRootWALRollback(t *testing.T) {
 		if code := e.whoami(e.adminKey); code != http.StatusOK {
 			t.Fatalf("the stored root no longer works (%d)", code)
 		}
-		if n := e.walCount(); n != 0 {
-			t.Fatalf("%d WAL entries left", n)
-		}
+		e.wantNoWAL("")
 		e.must(logical.ReadOperation, "creds/dyn", nil)
 	})
 	t.Run("new root stored, WAL delete failed", func(t *testing.T) {
@@ -273,9 +269,7 @@ func TestRootWALRollback(t *testing.T) {
 		if code := e.whoami(stored.Fields["admin_key"]); code != http.StatusOK {
 			t.Fatalf("rollback discarded the stored root (%d)", code)
 		}
-		if n := e.walCount(); n != 0 {
-			t.Fatalf("%d WAL entries left", n)
-		}
+		e.wantNoWAL("")
 		e.must(logical.ReadOperation, "creds/dyn", nil)
 	})
 }

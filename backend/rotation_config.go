@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -22,6 +23,25 @@ type rotationConfig struct {
 }
 
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// cronSchedules holds parsed rotation schedules by their text: next and
+// minInterval run for every role and provider at start-up and on every
+// write, status read and job.
+var cronSchedules sync.Map
+
+// parseSchedule parses a cron expression, once per distinct text (errors
+// are not cached; they are refused at write).
+func parseSchedule(spec string) (cron.Schedule, error) {
+	if v, ok := cronSchedules.Load(spec); ok {
+		return v.(cron.Schedule), nil
+	}
+	s, err := cronParser.Parse(spec)
+	if err != nil {
+		return nil, err
+	}
+	cronSchedules.Store(spec, s)
+	return s, nil
+}
 
 func rotationFields(what string, isRole bool) map[string]*framework.FieldSchema {
 	period := &framework.FieldSchema{Type: framework.TypeDurationSecond,
@@ -66,7 +86,7 @@ func parseRotation(d *framework.FieldData, old rotationConfig, creating, isRole 
 	}
 	if schedSet {
 		if sched != "" {
-			if _, err := cronParser.Parse(sched); err != nil {
+			if _, err := parseSchedule(sched); err != nil {
 				return r, logical.ErrorResponse("rotation_schedule: not a valid cron expression: %s", err.Error())
 			}
 			r.Period = 0
@@ -110,7 +130,7 @@ func (r rotationConfig) next(last time.Time) time.Time {
 	case r.Period > 0:
 		return last.Add(r.Period)
 	case r.Schedule != "":
-		s, err := cronParser.Parse(r.Schedule)
+		s, err := parseSchedule(r.Schedule)
 		if err != nil {
 			return time.Time{}
 		}
@@ -131,8 +151,11 @@ func (r rotationConfig) minInterval(now time.Time) time.Duration {
 	if r.Period > 0 {
 		return r.Period
 	}
-	s, err := cronParser.Parse(r.Schedule)
-	if r.Schedule == "" || err != nil {
+	if r.Schedule == "" {
+		return 0
+	}
+	s, err := parseSchedule(r.Schedule)
+	if err != nil {
 		return 0
 	}
 	var least time.Duration
