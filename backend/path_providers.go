@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -301,11 +303,8 @@ func rolesStillValid(ctx context.Context, s logical.Storage, name string, pc *pr
 	if err != nil {
 		return nil, err
 	}
-	for _, rn := range users {
-		r, err := getRole(ctx, s, rn)
-		if err != nil || r == nil {
-			return nil, err
-		}
+	for _, rn := range slices.Sorted(maps.Keys(users)) {
+		r := users[rn]
 		var fe *clients.FieldError
 		if err := pc.api.ValidateKeyRequest(clients.KeyRequest{Scopes: r.Scopes, Parameters: r.Parameters}); errors.As(err, &fe) {
 			return logical.ErrorResponse("role %q would no longer work with this configuration: %s: %s (change the role first)", rn, fe.Field, fe.Message), nil
@@ -367,7 +366,7 @@ func (b *backend) providerDelete(ctx context.Context, req *logical.Request, d *f
 		return nil, err
 	}
 	if len(users) > 0 {
-		return logical.ErrorResponse("provider %q is used by roles: %s; delete them first", name, strings.Join(users, ", ")), nil
+		return logical.ErrorResponse("provider %q is used by roles: %s; delete them first", name, strings.Join(slices.Sorted(maps.Keys(users)), ", ")), nil
 	}
 	if err := req.Storage.Delete(ctx, providerPrefix+name); err != nil {
 		return nil, err

@@ -281,20 +281,21 @@ func (b *backend) roleList(ctx context.Context, req *logical.Request, _ *framewo
 	return logical.ListResponse(names), nil
 }
 
-// rolesUsingProvider lists the roles whose provider is name.
-func rolesUsingProvider(ctx context.Context, s logical.Storage, name string) ([]string, error) {
+// rolesUsingProvider returns the roles whose provider is name, by role
+// name.
+func rolesUsingProvider(ctx context.Context, s logical.Storage, name string) (map[string]*roleEntry, error) {
 	names, err := s.List(ctx, rolePrefix)
 	if err != nil {
 		return nil, err
 	}
-	var users []string
+	users := map[string]*roleEntry{}
 	for _, n := range names {
 		r, err := getRole(ctx, s, n)
 		if err != nil {
 			return nil, err
 		}
 		if r != nil && r.Provider == name {
-			users = append(users, n)
+			users[n] = r
 		}
 	}
 	return users, nil
