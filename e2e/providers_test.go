@@ -395,45 +395,15 @@ func ptRun(t *testing.T, tp *ptType) {
 
 	// 3a. A 429 with Retry-After before a create is waited out.
 	t.Run("429-retry-after", func(t *testing.T) {
-		mark := len(tp.reqs())
-		tp.failNext(1, http.StatusTooManyRequests)
-		start := time.Now()
-		s := readCreds(t, c, mount, dyn)
-		took := time.Since(start)
-		seen := tp.reqs()[mark:]
-		if len(seen) != 2 || !tp.isCreate(seen[0]) || !tp.isCreate(seen[1]) {
-			t.Errorf("a 429 then success: want exactly 2 create attempts, saw:\n%s", ptDump(seen))
-		}
-		if took < 900*time.Millisecond {
+		if took := ptRetriedOnce(t, c, tp, mount, dyn, http.StatusTooManyRequests); took < 900*time.Millisecond {
 			t.Errorf("the retry came %s after the 429, before its Retry-After: 1", took)
-		}
-		if !tp.isLive(ptS(s.Data["api_key"])) {
-			t.Errorf("key created after the 429 is not live")
-		}
-		if err := c.Sys().Revoke(s.LeaseID); err != nil {
-			t.Fatalf("revoke: %v", err)
 		}
 	})
 
 	// 3a'. A single 503 (no Retry-After) is retried after the ordinary
 	// backoff, not after some rate-limit window.
 	t.Run("503-once", func(t *testing.T) {
-		mark := len(tp.reqs())
-		tp.failNext(1, http.StatusServiceUnavailable)
-		start := time.Now()
-		s := readCreds(t, c, mount, dyn)
-		took := time.Since(start)
-		seen := tp.reqs()[mark:]
-		if len(seen) != 2 || !tp.isCreate(seen[0]) || !tp.isCreate(seen[1]) {
-			t.Errorf("a 503 then success: want exactly 2 create attempts, saw:\n%s", ptDump(seen))
-		}
-		if !tp.isLive(ptS(s.Data["api_key"])) {
-			t.Errorf("key created after the 503 is not live")
-		}
-		if err := c.Sys().Revoke(s.LeaseID); err != nil {
-			t.Fatalf("revoke: %v", err)
-		}
-		if took > 5*time.Second {
+		if took := ptRetriedOnce(t, c, tp, mount, dyn, http.StatusServiceUnavailable); took > 5*time.Second {
 			t.Errorf("a single 503 was retried only after %s; the first backoff is well under a second", took.Round(time.Second))
 		}
 	})
@@ -464,21 +434,14 @@ func ptRun(t *testing.T, tp *ptType) {
 		if len(ptFilter(seen, tp.isCreate)) != attempts || len(seen) != attempts {
 			t.Errorf("want %d create attempts and nothing else, saw:\n%s", attempts, ptDump(seen))
 		}
-		ptRoleKeys(t, c, mount, dual, cur, "")
-		s := readCreds(t, c, mount, dual)
-		if ptS(s.Data["key_id"]) != cur || !tp.isLive(ptS(s.Data["api_key"])) {
-			t.Fatalf("after the failed rotation creds give %v (live %v), want the current key %s",
-				s.Data["key_id"], tp.isLive(ptS(s.Data["api_key"])), cur)
-		}
-		ptExactlyLive(t, tp, cur)
+		ptKeptCurrent(t, c, tp, mount, dual, cur, "rotation")
 	})
 
 	// 3c. A 5xx on every verify of the new key: the key was created, must
 	// not be promoted, and must be deleted again.
 	t.Run("5xx-on-verify", func(t *testing.T) {
-		px := ptNewFaultProxy(t, tp.url, serverError)
-		write(t, c, provPath, map[string]any{"base_url": px.URL + tp.baseSuffix})
-		defer write(t, c, provPath, map[string]any{"base_url": tp.url + tp.baseSuffix})
+		px, restore := ptProxied(t, c, tp, provPath, serverError)
+		defer restore()
 		px.arm(func(r *http.Request) bool { return r.Method == http.MethodGet && r.URL.Path == tp.verifyPath })
 		mark := len(tp.reqs())
 		_, err := c.Logical().Write(mount+"/rotate-role/"+dual, map[string]any{})
@@ -501,12 +464,7 @@ func ptRun(t *testing.T, tp *ptType) {
 		if len(dels) != 1 || tp.isDelete(dels[0], cur) {
 			t.Fatalf("the unverified new key must be deleted (and only it), saw:\n%s", ptDump(seen))
 		}
-		ptRoleKeys(t, c, mount, dual, cur, "")
-		s := readCreds(t, c, mount, dual)
-		if ptS(s.Data["key_id"]) != cur || !tp.isLive(ptS(s.Data["api_key"])) {
-			t.Fatalf("after the failed verify creds give %v, want the live current key %s", s.Data["key_id"], cur)
-		}
-		ptExactlyLive(t, tp, cur)
+		ptKeptCurrent(t, c, tp, mount, dual, cur, "verify")
 	})
 
 	// 3d. A 5xx on every request made with the new root during a root
@@ -514,9 +472,8 @@ func ptRun(t *testing.T, tp *ptType) {
 	// root and discard the new one; a roll (gitlab) has stored the new root
 	// before verifying, so the plugin is not stranded either way.
 	t.Run("5xx-on-root-verify", func(t *testing.T) {
-		px := ptNewFaultProxy(t, tp.url, serverError)
-		write(t, c, provPath, map[string]any{"base_url": px.URL + tp.baseSuffix})
-		defer write(t, c, provPath, map[string]any{"base_url": tp.url + tp.baseSuffix})
+		px, restore := ptProxied(t, c, tp, provPath, serverError)
+		defer restore()
 		px.arm(func(r *http.Request) bool {
 			for _, v := range ptRequestCredentials(r) {
 				if slices.Contains(roots, v) {
@@ -573,7 +530,7 @@ func ptRun(t *testing.T, tp *ptType) {
 			t.Errorf("pending_root_revocations = %s", n)
 		}
 		px.arm(nil)
-		write(t, c, provPath, map[string]any{"base_url": tp.url + tp.baseSuffix})
+		restore()
 		s := readCreds(t, c, mount, dyn)
 		if !tp.isLive(ptS(s.Data["api_key"])) {
 			t.Fatalf("creds after the failed root rotation: key not live")
@@ -593,6 +550,51 @@ func ptRun(t *testing.T, tp *ptType) {
 	})
 }
 
+// ptRetriedOnce makes creds of role while the fake answers the first create
+// with status: the create is tried exactly twice and the key works (it is
+// revoked again). It returns how long the creds took.
+func ptRetriedOnce(t *testing.T, c *api.Client, tp *ptType, mount, role string, status int) time.Duration {
+	t.Helper()
+	mark := len(tp.reqs())
+	tp.failNext(1, status)
+	start := time.Now()
+	s := readCreds(t, c, mount, role)
+	took := time.Since(start)
+	seen := tp.reqs()[mark:]
+	if len(seen) != 2 || !tp.isCreate(seen[0]) || !tp.isCreate(seen[1]) {
+		t.Errorf("a %d then success: want exactly 2 create attempts, saw:\n%s", status, ptDump(seen))
+	}
+	if !tp.isLive(ptS(s.Data["api_key"])) {
+		t.Errorf("key created after the %d is not live", status)
+	}
+	if err := c.Sys().Revoke(s.LeaseID); err != nil {
+		t.Fatalf("revoke: %v", err)
+	}
+	return took
+}
+
+// ptProxied points the provider at provPath at a fault proxy in front of
+// the fake (answering status when armed); restore points it back.
+func ptProxied(t *testing.T, c *api.Client, tp *ptType, provPath string, status int) (px *ptFaultProxy, restore func()) {
+	t.Helper()
+	px = ptNewFaultProxy(t, tp.url, status)
+	write(t, c, provPath, map[string]any{"base_url": px.URL + tp.baseSuffix})
+	return px, func() { write(t, c, provPath, map[string]any{"base_url": tp.url + tp.baseSuffix}) }
+}
+
+// ptKeptCurrent checks that after a failed rotation (of what) the dual role
+// still has the current key cur, alone, and its creds give it, live.
+func ptKeptCurrent(t *testing.T, c *api.Client, tp *ptType, mount, role, cur, what string) {
+	t.Helper()
+	ptRoleKeys(t, c, mount, role, cur, "")
+	s := readCreds(t, c, mount, role)
+	if ptS(s.Data["key_id"]) != cur || !tp.isLive(ptS(s.Data["api_key"])) {
+		t.Fatalf("after the failed %s creds give %v (live %v), want the live current key %s",
+			what, s.Data["key_id"], tp.isLive(ptS(s.Data["api_key"])), cur)
+	}
+	ptExactlyLive(t, tp, cur)
+}
+
 // ---- sendgrid ----
 
 func ptSendgrid(t *testing.T) *ptType {
@@ -603,35 +605,22 @@ func ptSendgrid(t *testing.T) *ptType {
 	tp := &ptType{
 		name: "sendgrid", url: f.URL,
 		reqs: func() []ptReq {
-			var out []ptReq
-			for _, r := range f.Requests() {
-				out = append(out, ptReq{Method: r.Method, Path: r.Path, Query: r.Query, Auth: r.Auth, OnBehalfOf: r.OnBehalfOf, Body: r.Body})
-			}
-			return out
+			return ptMap(f.Requests(), func(r sendgridtest.Recorded) ptReq {
+				return ptReq{Method: r.Method, Path: r.Path, Query: r.Query, Auth: r.Auth, OnBehalfOf: r.OnBehalfOf, Body: r.Body}
+			})
 		},
 		isLive:   f.IsLive,
 		failNext: f.FailNext,
 		liveIssued: func() []string {
-			var out []string
-			for _, k := range f.LiveKeys() {
-				if !strings.HasPrefix(k.Name, "vault-root") {
-					out = append(out, k.ID)
-				}
-			}
-			return out
+			return ptNotRoots(f.LiveKeys(), func(k sendgridtest.Key) (string, string) { return k.Name, k.ID })
 		},
 		provider:    map[string]any{"type": "sendgrid", "base_url": f.URL, "api_key": f.RootKey(), "on_behalf_of": subuser},
 		rootID:      seeded,
 		rootSecrets: []string{f.RootKey()},
-		rootLabel: func(id string) string {
-			if id == seeded {
-				return "root"
-			}
-			return "key:" + id
-		},
-		dynRole:  map[string]any{"scopes": []string{"mail.send", "stats.read"}},
-		dualRole: map[string]any{"scopes": []string{"mail.send"}},
-		isCreate: func(r ptReq) bool { return r.Method == http.MethodPost && r.Path == "/v3/api_keys" },
+		rootLabel:   ptRootLabel(seeded, "key:"),
+		dynRole:     map[string]any{"scopes": []string{"mail.send", "stats.read"}},
+		dualRole:    map[string]any{"scopes": []string{"mail.send"}},
+		isCreate:    func(r ptReq) bool { return r.at(http.MethodPost, "/v3/api_keys") },
 		checkCreate: func(t *testing.T, r ptReq, s *api.Secret, auth string) {
 			t.Helper()
 			ptEq(t, "create auth (Authorization: Bearer <root>)", r.Auth, auth)
@@ -643,28 +632,25 @@ func ptSendgrid(t *testing.T) *ptType {
 			ptEqList(t, "dual create scopes", ptL(r.Body["scopes"]), []string{"mail.send"})
 		},
 		isDelete: func(r ptReq, id string) bool {
-			return r.Method == http.MethodDelete && r.Path == "/v3/api_keys/"+id && r.OnBehalfOf == subuser
+			return r.at(http.MethodDelete, "/v3/api_keys/"+id) && r.OnBehalfOf == subuser
 		},
 		isVerify: func(r ptReq, id string) bool {
-			return r.Method == http.MethodGet && r.Path == "/v3/scopes" && r.Auth == "key:"+id && r.OnBehalfOf == ""
+			return r.is(http.MethodGet, "/v3/scopes", "key:"+id) && r.OnBehalfOf == ""
 		},
 		verifyPath: "/v3/scopes",
 	}
 	tp.checkRoot = func(t *testing.T, seen []ptReq, oldID, newID string) {
 		ptExpectSeq(t, "sendgrid root rotation", seen,
 			ptM("GET /v3/scopes with the root", func(r ptReq) bool {
-				return r.Method == "GET" && r.Path == "/v3/scopes" && r.Auth == "root" && r.OnBehalfOf == ""
+				return r.is("GET", "/v3/scopes", "root") && r.OnBehalfOf == ""
 			}),
 			ptM("POST /v3/api_keys on the parent account with the root's scopes", func(r ptReq) bool {
-				return r.Method == "POST" && r.Path == "/v3/api_keys" && r.Auth == "root" && r.OnBehalfOf == "" &&
-					strings.HasPrefix(ptS(r.Body["name"]), "vault-root-") &&
-					ptSameSet(ptL(r.Body["scopes"]), sendgridtest.AllScopes)
+				return r.is("POST", "/v3/api_keys", "root") && r.OnBehalfOf == "" &&
+					ptVaultRoot(r.Body["name"]) && ptSameSet(ptL(r.Body["scopes"]), sendgridtest.AllScopes)
 			}),
-			ptM("GET /v3/scopes with the new key", func(r ptReq) bool {
-				return r.Method == "GET" && r.Path == "/v3/scopes" && r.Auth == "key:"+newID
-			}),
+			ptM("GET /v3/scopes with the new key", func(r ptReq) bool { return r.is("GET", "/v3/scopes", "key:"+newID) }),
 			ptM("DELETE /v3/api_keys/<old> with the new key", func(r ptReq) bool {
-				return r.Method == "DELETE" && r.Path == "/v3/api_keys/"+oldID && r.Auth == "key:"+newID && r.OnBehalfOf == ""
+				return r.is("DELETE", "/v3/api_keys/"+oldID, "key:"+newID) && r.OnBehalfOf == ""
 			}))
 	}
 	tp.newRoots = func(t *testing.T) []string {
@@ -693,21 +679,13 @@ func ptTwilio(t *testing.T) *ptType {
 	tp := &ptType{
 		name: "twilio", url: f.URL,
 		reqs: func() []ptReq {
-			var out []ptReq
-			for _, r := range f.Requests() {
-				out = append(out, ptReq{Method: r.Method, Path: r.Path, Query: r.Query, Auth: r.Auth, Body: r.Body})
-			}
-			return out
+			return ptMap(f.Requests(), func(r twiliotest.Recorded) ptReq {
+				return ptReq{Method: r.Method, Path: r.Path, Query: r.Query, Auth: r.Auth, Body: r.Body}
+			})
 		},
-		isLive:   f.IsLive,
-		failNext: f.FailNext,
-		liveIssued: func() []string {
-			var out []string
-			for _, k := range f.LiveKeys() {
-				out = append(out, k.SID)
-			}
-			return out
-		},
+		isLive:     f.IsLive,
+		failNext:   f.FailNext,
+		liveIssued: func() []string { return ptMap(f.LiveKeys(), func(k twiliotest.Key) string { return k.SID }) },
 		provider: map[string]any{"type": "twilio", "base_url": f.URL, "iam_base_url": f.URL, "accounts_base_url": f.URL,
 			"account_sid": sid, "auth_token": f.AuthToken()},
 		rootID:      fingerprint(f.AuthToken()),
@@ -719,7 +697,7 @@ func ptTwilio(t *testing.T) *ptType {
 			"name_template": "vault-e2e-twilio-restricted-messaging-{{.RoleName}}-{{unix_time}}-{{random 20}}"},
 		dualRole: map[string]any{}, // a standard key
 		isCreate: func(r ptReq) bool {
-			return r.Method == http.MethodPost && (r.Path == "/v1/Keys" || r.Path == acct+"/Keys.json")
+			return r.at(http.MethodPost, "/v1/Keys") || r.at(http.MethodPost, acct+"/Keys.json")
 		},
 		checkCreate: func(t *testing.T, r ptReq, s *api.Secret, auth string) {
 			t.Helper()
@@ -749,24 +727,20 @@ func ptTwilio(t *testing.T) *ptType {
 				t.Errorf("standard key create form: %v", r.Body)
 			}
 		},
-		isDelete: func(r ptReq, id string) bool {
-			return r.Method == http.MethodDelete && r.Path == acct+"/Keys/"+id+".json"
-		},
-		isVerify: func(r ptReq, id string) bool {
-			return r.Method == http.MethodGet && r.Path == acct+"/Balance.json" && r.Auth == "key:"+id
-		},
+		isDelete:   func(r ptReq, id string) bool { return r.at(http.MethodDelete, acct+"/Keys/"+id+".json") },
+		isVerify:   func(r ptReq, id string) bool { return r.is(http.MethodGet, acct+"/Balance.json", "key:"+id) },
 		verifyPath: acct + "/Balance.json",
 	}
 	tp.checkRoot = func(t *testing.T, seen []ptReq, oldID, newID string) {
 		ptExpectSeq(t, "twilio auth token rotation", seen,
 			ptM("POST /v1/AuthTokens/Secondary with the primary", func(r ptReq) bool {
-				return r.Method == "POST" && r.Path == "/v1/AuthTokens/Secondary" && r.Auth == "auth_token"
+				return r.is("POST", "/v1/AuthTokens/Secondary", "auth_token")
 			}),
 			ptM("GET Account with the secondary", func(r ptReq) bool {
-				return r.Method == "GET" && r.Path == acct+".json" && r.Auth == "auth_token:secondary"
+				return r.is("GET", acct+".json", "auth_token:secondary")
 			}),
 			ptM("POST /v1/AuthTokens/Promote with the secondary", func(r ptReq) bool {
-				return r.Method == "POST" && r.Path == "/v1/AuthTokens/Promote" && r.Auth == "auth_token:secondary"
+				return r.is("POST", "/v1/AuthTokens/Promote", "auth_token:secondary")
 			}))
 		for _, r := range seen {
 			if r.Method == "DELETE" {
@@ -792,12 +766,7 @@ func ptDatadog(t *testing.T) *ptType {
 	f := datadogtest.NewServer()
 	t.Cleanup(f.Close)
 	seededAPI, seededApp := f.RootAPIKeyID(), f.RootAppKeyID()
-	label := func(id, seeded string) string {
-		if id == seeded {
-			return "root"
-		}
-		return "key:" + id
-	}
+	apiLabel, appLabel := ptRootLabel(seededAPI, "key:"), ptRootLabel(seededApp, "key:")
 	parse := func(rootID string) (app, apiID string) {
 		for _, part := range strings.Split(rootID, ",") {
 			k, v, _ := strings.Cut(part, ":")
@@ -812,39 +781,32 @@ func ptDatadog(t *testing.T) *ptType {
 	tp := &ptType{
 		name: "datadog", url: f.URL,
 		reqs: func() []ptReq {
-			var out []ptReq
-			for _, r := range f.Requests() {
-				out = append(out, ptReq{Method: r.Method, Path: r.Path, Query: r.Query, Auth: r.APIKey + "|" + r.AppKey, Body: r.Body})
-			}
-			return out
+			return ptMap(f.Requests(), func(r datadogtest.Recorded) ptReq {
+				return ptReq{Method: r.Method, Path: r.Path, Query: r.Query, Auth: r.APIKey + "|" + r.AppKey, Body: r.Body}
+			})
 		},
 		isLive:   f.IsLive,
 		failNext: f.FailNext,
 		liveIssued: func() []string {
-			var out []string
-			for _, k := range f.LiveKeys() {
-				switch {
-				case strings.HasPrefix(k.Name, "vault-root"):
-				case k.Kind == "application_key":
-					out = append(out, "app:"+k.ID)
-				default:
-					out = append(out, k.ID)
+			return ptNotRoots(f.LiveKeys(), func(k datadogtest.Key) (string, string) {
+				if k.Kind == "application_key" {
+					return k.Name, "app:" + k.ID
 				}
-			}
-			return out
+				return k.Name, k.ID
+			})
 		},
 		provider:    map[string]any{"type": "datadog", "base_url": f.URL, "api_key": f.RootAPIKey(), "app_key": f.RootAppKey()},
 		rootID:      "app_key:" + seededApp + ",api_key:" + seededAPI,
 		rootSecrets: []string{f.RootAPIKey(), f.RootAppKey()},
 		rootLabel: func(id string) string {
 			app, apiID := parse(id)
-			return label(apiID, seededAPI) + "|" + label(app, seededApp)
+			return apiLabel(apiID) + "|" + appLabel(app)
 		},
 		// Dynamic: application keys with scopes; dual: API keys with an attribute.
 		dynRole:  map[string]any{"scopes": []string{"dashboards_read", "metrics_read"}, "parameters": map[string]any{"key_kind": "application_key"}},
 		dualRole: map[string]any{"parameters": map[string]any{"remote_config_read_enabled": "true"}},
 		isCreate: func(r ptReq) bool {
-			return r.Method == http.MethodPost && (r.Path == "/api/v2/api_keys" || r.Path == "/api/v2/current_user/application_keys")
+			return r.at(http.MethodPost, "/api/v2/api_keys") || r.at(http.MethodPost, "/api/v2/current_user/application_keys")
 		},
 		checkCreate: func(t *testing.T, r ptReq, s *api.Secret, auth string) {
 			t.Helper()
@@ -867,39 +829,37 @@ func ptDatadog(t *testing.T) *ptType {
 		},
 		isDelete: func(r ptReq, id string) bool {
 			if app, ok := strings.CutPrefix(id, "app:"); ok {
-				return r.Method == http.MethodDelete && r.Path == "/api/v2/current_user/application_keys/"+app
+				return r.at(http.MethodDelete, "/api/v2/current_user/application_keys/"+app)
 			}
-			return r.Method == http.MethodDelete && r.Path == "/api/v2/api_keys/"+id
+			return r.at(http.MethodDelete, "/api/v2/api_keys/"+id)
 		},
-		isVerify: func(r ptReq, id string) bool {
-			return r.Method == http.MethodGet && r.Path == "/api/v1/validate" && r.Auth == "key:"+id+"|"
-		},
+		isVerify:   func(r ptReq, id string) bool { return r.is(http.MethodGet, "/api/v1/validate", "key:"+id+"|") },
 		verifyPath: "/api/v1/validate",
 	}
 	tp.checkRoot = func(t *testing.T, seen []ptReq, oldID, newID string) {
 		oldApp, oldAPI := parse(oldID)
 		newApp, newAPI := parse(newID)
 		newAuth := "key:" + newAPI + "|key:" + newApp
+		// postRoot: a root-made POST to path creating a vault-root- key.
+		postRoot := func(path string) func(ptReq) bool {
+			return func(r ptReq) bool {
+				return r.is("POST", path, "root|root") && ptVaultRoot(ptGet(r.Body, "data", "attributes", "name"))
+			}
+		}
 		ptExpectSeq(t, "datadog root pair rotation", seen,
 			ptM("GET the root application key", func(r ptReq) bool {
-				return r.Method == "GET" && r.Path == "/api/v2/current_user/application_keys/"+oldApp && r.Auth == "root|root"
+				return r.is("GET", "/api/v2/current_user/application_keys/"+oldApp, "root|root")
 			}),
-			ptM("POST an application key", func(r ptReq) bool {
-				return r.Method == "POST" && r.Path == "/api/v2/current_user/application_keys" && r.Auth == "root|root" &&
-					strings.HasPrefix(ptS(ptGet(r.Body, "data", "attributes", "name")), "vault-root-")
-			}),
-			ptM("POST an API key", func(r ptReq) bool {
-				return r.Method == "POST" && r.Path == "/api/v2/api_keys" && r.Auth == "root|root" &&
-					strings.HasPrefix(ptS(ptGet(r.Body, "data", "attributes", "name")), "vault-root-")
-			}),
+			ptM("POST an application key", postRoot("/api/v2/current_user/application_keys")),
+			ptM("POST an API key", postRoot("/api/v2/api_keys")),
 			ptM("GET /api/v2/validate_keys with the new pair", func(r ptReq) bool {
-				return r.Method == "GET" && r.Path == "/api/v2/validate_keys" && r.Auth == newAuth
+				return r.is("GET", "/api/v2/validate_keys", newAuth)
 			}),
 			ptM("DELETE the old application key with the new pair", func(r ptReq) bool {
-				return r.Method == "DELETE" && r.Path == "/api/v2/current_user/application_keys/"+oldApp && r.Auth == newAuth
+				return r.is("DELETE", "/api/v2/current_user/application_keys/"+oldApp, newAuth)
 			}),
 			ptM("DELETE the old API key with the new pair", func(r ptReq) bool {
-				return r.Method == "DELETE" && r.Path == "/api/v2/api_keys/"+oldAPI && r.Auth == newAuth
+				return r.is("DELETE", "/api/v2/api_keys/"+oldAPI, newAuth)
 			}))
 	}
 	tp.newRoots = func(t *testing.T) []string {
@@ -933,43 +893,28 @@ func ptCloudflare(t *testing.T) *ptType {
 	policies := `[{"effect":"allow","permission_groups":[{"id":"` + cloudflaretest.PermDNSEdit + `"}],` +
 		`"resources":{"com.cloudflare.api.account.zone.0123456789abcdef0123456789abcdef":"*"}}]`
 	condition := `{"request_ip":{"in":["127.0.0.0/8"]}}`
-	label := func(id string) string {
-		if id == seeded {
-			return "root"
-		}
-		return "token:" + id
-	}
 	tp := &ptType{
 		name: "cloudflare", url: f.URL,
 		reqs: func() []ptReq {
-			var out []ptReq
-			for _, r := range f.Requests() {
-				out = append(out, ptReq{Method: r.Method, Path: r.Path, Query: r.Query, Auth: r.Auth, Body: r.Body})
-			}
-			return out
+			return ptMap(f.Requests(), func(r cloudflaretest.Recorded) ptReq {
+				return ptReq{Method: r.Method, Path: r.Path, Query: r.Query, Auth: r.Auth, Body: r.Body}
+			})
 		},
 		isLive:   f.IsLive,
 		failNext: f.FailNext,
 		liveIssued: func() []string {
-			var out []string
-			for _, k := range f.LiveKeys() {
-				if !strings.HasPrefix(k.Name, "vault-root") {
-					out = append(out, k.ID)
-				}
-			}
-			return out
+			return ptNotRoots(f.LiveKeys(), func(k cloudflaretest.Token) (string, string) { return k.Name, k.ID })
 		},
 		provider:    map[string]any{"type": "cloudflare", "base_url": f.URL, "api_token": f.RootToken()},
 		rootID:      seeded,
 		rootSecrets: []string{f.RootToken()},
-		rootLabel:   label,
+		rootLabel:   ptRootLabel(seeded, "token:"),
 		dynRole:     map[string]any{"parameters": map[string]any{"policies": policies, "condition": condition}},
 		dualRole:    map[string]any{"parameters": map[string]any{"policies": policies}},
-		isCreate:    func(r ptReq) bool { return r.Method == http.MethodPost && r.Path == "/user/tokens" },
+		isCreate:    func(r ptReq) bool { return r.at(http.MethodPost, "/user/tokens") },
 		checkCreate: func(t *testing.T, r ptReq, s *api.Secret, auth string) {
 			t.Helper()
-			ptEq(t, "create auth (Authorization: Bearer <root>)", r.Auth, auth)
-			ptEq(t, "create name", ptS(r.Body["name"]), ptS(s.Data["key_name"]))
+			ptCreateAuthName(t, r, s, auth, "Authorization: Bearer <root>")
 			pols, _ := r.Body["policies"].([]any)
 			if len(pols) != 1 {
 				t.Fatalf("create policies: %v", r.Body["policies"])
@@ -993,40 +938,29 @@ func ptCloudflare(t *testing.T) *ptType {
 				t.Errorf("creds expires_at %v, want %s", s.Data["expires_at"], exp)
 			}
 		},
-		checkDualCreate: func(t *testing.T, r ptReq, auth string) {
-			if v, ok := r.Body["expires_on"]; ok {
-				t.Errorf("a dual key got expires_on %v", v)
-			}
-		},
-		isDelete: func(r ptReq, id string) bool { return r.Method == http.MethodDelete && r.Path == "/user/tokens/"+id },
-		isVerify: func(r ptReq, id string) bool {
-			return r.Method == http.MethodGet && r.Path == "/user/tokens/verify" && r.Auth == "token:"+id
-		},
-		verifyPath: "/user/tokens/verify",
+		checkDualCreate: ptDualLacks("expires_on"),
+		isDelete:        func(r ptReq, id string) bool { return r.at(http.MethodDelete, "/user/tokens/"+id) },
+		isVerify:        func(r ptReq, id string) bool { return r.is(http.MethodGet, "/user/tokens/verify", "token:"+id) },
+		verifyPath:      "/user/tokens/verify",
 	}
 	tp.checkRoot = func(t *testing.T, seen []ptReq, oldID, newID string) {
 		ptExpectSeq(t, "cloudflare root token rotation", seen,
-			ptM("GET verify with the root", func(r ptReq) bool {
-				return r.Method == "GET" && r.Path == "/user/tokens/verify" && r.Auth == "root"
-			}),
-			ptM("GET the root token's details", func(r ptReq) bool {
-				return r.Method == "GET" && r.Path == "/user/tokens/"+oldID && r.Auth == "root"
-			}),
+			ptM("GET verify with the root", func(r ptReq) bool { return r.is("GET", "/user/tokens/verify", "root") }),
+			ptM("GET the root token's details", func(r ptReq) bool { return r.is("GET", "/user/tokens/"+oldID, "root") }),
 			ptM("POST a token with the root's policies, no expiry", func(r ptReq) bool {
 				_, exp := r.Body["expires_on"]
 				b, _ := json.Marshal(r.Body["policies"])
-				return r.Method == "POST" && r.Path == "/user/tokens" && r.Auth == "root" && !exp &&
-					strings.HasPrefix(ptS(r.Body["name"]), "vault-root-") &&
+				return r.is("POST", "/user/tokens", "root") && !exp && ptVaultRoot(r.Body["name"]) &&
 					strings.Contains(string(b), cloudflaretest.PermTokensWrite) && strings.Contains(string(b), cloudflaretest.PermDNSEdit)
 			}),
 			ptM("GET verify with the new token", func(r ptReq) bool {
-				return r.Method == "GET" && r.Path == "/user/tokens/verify" && r.Auth == "token:"+newID
+				return r.is("GET", "/user/tokens/verify", "token:"+newID)
 			}),
 			ptM("GET the new token's details with itself", func(r ptReq) bool {
-				return r.Method == "GET" && r.Path == "/user/tokens/"+newID && r.Auth == "token:"+newID
+				return r.is("GET", "/user/tokens/"+newID, "token:"+newID)
 			}),
 			ptM("DELETE the old token with the new one", func(r ptReq) bool {
-				return r.Method == "DELETE" && r.Path == "/user/tokens/"+oldID && r.Auth == "token:"+newID
+				return r.is("DELETE", "/user/tokens/"+oldID, "token:"+newID)
 			}))
 		for _, r := range seen {
 			if r.Method == "PUT" {
@@ -1052,20 +986,14 @@ func ptGitlab(t *testing.T) *ptType {
 	tp := &ptType{
 		name: "gitlab", url: f.URL,
 		reqs: func() []ptReq {
-			var out []ptReq
-			for _, r := range f.Requests() {
-				out = append(out, ptReq{Method: r.Method, Path: r.Path, Query: r.Query, Auth: r.Auth, Body: r.Body})
-			}
-			return out
+			return ptMap(f.Requests(), func(r gitlabtest.Recorded) ptReq {
+				return ptReq{Method: r.Method, Path: r.Path, Query: r.Query, Auth: r.Auth, Body: r.Body}
+			})
 		},
 		isLive:   f.IsLive,
 		failNext: f.FailNext,
 		liveIssued: func() []string {
-			var out []string
-			for _, k := range f.LiveKeys() {
-				out = append(out, strconv.FormatInt(k.ID, 10))
-			}
-			return out
+			return ptMap(f.LiveKeys(), func(k gitlabtest.Token) string { return strconv.FormatInt(k.ID, 10) })
 		},
 		provider: map[string]any{"type": "gitlab", "base_url": f.URL, "token": f.RootToken(),
 			"target_type": "project", "target_id": proj},
@@ -1081,8 +1009,7 @@ func ptGitlab(t *testing.T) *ptType {
 		checkCreate: func(t *testing.T, r ptReq, s *api.Secret, auth string) {
 			t.Helper()
 			ptEq(t, "create path", r.Path, tokens)
-			ptEq(t, "create auth (PRIVATE-TOKEN <root>)", r.Auth, auth)
-			ptEq(t, "create name", ptS(r.Body["name"]), ptS(s.Data["key_name"]))
+			ptCreateAuthName(t, r, s, auth, "PRIVATE-TOKEN <root>")
 			ptEqList(t, "create scopes", ptL(r.Body["scopes"]), []string{"read_api", "read_repository"})
 			ptEq(t, "create access_level", ptS(r.Body["access_level"]), "30")
 			ptEq(t, "create description", ptS(r.Body["description"]), "e2e dynamic")
@@ -1103,23 +1030,23 @@ func ptGitlab(t *testing.T) *ptType {
 			ptEqList(t, "dual create scopes (default)", ptL(r.Body["scopes"]), []string{"read_api"})
 			ptEq(t, "dual create expires_at (expires_in_days=7)", ptS(r.Body["expires_at"]), day(today().AddDate(0, 0, 7)))
 		},
-		isDelete: func(r ptReq, id string) bool { return r.Method == http.MethodDelete && r.Path == tokens+"/"+id },
+		isDelete: func(r ptReq, id string) bool { return r.at(http.MethodDelete, tokens+"/"+id) },
 		isVerify: func(r ptReq, id string) bool {
-			return r.Method == http.MethodGet && r.Path == "/api/v4/personal_access_tokens/self" && r.Auth == "key:"+id
+			return r.is(http.MethodGet, "/api/v4/personal_access_tokens/self", "key:"+id)
 		},
 		verifyPath: "/api/v4/personal_access_tokens/self",
 	}
 	tp.checkRoot = func(t *testing.T, seen []ptReq, oldID, newID string) {
 		ptExpectSeq(t, "gitlab root roll", seen,
 			ptM("GET self with the root (its lifetime)", func(r ptReq) bool {
-				return r.Method == "GET" && r.Path == "/api/v4/personal_access_tokens/self" && r.Auth == "root"
+				return r.is("GET", "/api/v4/personal_access_tokens/self", "root")
 			}),
 			ptM("POST self/rotate with the root and an explicit expires_at (same 30-day lifetime)", func(r ptReq) bool {
-				return r.Method == "POST" && r.Path == "/api/v4/personal_access_tokens/self/rotate" && r.Auth == "root" &&
+				return r.is("POST", "/api/v4/personal_access_tokens/self/rotate", "root") &&
 					ptS(r.Body["expires_at"]) == day(today().AddDate(0, 0, 30))
 			}),
 			ptM("GET self with the new token", func(r ptReq) bool {
-				return r.Method == "GET" && r.Path == "/api/v4/personal_access_tokens/self" && r.Auth == "root"
+				return r.is("GET", "/api/v4/personal_access_tokens/self", "root")
 			}))
 		if n := len(ptFilter(seen, func(r ptReq) bool { return strings.HasSuffix(r.Path, "/rotate") })); n != 1 {
 			t.Errorf("the roll was sent %d times; it must be sent once", n)
@@ -1150,7 +1077,7 @@ func ptGitlab(t *testing.T) *ptType {
 		id := ptS(s.Data["key_id"])
 		seen := tp.reqs()[mark:]
 		ptExpectSeq(t, "user target create", seen, ptM("POST /users/<id>/personal_access_tokens", func(r ptReq) bool {
-			return r.Method == "POST" && r.Path == "/api/v4/users/"+user+"/personal_access_tokens" && r.Auth == "root" &&
+			return r.is("POST", "/api/v4/users/"+user+"/personal_access_tokens", "root") &&
 				ptS(r.Body["name"]) == ptS(s.Data["key_name"])
 		}))
 		if !f.IsLive(ptS(s.Data["api_key"])) {
@@ -1161,7 +1088,7 @@ func ptGitlab(t *testing.T) *ptType {
 			t.Fatal(err)
 		}
 		ptExpectSeq(t, "user target revoke", tp.reqs()[mark:], ptM("DELETE /personal_access_tokens/<id>", func(r ptReq) bool {
-			return r.Method == "DELETE" && r.Path == "/api/v4/personal_access_tokens/"+id && r.Auth == "root"
+			return r.is("DELETE", "/api/v4/personal_access_tokens/"+id, "root")
 		}))
 		if f.IsLive(ptS(s.Data["api_key"])) {
 			t.Fatalf("personal access token live after revoke")
@@ -1184,43 +1111,30 @@ func ptGrafana(t *testing.T) *ptType {
 	seeded := f.RootTokenID()
 	keys := "/api/serviceaccounts/" + strconv.Itoa(grafanatest.KeyAccountID) + "/tokens"
 	roots := "/api/serviceaccounts/" + strconv.Itoa(grafanatest.RootAccountID) + "/tokens"
-	label := func(id string) string {
-		if id == seeded {
-			return "root"
-		}
-		return "token:" + id
-	}
 	tp := &ptType{
 		name: "grafana", url: f.URL,
 		reqs: func() []ptReq {
-			var out []ptReq
-			for _, r := range f.Requests() {
-				out = append(out, ptReq{Method: r.Method, Path: r.Path, Auth: r.Auth, Body: r.Body})
-			}
-			return out
+			return ptMap(f.Requests(), func(r grafanatest.Recorded) ptReq {
+				return ptReq{Method: r.Method, Path: r.Path, Auth: r.Auth, Body: r.Body}
+			})
 		},
 		isLive:   f.IsLive,
 		failNext: f.FailNext,
 		liveIssued: func() []string {
-			var out []string
-			for _, k := range f.LiveKeysOn(grafanatest.KeyAccountID) {
-				out = append(out, strconv.FormatInt(k.ID, 10))
-			}
-			return out
+			return ptMap(f.LiveKeysOn(grafanatest.KeyAccountID), func(k grafanatest.Token) string { return strconv.FormatInt(k.ID, 10) })
 		},
 		provider: map[string]any{"type": "grafana", "base_url": f.URL, "token": f.RootToken(),
 			"service_account_id": strconv.Itoa(grafanatest.KeyAccountID), "root_service_account_id": strconv.Itoa(grafanatest.RootAccountID),
 			"token_id": seeded},
 		rootID:      seeded,
 		rootSecrets: []string{f.RootToken()},
-		rootLabel:   label,
+		rootLabel:   ptRootLabel(seeded, "token:"),
 		dynRole:     map[string]any{}, // grafana takes neither scopes nor parameters
 		dualRole:    map[string]any{},
-		isCreate:    func(r ptReq) bool { return r.Method == http.MethodPost && r.Path == keys },
+		isCreate:    func(r ptReq) bool { return r.at(http.MethodPost, keys) },
 		checkCreate: func(t *testing.T, r ptReq, s *api.Secret, auth string) {
 			t.Helper()
-			ptEq(t, "create auth (Authorization: Bearer <root>)", r.Auth, auth)
-			ptEq(t, "create name", ptS(r.Body["name"]), ptS(s.Data["key_name"]))
+			ptCreateAuthName(t, r, s, auth, "Authorization: Bearer <root>")
 			ttl, err := strconv.Atoi(ptS(r.Body["secondsToLive"]))
 			if err != nil || ttl < 590 || ttl > 601 {
 				t.Errorf("create secondsToLive %v, want the lease's max TTL (600)", r.Body["secondsToLive"])
@@ -1230,37 +1144,27 @@ func ptGrafana(t *testing.T) *ptType {
 				t.Errorf("creds lack expires_at")
 			}
 		},
-		checkDualCreate: func(t *testing.T, r ptReq, auth string) {
-			if v, ok := r.Body["secondsToLive"]; ok {
-				t.Errorf("a dual key got secondsToLive %v", v)
-			}
-		},
-		isDelete: func(r ptReq, id string) bool { return r.Method == http.MethodDelete && r.Path == keys+"/"+id },
-		isVerify: func(r ptReq, id string) bool {
-			return r.Method == http.MethodGet && r.Path == "/api/org" && r.Auth == "token:"+id
-		},
-		verifyPath: "/api/org",
+		checkDualCreate: ptDualLacks("secondsToLive"),
+		isDelete:        func(r ptReq, id string) bool { return r.at(http.MethodDelete, keys+"/"+id) },
+		isVerify:        func(r ptReq, id string) bool { return r.is(http.MethodGet, "/api/org", "token:"+id) },
+		verifyPath:      "/api/org",
 	}
 	tp.checkRoot = func(t *testing.T, seen []ptReq, oldID, newID string) {
 		ptExpectSeq(t, "grafana root token rotation", seen,
 			ptM("POST a non-expiring token on the root's account", func(r ptReq) bool {
 				_, ttl := r.Body["secondsToLive"]
-				return r.Method == "POST" && r.Path == roots && r.Auth == "root" && !ttl &&
-					strings.HasPrefix(ptS(r.Body["name"]), "vault-root-")
+				return r.is("POST", roots, "root") && !ttl && ptVaultRoot(r.Body["name"])
 			}),
 			ptM("GET the root account's tokens with the new token", func(r ptReq) bool {
-				return r.Method == "GET" && r.Path == roots && r.Auth == "token:"+newID
+				return r.is("GET", roots, "token:"+newID)
 			}),
 			ptM("DELETE the old token with the new one", func(r ptReq) bool {
-				return r.Method == "DELETE" && r.Path == roots+"/"+oldID && r.Auth == "token:"+newID
+				return r.is("DELETE", roots+"/"+oldID, "token:"+newID)
 			}))
 	}
 	tp.newRoots = func(t *testing.T) []string {
-		live := f.LiveKeysOn(grafanatest.RootAccountID)
-		if len(live) != 1 {
-			t.Fatalf("want one live token on the root account, have %d", len(live))
-		}
-		return []string{live[0].Secret}
+		return ptOneRoot(t, f.LiveKeysOn(grafanatest.RootAccountID), "token on the root account",
+			func(k grafanatest.Token) string { return k.Secret })
 	}
 	tp.afterRoot = func(t *testing.T, p map[string]any, newID string) {
 		ptEq(t, "provider token_id after rotation", ptS(p["token_id"]), newID)
@@ -1275,46 +1179,31 @@ func ptOpenAI(t *testing.T) *ptType {
 	t.Cleanup(f.Close)
 	seeded := f.RootKeyID()
 	accounts := "/v1/organization/projects/" + openaitest.DefaultProjectID + "/service_accounts"
-	label := func(id string) string {
-		if id == seeded {
-			return "root"
-		}
-		return "admin:" + id
-	}
 	tp := &ptType{
 		name: "openai", url: f.URL, baseSuffix: "/v1",
 		reqs: func() []ptReq {
-			var out []ptReq
-			for _, r := range f.Requests() {
+			return ptMap(f.Requests(), func(r openaitest.Recorded) ptReq {
 				q := url.Values{}
 				for k, v := range r.Query {
 					q.Set(k, v)
 				}
-				out = append(out, ptReq{Method: r.Method, Path: r.Path, Query: q, Auth: r.Auth, Body: r.Body})
-			}
-			return out
+				return ptReq{Method: r.Method, Path: r.Path, Query: q, Auth: r.Auth, Body: r.Body}
+			})
 		},
-		isLive:   f.IsLive,
-		failNext: f.FailNext,
-		liveIssued: func() []string {
-			var out []string
-			for _, k := range f.LiveKeys() {
-				out = append(out, k.ID)
-			}
-			return out
-		},
+		isLive:     f.IsLive,
+		failNext:   f.FailNext,
+		liveIssued: func() []string { return ptMap(f.LiveKeys(), func(k openaitest.ServiceAccount) string { return k.ID }) },
 		// No admin_key_id: Vault finds the root's id by its redacted value.
 		provider:    map[string]any{"type": "openai", "base_url": f.URL + "/v1", "admin_key": f.RootKey(), "project_id": openaitest.DefaultProjectID},
 		rootID:      seeded,
 		rootSecrets: []string{f.RootKey()},
-		rootLabel:   label,
+		rootLabel:   ptRootLabel(seeded, "admin:"),
 		dynRole:     map[string]any{},
 		dualRole:    map[string]any{},
-		isCreate:    func(r ptReq) bool { return r.Method == http.MethodPost && r.Path == accounts },
+		isCreate:    func(r ptReq) bool { return r.at(http.MethodPost, accounts) },
 		checkCreate: func(t *testing.T, r ptReq, s *api.Secret, auth string) {
 			t.Helper()
-			ptEq(t, "create auth (Authorization: Bearer <admin key>)", r.Auth, auth)
-			ptEq(t, "create name", ptS(r.Body["name"]), ptS(s.Data["key_name"]))
+			ptCreateAuthName(t, r, s, auth, "Authorization: Bearer <admin key>")
 			if len(r.Body) != 1 {
 				t.Errorf("create body has more than a name: %v", r.Body)
 			}
@@ -1324,35 +1213,27 @@ func ptOpenAI(t *testing.T) *ptType {
 				t.Errorf("creds api_key_id %v", s.Data["api_key_id"])
 			}
 		},
-		isDelete: func(r ptReq, id string) bool { return r.Method == http.MethodDelete && r.Path == accounts+"/"+id },
-		isVerify: func(r ptReq, id string) bool {
-			return r.Method == http.MethodGet && r.Path == "/v1/models" && r.Auth == "key:"+id
-		},
+		isDelete:   func(r ptReq, id string) bool { return r.at(http.MethodDelete, accounts+"/"+id) },
+		isVerify:   func(r ptReq, id string) bool { return r.is(http.MethodGet, "/v1/models", "key:"+id) },
 		verifyPath: "/v1/models",
 	}
 	tp.checkRoot = func(t *testing.T, seen []ptReq, oldID, newID string) {
 		ptExpectSeq(t, "openai admin key rotation", seen,
 			ptM("GET admin_api_keys with the root (find its id)", func(r ptReq) bool {
-				return r.Method == "GET" && r.Path == "/v1/organization/admin_api_keys" && r.Auth == "root"
+				return r.is("GET", "/v1/organization/admin_api_keys", "root")
 			}),
 			ptM("POST admin_api_keys", func(r ptReq) bool {
-				return r.Method == "POST" && r.Path == "/v1/organization/admin_api_keys" && r.Auth == "root" &&
-					strings.HasPrefix(ptS(r.Body["name"]), "vault-root-")
+				return r.is("POST", "/v1/organization/admin_api_keys", "root") && ptVaultRoot(r.Body["name"])
 			}),
 			ptM("GET admin_api_keys?limit=1 with the new key", func(r ptReq) bool {
-				return r.Method == "GET" && r.Path == "/v1/organization/admin_api_keys" && r.Auth == "admin:"+newID &&
-					r.Query.Get("limit") == "1"
+				return r.is("GET", "/v1/organization/admin_api_keys", "admin:"+newID) && r.Query.Get("limit") == "1"
 			}),
 			ptM("DELETE the old admin key with the new one", func(r ptReq) bool {
-				return r.Method == "DELETE" && r.Path == "/v1/organization/admin_api_keys/"+oldID && r.Auth == "admin:"+newID
+				return r.is("DELETE", "/v1/organization/admin_api_keys/"+oldID, "admin:"+newID)
 			}))
 	}
 	tp.newRoots = func(t *testing.T) []string {
-		live := f.LiveAdminKeys()
-		if len(live) != 1 {
-			t.Fatalf("want one live admin key, have %d", len(live))
-		}
-		return []string{live[0].Value}
+		return ptOneRoot(t, f.LiveAdminKeys(), "admin key", func(k openaitest.AdminKey) string { return k.Value })
 	}
 	tp.afterRoot = func(t *testing.T, p map[string]any, newID string) {
 		ptEq(t, "provider admin_key_id after rotation", ptS(p["admin_key_id"]), newID)
@@ -1628,4 +1509,73 @@ func ptSameSet(a, b []string) bool {
 	sort.Strings(a)
 	sort.Strings(b)
 	return slices.Equal(a, b)
+}
+
+// at: r is a method request to path.
+func (r ptReq) at(method, path string) bool { return r.Method == method && r.Path == path }
+
+// is: r is a method request to path, authenticated as auth.
+func (r ptReq) is(method, path, auth string) bool { return r.at(method, path) && r.Auth == auth }
+
+// ptVaultRoot: a key name is one Vault gives the roots it creates.
+func ptVaultRoot(name any) bool { return strings.HasPrefix(ptS(name), "vault-root-") }
+
+// ptMap returns f of each element of in.
+func ptMap[T, U any](in []T, f func(T) U) []U {
+	var out []U
+	for _, x := range in {
+		out = append(out, f(x))
+	}
+	return out
+}
+
+// ptNotRoots returns the ids of the keys that are not roots Vault created
+// (named vault-root…), the complement of ptLiveRoots.
+func ptNotRoots[K any](keys []K, nameID func(K) (string, string)) []string {
+	var out []string
+	for _, k := range keys {
+		if name, id := nameID(k); !strings.HasPrefix(name, "vault-root") {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// ptOneRoot returns the secret of the one live root credential, what
+// naming it in the failure.
+func ptOneRoot[K any](t *testing.T, live []K, what string, secret func(K) string) []string {
+	t.Helper()
+	if len(live) != 1 {
+		t.Fatalf("want one live %s, have %d", what, len(live))
+	}
+	return []string{secret(live[0])}
+}
+
+// ptRootLabel is a fake's Auth label of a root: "root" for the seeded one,
+// prefix+id for one Vault created.
+func ptRootLabel(seeded, prefix string) func(id string) string {
+	return func(id string) string {
+		if id == seeded {
+			return "root"
+		}
+		return prefix + id
+	}
+}
+
+// ptCreateAuthName checks a create's credential (scheme describes how it is
+// sent) and that it names the key as the creds do.
+func ptCreateAuthName(t *testing.T, r ptReq, s *api.Secret, auth, scheme string) {
+	t.Helper()
+	ptEq(t, "create auth ("+scheme+")", r.Auth, auth)
+	ptEq(t, "create name", ptS(r.Body["name"]), ptS(s.Data["key_name"]))
+}
+
+// ptDualLacks is a checkDualCreate: a dual key's create sends no field (an
+// expiry a dual key must not have).
+func ptDualLacks(field string) func(t *testing.T, r ptReq, auth string) {
+	return func(t *testing.T, r ptReq, auth string) {
+		if v, ok := r.Body[field]; ok {
+			t.Errorf("a dual key got %s %v", field, v)
+		}
+	}
 }
