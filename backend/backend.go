@@ -68,6 +68,8 @@ type backend struct {
 
 	clientsMu sync.Mutex
 	clients   map[string]*providerClient
+
+	marker markerCache
 }
 
 func newBackend(c clock) *backend {
@@ -88,9 +90,10 @@ func newBackend(c clock) *backend {
 		BackendType:    logical.TypeLogical,
 		RunningVersion: version.Version,
 		PathsSpecial: &logical.Paths{
-			// Provider config (root credentials) and dual-role keys are
-			// seal-wrapped where the Vault supports it.
-			SealWrapStorage: []string{providerPrefix, roleKeysPrefix},
+			// Provider config (root credentials), tombstones of deleted
+			// providers and dual-role keys are seal-wrapped where the
+			// Vault supports it.
+			SealWrapStorage: []string{providerPrefix, roleKeysPrefix, tombstonePrefix},
 		},
 		Paths: framework.PathAppend(
 			pathProviders(b),

@@ -21,13 +21,23 @@ const providerPrefix = "config/providers/"
 
 // providerEntry is a provider instance as stored (seal-wrapped).
 type providerEntry struct {
-	Type           string            `json:"type"`
-	BaseURL        string            `json:"base_url"`
-	RequestTimeout time.Duration     `json:"request_timeout"`
-	MaxConcurrency int               `json:"max_concurrency"`
-	TLSCACert      string            `json:"tls_ca_cert"`
-	Fields         map[string]string `json:"fields"`
-	Rotation       rotationConfig    `json:"rotation"`
+	// Incarnation identifies one creation of providers/<name>: a provider
+	// deleted and created again under the same name is another account as
+	// far as its keys are concerned. Ledger entries, dual keys and leases
+	// carry it, and a revocation uses the config of the incarnation that
+	// created the key.
+	Incarnation string `json:"incarnation"`
+	// LegacyLeasesUntil is when leases issued before the ledger existed
+	// (v0.1.0) can no longer be outstanding: a delete before then keeps a
+	// tombstone so that their revocations still reach this account.
+	LegacyLeasesUntil time.Time         `json:"legacy_leases_until,omitempty"`
+	Type              string            `json:"type"`
+	BaseURL           string            `json:"base_url"`
+	RequestTimeout    time.Duration     `json:"request_timeout"`
+	MaxConcurrency    int               `json:"max_concurrency"`
+	TLSCACert         string            `json:"tls_ca_cert"`
+	Fields            map[string]string `json:"fields"`
+	Rotation          rotationConfig    `json:"rotation"`
 
 	// CanRotateRoot is the configured client's capability, fixed at write.
 	CanRotateRoot bool   `json:"can_rotate_root"`
@@ -455,6 +465,41 @@ func (b *backend) client(ctx context.Context, s logical.Storage, name string) (*
 		return nil, func() {}, err
 	}
 	return pc, release, nil
+}
+
+// clientFor returns the client of the provider incarnation that created a
+// key: the live provider when incarnation is its own (or "", for records
+// written before incarnations existed), else the tombstone of that
+// incarnation. It returns a nil client when neither exists.
+func (b *backend) clientFor(ctx context.Context, s logical.Storage, name, incarnation string) (*providerClient, func(), error) {
+	pc, release, err := b.client(ctx, s, name)
+	if err != nil {
+		return nil, release, err
+	}
+	if pc != nil && (incarnation == "" || pc.entry.Incarnation == incarnation || pc.entry.Incarnation == "") {
+		return pc, release, nil
+	}
+	release()
+	if incarnation == "" {
+		return nil, func() {}, nil
+	}
+	key := tombstoneClientKey(name, incarnation)
+	b.clientsMu.Lock()
+	pc = b.clients[key]
+	b.clientsMu.Unlock()
+	if pc == nil {
+		t, err := getTombstone(ctx, s, name, incarnation)
+		if err != nil || t == nil {
+			return nil, func() {}, err
+		}
+		if pc, err = b.buildClient(name, t.Provider); err != nil {
+			return nil, func() {}, err
+		}
+		b.clientsMu.Lock()
+		b.clients[key] = pc
+		b.clientsMu.Unlock()
+	}
+	return pc, func() {}, nil
 }
 
 // rootBarrier returns once every operation that may hold a client of the

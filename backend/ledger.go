@@ -1,0 +1,119 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-uuid"
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// The ledger records every dynamic key this mount creates, from before the
+// provider call until its lease is revoked, under
+// ledger/<provider>/<incarnation>/<id>. An entry whose lease expiry has
+// passed by tidy's safety buffer is a key whose lease Vault never persisted
+// (a crash between the answer and the lease) or failed to revoke: tidy
+// revokes it with the config of the incarnation that created it.
+const ledgerPrefix = "ledger/"
+
+// ledgerEntry is one issued (or being issued) dynamic key. It holds no
+// secret.
+type ledgerEntry struct {
+	ID          string `json:"id"`
+	Provider    string `json:"provider"`
+	Incarnation string `json:"incarnation"`
+	Role        string `json:"role"`
+	// Name is the attempt's key name at the provider.
+	Name string `json:"name"`
+	// UniqueName: the role's name_template makes every attempt's name
+	// unique, so a key whose id was never recorded can be found by name.
+	UniqueName bool `json:"unique_name"`
+	// KeyID is the provider's id of the key, once known. Types that list
+	// keys by name with a unique template skip recording it on the fast
+	// path: the name finds the key.
+	KeyID   string    `json:"key_id,omitempty"`
+	Created time.Time `json:"created"`
+	// ExpiresAt is when the key's lease ends (moved on renew). Until then
+	// plus the safety buffer, tidy leaves the key alone.
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func ledgerKey(provider, incarnation, id string) string {
+	return ledgerPrefix + provider + "/" + incarnation + "/" + id
+}
+
+// newLedgerEntry starts an entry for a key about to be created.
+func newLedgerEntry(provider, incarnation, role, name string, unique bool, now, expires time.Time) (*ledgerEntry, error) {
+	id, err := uuid.GenerateUUID()
+	if err != nil {
+		return nil, fmt.Errorf("ledger id: %w", err)
+	}
+	return &ledgerEntry{ID: id, Provider: provider, Incarnation: incarnation, Role: role, Name: name,
+		UniqueName: unique, Created: now, ExpiresAt: expires}, nil
+}
+
+func putLedger(ctx context.Context, s logical.Storage, e *ledgerEntry) error {
+	return putJSON(ctx, s, ledgerKey(e.Provider, e.Incarnation, e.ID), e)
+}
+
+func getLedger(ctx context.Context, s logical.Storage, provider, incarnation, id string) (*ledgerEntry, error) {
+	var e ledgerEntry
+	ok, err := getJSON(ctx, s, ledgerKey(provider, incarnation, id), &e)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &e, nil
+}
+
+func deleteLedger(ctx context.Context, s logical.Storage, provider, incarnation, id string) error {
+	if err := s.Delete(ctx, ledgerKey(provider, incarnation, id)); err != nil {
+		return fmt.Errorf("deleting ledger entry: %w", err)
+	}
+	return nil
+}
+
+// ledgerIDs lists the entry ids of one provider incarnation.
+func ledgerIDs(ctx context.Context, s logical.Storage, provider, incarnation string) ([]string, error) {
+	return listAll(ctx, s, ledgerPrefix+provider+"/"+incarnation+"/")
+}
+
+// ledgerIncarnations lists, per provider name, the incarnations that have
+// ledger entries.
+func ledgerIncarnations(ctx context.Context, s logical.Storage) (map[string][]string, error) {
+	providers, err := s.List(ctx, ledgerPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("listing %s: %w", ledgerPrefix, err)
+	}
+	out := map[string][]string{}
+	for _, p := range providers {
+		p = strings.TrimSuffix(p, "/")
+		incs, err := s.List(ctx, ledgerPrefix+p+"/")
+		if err != nil {
+			return nil, fmt.Errorf("listing %s%s/: %w", ledgerPrefix, p, err)
+		}
+		for _, inc := range incs {
+			out[p] = append(out[p], strings.TrimSuffix(inc, "/"))
+		}
+	}
+	return out, nil
+}
+
+// hasLedgerEntries reports whether an incarnation still has keys
+// outstanding.
+func hasLedgerEntries(ctx context.Context, s logical.Storage, provider, incarnation string) (bool, error) {
+	ids, err := ledgerIDs(ctx, s, provider, incarnation)
+	return len(ids) > 0, err
+}
+
+// newIncarnation is the id of one creation of providers/<name>.
+func newIncarnation() (string, error) {
+	id, err := uuid.GenerateUUID()
+	if err != nil {
+		return "", fmt.Errorf("incarnation id: %w", err)
+	}
+	// Short enough for paths and status, random enough never to repeat
+	// within one provider name.
+	return strings.ReplaceAll(id, "-", "")[:16], nil
+}
