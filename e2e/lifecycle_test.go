@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,7 +84,7 @@ func TestProviderDeleteKeepsTombstone(t *testing.T) {
 			}
 			if l, err := c.Logical().List(mount + "/providers/"); err != nil {
 				t.Fatal(err)
-			} else if l != nil && strings.Contains(fmt.Sprint(l.Data["keys"]), "p") {
+			} else if l != nil && slices.Contains(ptL(l.Data["keys"]), "p") {
 				t.Errorf("providers/ lists %v after the delete", l.Data["keys"])
 			}
 			tombs, raw := lcTombstones(t, c, mount)
