@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
-	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
 )
 
 const providerPrefix = "config/providers/"
@@ -179,6 +178,9 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 		return logical.ErrorResponse("type is required; one of: %s", strings.Join(typeNames(), ", ")), nil
 	case creating:
 		e.Type = typeName.(string)
+		if e.Incarnation, err = newIncarnation(); err != nil {
+			return nil, err
+		}
 	case typeGiven && typeName.(string) != e.Type:
 		return logical.ErrorResponse("type is immutable: provider %q is of type %q", name, e.Type), nil
 	}
@@ -345,6 +347,7 @@ func (b *backend) providerRead(ctx context.Context, req *logical.Request, d *fra
 	}
 	data := map[string]any{
 		"type":                     e.Type,
+		"incarnation":              e.Incarnation,
 		"base_url":                 e.BaseURL,
 		"request_timeout":          int64(e.RequestTimeout.Seconds()),
 		"max_concurrency":          e.MaxConcurrency,
@@ -377,6 +380,25 @@ func (b *backend) providerDelete(ctx context.Context, req *logical.Request, d *f
 	}
 	if len(users) > 0 {
 		return logical.ErrorResponse("provider %q is used by roles: %s; delete them first", name, strings.Join(slices.Sorted(maps.Keys(users)), ", ")), nil
+	}
+	e, err := getProvider(ctx, req.Storage, name)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	b.adoptLegacyProvider(e, b.clock.Now()) // not migrated yet
+	// Keys of this incarnation still outstanding keep its config, so that
+	// their revocations reach the account that issued them.
+	keep := b.clock.Now().Before(e.LegacyLeasesUntil)
+	if !keep {
+		if keep, err = hasLedgerEntries(ctx, req.Storage, name, e.Incarnation); err != nil {
+			return nil, err
+		}
+	}
+	if keep {
+		if err := putTombstone(ctx, req.Storage, &tombstone{Name: name, Provider: e, DeletedAt: b.clock.Now()}); err != nil {
+			return nil, err
+		}
+		b.tombstones.Add(1)
 	}
 	if err := req.Storage.Delete(ctx, providerPrefix+name); err != nil {
 		return nil, err
@@ -420,119 +442,6 @@ func fieldErrorResponse(err error) *logical.Response {
 		return logical.ErrorResponse("%s: %s", fe.Field, fe.Message)
 	}
 	return nil
-}
-
-// providerClient is a built client for one provider instance; it is cached
-// until the provider's config changes.
-type providerClient struct {
-	name  string
-	entry *providerEntry
-	typ   *clients.Type
-	api   clients.Provider
-}
-
-func (b *backend) buildClient(name string, e *providerEntry) (*providerClient, error) {
-	typ, ok := clients.Lookup(e.Type)
-	if !ok {
-		return nil, fmt.Errorf("provider %q has unknown type %q", name, e.Type)
-	}
-	hc, err := httpx.New(httpx.Options{
-		Provider:       name,
-		Timeout:        e.RequestTimeout,
-		MaxConcurrency: e.MaxConcurrency,
-		TLSCACert:      e.TLSCACert,
-		Observe:        b.observeProviderRequest(name),
-	})
-	if err != nil {
-		return nil, err
-	}
-	api, err := typ.Build(clients.Config{Name: name, BaseURL: e.BaseURL, Fields: e.Fields, HTTP: hc})
-	if err != nil {
-		return nil, err
-	}
-	return &providerClient{name: name, entry: e, typ: typ, api: api}, nil
-}
-
-// client returns the cached client of a provider, building it on first use,
-// and a release func to call once done with it; until then a root rotation
-// of the provider does not revoke the root the client holds. It returns a
-// nil client when the provider does not exist.
-func (b *backend) client(ctx context.Context, s logical.Storage, name string) (*providerClient, func(), error) {
-	release := b.useLocks.rlock(name)
-	pc, err := b.cachedClient(ctx, s, name)
-	if err != nil || pc == nil {
-		release()
-		return nil, func() {}, err
-	}
-	return pc, release, nil
-}
-
-// clientFor returns the client of the provider incarnation that created a
-// key: the live provider when incarnation is its own (or "", for records
-// written before incarnations existed), else the tombstone of that
-// incarnation. It returns a nil client when neither exists.
-func (b *backend) clientFor(ctx context.Context, s logical.Storage, name, incarnation string) (*providerClient, func(), error) {
-	pc, release, err := b.client(ctx, s, name)
-	if err != nil {
-		return nil, release, err
-	}
-	if pc != nil && (incarnation == "" || pc.entry.Incarnation == incarnation || pc.entry.Incarnation == "") {
-		return pc, release, nil
-	}
-	release()
-	if incarnation == "" {
-		return nil, func() {}, nil
-	}
-	key := tombstoneClientKey(name, incarnation)
-	b.clientsMu.Lock()
-	pc = b.clients[key]
-	b.clientsMu.Unlock()
-	if pc == nil {
-		t, err := getTombstone(ctx, s, name, incarnation)
-		if err != nil || t == nil {
-			return nil, func() {}, err
-		}
-		if pc, err = b.buildClient(name, t.Provider); err != nil {
-			return nil, func() {}, err
-		}
-		b.clientsMu.Lock()
-		b.clients[key] = pc
-		b.clientsMu.Unlock()
-	}
-	return pc, func() {}, nil
-}
-
-// rootBarrier returns once every operation that may hold a client of the
-// provider built before now has released it.
-func (b *backend) rootBarrier(name string) {
-	b.useLocks.lock(name)()
-}
-
-func (b *backend) cachedClient(ctx context.Context, s logical.Storage, name string) (*providerClient, error) {
-	b.clientsMu.Lock()
-	pc := b.clients[name]
-	b.clientsMu.Unlock()
-	if pc != nil {
-		return pc, nil
-	}
-	e, err := getProvider(ctx, s, name)
-	if err != nil || e == nil {
-		return nil, err
-	}
-	pc, err = b.buildClient(name, e)
-	if err != nil {
-		return nil, err
-	}
-	b.clientsMu.Lock()
-	b.clients[name] = pc
-	b.clientsMu.Unlock()
-	return pc, nil
-}
-
-func (b *backend) dropClient(name string) {
-	b.clientsMu.Lock()
-	delete(b.clients, name)
-	b.clientsMu.Unlock()
 }
 
 const providerHelpSyn = "Configure a provider instance: a third-party API and its root credential."
