@@ -97,6 +97,9 @@ func TestProviderDeleteKeepsTombstone(t *testing.T) {
 				oldest.Before(time.Now().Add(-5*time.Second)) || oldest.After(leaseEnd.Add(5*time.Second)) {
 				t.Errorf("tombstone deleted_at %q, oldest_expiry %q: want now and within the leases' ttl", tombs[0].DeletedAt, tombs[0].OldestExpiry)
 			}
+			if tombs[0].LegacyLeasesUntil != "" {
+				t.Errorf("tombstone of a provider created by this version has legacy_leases_until %q, want none", tombs[0].LegacyLeasesUntil)
+			}
 			lcNoSecret(t, "status", raw, secrets)
 			if m := lcMetrics(t, c, mount); !regexp.MustCompile(`(?m)^thirdparty_tombstones 1$`).MatchString(m) {
 				t.Errorf("metrics do not show thirdparty_tombstones 1:\n%s", lcGrep(m, "tombstone"))
@@ -313,6 +316,14 @@ func TestUpgradeFromV010(t *testing.T) {
 	if len(tombs) != 1 || tombs[0].Name != "q" || tombs[0].Incarnation != incQ {
 		t.Fatalf("status tombstones after deleting q with v0.1.0 leases out: %+v; want q (incarnation %s)", tombs, incQ)
 	}
+	// Held for the mount's max lease TTL (768h on a dev server) from the
+	// migration: no v0.1.0 lease can outlive that.
+	if until, err := time.Parse(time.RFC3339, tombs[0].LegacyLeasesUntil); err != nil || time.Until(until) < 767*time.Hour || time.Until(until) > 769*time.Hour {
+		t.Errorf("q's tombstone has legacy_leases_until %q, want the migration time + 768h", tombs[0].LegacyLeasesUntil)
+	}
+	if tombs[0].KeysOutstanding != 0 {
+		t.Errorf("q's tombstone counts %d keys outstanding; v0.1.0's leases are in no ledger, want 0", tombs[0].KeysOutstanding)
+	}
 	lcNoSecret(t, "status", raw, []string{gone.AdminKey, ptS(oldQ[0].Data["api_key"]), ptS(oldQ[1].Data["api_key"])})
 	for _, s := range oldQ {
 		if err := c.Sys().Revoke(s.LeaseID); err != nil {
@@ -433,6 +444,8 @@ type lcTombstone struct {
 	DeletedAt       string `json:"deleted_at"`
 	KeysOutstanding int    `json:"keys_outstanding"`
 	OldestExpiry    string `json:"oldest_expiry"`
+	// LegacyLeasesUntil is set for providers migrated from v0.1.0 only.
+	LegacyLeasesUntil string `json:"legacy_leases_until"`
 }
 
 // lcTombstones returns status's tombstones and the whole status as JSON.
