@@ -72,6 +72,8 @@ type backend struct {
 	clients sync.Map
 
 	marker markerCache
+	// ttls caches the mount's lease TTLs (see mountTTLRefresh).
+	ttls mountTTLs
 	// ledgerCounts counts the dynamic keys outstanding per provider.
 	ledgerCounts ledgerCounter
 	// tombstones counts the deleted providers kept as tombstones.
