@@ -368,11 +368,13 @@ func TestUpgradeFromV010(t *testing.T) {
 	if e := ptS(ptGet(st.Data, "providers", "p", "last_error")); e != "" {
 		t.Errorf("provider p's last_error: %s", e)
 	}
-	if errs := lcErrorLines(v.log()); len(errs) > 0 {
+	errs := lcErrorLines(v.log())
+	if len(errs) > 0 {
 		t.Errorf("Vault's log has %d error or plugin warning lines:\n%s", len(errs), strings.Join(errs, "\n"))
 	}
-	t.Logf("v0.1.0 issued %d dynamic + %d dual leases; after the upgrade %d keys revoked at %s, %d at %s, 0 live, 0 error lines",
-		len(oldDyn)+len(oldQ), 2, len(d.keys(t, "kind=key&state=revoked")), d.name, len(gone.keys(t, "kind=key&state=revoked")), gone.name)
+	t.Logf("v0.1.0 issued %d dynamic + 2 dual leases; after the upgrade: %d keys revoked at %s, %d at %s; %d live; %d error lines",
+		len(oldDyn)+len(oldQ), len(d.keys(t, "kind=key&state=revoked")), d.name, len(gone.keys(t, "kind=key&state=revoked")), gone.name,
+		len(d.keys(t, "kind=key&state=live"))+len(gone.keys(t, "kind=key&state=live")), len(errs))
 }
 
 // buildPluginAt builds the plugin from commit of this repository's history
