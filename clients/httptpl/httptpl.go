@@ -126,6 +126,7 @@ func (p *provider) send(ctx context.Context, spec requestSpec, data, authData an
 	}
 	req := httpx.Request{Op: spec.op, Method: b.method, URL: p.base + b.path, Header: b.header, Body: b.body,
 		Secrets:   append(append([]string{}, secrets...), b.redact.secrets...),
+		Carriers:  b.redact.carriers,
 		ShownPath: p.basePath + b.redact.shownPath,
 		// A roll whose answer was lost must not be repeated blindly.
 		NoRetry: spec.op == reqRootCreate.op && p.c.roll}

@@ -537,9 +537,10 @@ func replaceSecrets(v reflect.Value, replace func(string) string) {
 // show.
 type redactions struct {
 	// secrets are the rendered values derived from a secret, as printed
-	// and as escaped into the request, and each header value, path and
-	// body that holds one.
+	// and as escaped into the request.
 	secrets []string
+	// carriers are the header values, paths and bodies that hold one.
+	carriers []string
 	// shownPath is the path with each such value replaced by
 	// httpx.Redacted, however short the value.
 	shownPath string
@@ -549,6 +550,14 @@ func (r *redactions) add(values ...string) {
 	for _, v := range values {
 		if v != "" {
 			r.secrets = append(r.secrets, v)
+		}
+	}
+}
+
+func (r *redactions) addCarrier(texts ...string) {
+	for _, v := range texts {
+		if v != "" {
+			r.carriers = append(r.carriers, v)
 		}
 	}
 }
@@ -610,7 +619,7 @@ func (tp *tmpl) renderPathTo(data any, rd *redactions) (string, error) {
 		// Short values derived from a secret are too short to remove from
 		// free text on their own; an echo of the whole path is caught here.
 		pathPart, _, _ := strings.Cut(p, "?")
-		rd.add(p, pathPart)
+		rd.addCarrier(p, pathPart)
 	}
 	// The path is appended to base_url, never resolved against it, so a
 	// leading // cannot change the host.
@@ -684,7 +693,7 @@ func (tp *tmpl) renderHeadersTo(data any, rd *redactions) ([]header, error) {
 		}
 		h := header{name: name, value: strings.TrimSpace(b.String())}
 		if tainted {
-			rd.add(h.value)
+			rd.addCarrier(h.value)
 			if _, cred, ok := strings.Cut(h.value, " "); ok {
 				rd.add(strings.TrimSpace(cred)) // the credential after an auth scheme
 			}
@@ -778,7 +787,7 @@ func (tp *tmpl) renderBodyTo(data any, f bodyFormat, rd *redactions) ([]byte, er
 		}
 		body := []byte(strings.TrimSpace(b.String()))
 		if whole {
-			rd.add(string(body))
+			rd.addCarrier(string(body))
 		}
 		return body, nil
 	}
@@ -787,7 +796,7 @@ func (tp *tmpl) renderBodyTo(data any, f bodyFormat, rd *redactions) ([]byte, er
 		return nil, err
 	}
 	if whole {
-		rd.add(string(body))
+		rd.addCarrier(string(body))
 	}
 	if !json.Valid(body) {
 		var v any

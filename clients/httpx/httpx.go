@@ -166,8 +166,13 @@ type Request struct {
 	// top of those the client finds itself (credential headers and query
 	// parameters, the body): the credentials the caller put anywhere else
 	// and every value it derived from them. Each is also removed in its
-	// common encodings (URL, JSON, base64, hex…).
+	// common encodings (URL, JSON, base64, hex…), decoded, and cut where a
+	// query or form parser would cut it.
 	Secrets []string
+	// Carriers are texts that hold a secret (a rendered path, a header
+	// value): removed whole and in their encodings, but never cut into
+	// pieces, which would take the request's ordinary words with them.
+	Carriers []string
 	// ShownPath, when set, is the request path as errors show it, for a
 	// caller that renders paths from secrets and can replace the parts
 	// derived from them (however short) with "[redacted]". It is redacted
@@ -400,9 +405,9 @@ const maxMessageBytes = 300
 
 // requestSecrets lists what in r may be a credential: the values of
 // credential headers and query parameters (whole, without their auth
-// scheme, and a Basic password on its own) and the body.
-func requestSecrets(r Request) []string {
-	var out []string
+// scheme, and a Basic password on its own); and what may hold one: the
+// body.
+func requestSecrets(r Request) (out, carriers []string) {
 	for name, values := range r.Header {
 		if !credentialName(name) {
 			continue
@@ -425,9 +430,9 @@ func requestSecrets(r Request) []string {
 		}
 	}
 	if len(r.Body) > 0 {
-		out = append(out, string(r.Body))
+		carriers = append(carriers, string(r.Body))
 	}
-	return out
+	return out, carriers
 }
 
 // credentialName reports whether a header or parameter name suggests a

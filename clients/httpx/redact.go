@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"text/template"
 )
@@ -32,23 +33,75 @@ type redactor struct {
 // newRedactor covers everything in r that may be secret: the values of
 // credential headers and query parameters, the body, and r.Secrets.
 func newRedactor(r Request) *redactor {
-	return newRedactorOf(append(requestSecrets(r), r.Secrets...))
+	secrets, carriers := requestSecrets(r)
+	return newRedactorOf(append(secrets, r.Secrets...), append(carriers, r.Carriers...))
 }
 
-func newRedactorOf(secrets []string) *redactor {
+func newRedactorOf(secrets, carriers []string) *redactor {
 	seen := map[string]bool{}
 	var forms []string
-	for _, s := range secrets {
-		for _, f := range encodings(s) {
-			if len(f) >= minSecretLen && !seen[f] {
-				seen[f] = true
-				forms = append(forms, f)
+	for i, secret := range append(slices.Clip(secrets), carriers...) {
+		cut := i < len(secrets)
+		for _, s := range decodings(secret) {
+			for _, e := range encodings(s) {
+				ps := pieces(e)
+				if !cut || e == template.HTMLEscapeString(s) {
+					// A carrier is removed whole; the delimiters of the
+					// HTML form ("&#34;") are its own, not the value's.
+					ps = ps[:1]
+				}
+				for _, f := range ps {
+					if len(f) >= minSecretLen && !seen[f] {
+						seen[f] = true
+						forms = append(forms, f)
+					}
+				}
 			}
 		}
 	}
 	slices.SortFunc(forms, func(a, b string) int { return len(b) - len(a) })
 	return &redactor{forms: forms}
 }
+
+// decodings lists s and what an API that decodes it shows: a value that
+// went out URL-escaped or as a JSON (or Go-quoted) string comes back as the
+// text it encodes.
+func decodings(s string) []string {
+	out := []string{s}
+	if d, err := url.QueryUnescape(s); err == nil && d != s {
+		out = append(out, d)
+	}
+	if d, err := url.PathUnescape(s); err == nil && d != s {
+		out = append(out, d)
+	}
+	if strings.HasPrefix(s, `"`) {
+		var d string
+		if json.Unmarshal([]byte(s), &d) == nil {
+			out = append(out, d)
+		}
+		if d, err := strconv.Unquote(s); err == nil {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// pieces lists s and, when it holds a delimiter of a query, form or URL,
+// the parts a parser splits it into (a form decoder echoing "keys" of a
+// JSON body shows a secret cut at its "&"), each also with "+" read as a
+// space.
+func pieces(s string) []string {
+	out := []string{s}
+	if !strings.ContainsAny(s, pieceDelimiters) {
+		return out
+	}
+	for _, p := range strings.FieldsFunc(s, func(r rune) bool { return strings.ContainsRune(pieceDelimiters, r) }) {
+		out = append(out, p, strings.ReplaceAll(p, "+", " "))
+	}
+	return out
+}
+
+const pieceDelimiters = "&;=?#,"
 
 // encodings lists s and the forms it takes when a request or a provider's
 // echo of it encodes it: URL path and query escaping, JSON string content
@@ -60,9 +113,14 @@ func encodings(s string) []string {
 	}
 	out := []string{
 		s,
+		// Error text is trimmed, and so are header values.
+		strings.TrimSpace(s),
 		url.QueryEscape(s),
 		url.PathEscape(s),
 		strings.ReplaceAll(url.QueryEscape(s), "+", "%20"),
+		// A form or query decoder reads "+" as a space; a path keeps it.
+		strings.ReplaceAll(s, "+", " "),
+		strings.ReplaceAll(s, " ", "+"),
 		template.HTMLEscapeString(s),
 		template.JSEscapeString(s),
 		base64.StdEncoding.EncodeToString([]byte(s)),
@@ -120,5 +178,5 @@ func (rd *redactor) path(r Request) string {
 // errors of a request carrying those secrets; for text a caller builds
 // before it has a request (a template that failed to render).
 func Redact(s string, secrets ...string) string {
-	return newRedactorOf(secrets).text(s)
+	return newRedactorOf(secrets, nil).text(s)
 }
