@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -458,4 +459,43 @@ func TestRollbackNeverRevokesByARepeatableName(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "does not make names unique") {
 		t.Error("rollback did not log why it left the key")
 	}
+}
+
+// A create answered with a redirect to another host: the HTTP layer
+// follows no redirect, so the target gets nothing, and the read fails with
+// the status. The origin may have created the key before redirecting, so
+// the WAL entry stays and rollback revokes what it made.
+func TestRedirectedCreateKeepsTheWAL(t *testing.T) {
+	t.Parallel()
+	var away atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { away.Add(1) }))
+	defer target.Close()
+	e := newEnv(t)
+	e.provider("p")
+	e.dynamicRole("dyn")
+	e.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/keys" {
+			e.demo.ServeHTTP(httptest.NewRecorder(), r)
+			w.Header().Set("Location", target.URL+"/v1/keys")
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return true
+		}
+		return false
+	})
+	_, err := e.do(logical.ReadOperation, "creds/dyn", nil)
+	e.setIntercept(nil)
+	if err == nil || !strings.Contains(err.Error(), "HTTP 307") {
+		t.Fatalf("creds after a redirected create: error %v, want one naming HTTP 307", err)
+	}
+	if n := away.Load(); n != 0 {
+		t.Fatalf("the redirect target received %d requests", n)
+	}
+	if created := e.keys(demoserver.StateLive); len(created) != 1 || e.walCount() != 1 {
+		t.Fatalf("%d keys created and %d WAL entries, want the origin's key and its entry", len(created), e.walCount())
+	}
+	e.rollback()
+	if live := e.keys(demoserver.StateLive); len(live) != 0 {
+		t.Fatalf("%d keys live after rollback", len(live))
+	}
+	e.wantNoWAL("")
 }
