@@ -126,6 +126,9 @@ func (b *backend) invalidate(_ context.Context, key string) {
 // HandleRequest gives every request a storage whose writes keep the read
 // cache honest.
 func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	if resp := checkPathName(req.Path); resp != nil {
+		return resp, nil
+	}
 	if req.Storage != nil {
 		req.Storage = cachingStorage{Storage: req.Storage, cache: b.cache}
 	}
