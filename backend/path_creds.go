@@ -50,7 +50,7 @@ func (b *backend) credsRead(ctx context.Context, req *logical.Request, d *framew
 	if pc == nil {
 		return nil, fmt.Errorf("role %q: provider %q does not exist", roleName, role.Provider)
 	}
-	return b.issueDynamic(ctx, req, roleName, role, pc)
+	return b.issueDynamic(ctx, req, roleName, role, pc.withDeadline())
 }
 
 // issueDynamic creates one key for one lease. A WAL entry exists from
