@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/datadog/datadogtest"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/twilio/twiliotest"
 )
 
 // A field that selects the site (Datadog's site) is a destination like
@@ -133,4 +134,52 @@ func TestTwilioURLFieldsAreDestinations(t *testing.T) {
 	resp, err = e.do(logical.CreateOperation, "providers/tw", map[string]any{"type": "twilio", "account_sid": "AC" + strings.Repeat("0", 32),
 		"auth_token": "tok", "accounts_base_url": "https://u:p4ssw0rdx@accounts.example.com"})
 	e.userError(resp, err, "accounts_base_url: must not contain a user name")
+}
+
+// A provider type's documented key name limit (Twilio: 64) holds at role
+// write: a template whose longest name is longer is refused, and a role
+// created without one gets the short default, which fits.
+func TestNameTemplateFitsTheTypesLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	f := twiliotest.NewServer()
+	t.Cleanup(f.Close)
+	e.must(logical.CreateOperation, "providers/tw", map[string]any{"type": "twilio", "base_url": f.URL, "iam_base_url": f.URL,
+		"accounts_base_url": f.URL, "account_sid": f.AccountSID(), "auth_token": f.AuthToken()})
+	resp, err := e.do(logical.CreateOperation, "roles/a-role-name-longer-than-32-characters", map[string]any{"provider": "tw", "mode": "dynamic", "name_template": defaultNameTemplate})
+	e.userError(resp, err, `provider type "twilio" allows 64`)
+	const dflt = "another-role-name-longer-than-32-characters"
+	e.must(logical.CreateOperation, "roles/"+dflt, map[string]any{"provider": "tw", "mode": "dynamic"})
+	if got := e.must(logical.ReadOperation, "roles/"+dflt, nil).Data["name_template"]; got != shortNameTemplate {
+		t.Fatalf("name_template of a twilio role created without one: %v", got)
+	}
+	s := e.must(logical.ReadOperation, "creds/"+dflt, nil)
+	if name, _ := s.Data["key_name"].(string); name == "" || len(name) > 64 {
+		t.Fatalf("key_name %q", name)
+	}
+	// Other types keep the usual default.
+	e.provider("p")
+	e.must(logical.CreateOperation, "roles/"+dflt+"-demo", map[string]any{"provider": "p", "mode": "dynamic"})
+	if got := e.must(logical.ReadOperation, "roles/"+dflt+"-demo", nil).Data["name_template"]; got != defaultNameTemplate {
+		t.Fatalf("name_template of a demo role created without one: %v", got)
+	}
+}
+
+// What a name template renders is bounded whatever the display name: the
+// template sees at most 128 characters of it, so the write-time check of
+// the longest name holds at creds time.
+func TestRenderedNameIsBoundedByTheWriteCheck(t *testing.T) {
+	t.Parallel()
+	const tmpl = "k-{{.DisplayName}}-{{random 6}}"
+	n, err := longestKeyName(tmpl, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, err := renderKeyName(tmpl, "r", strings.Repeat("x", 5000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(name) != n || n != 2+maxDisplayNameLength+1+6 {
+		t.Fatalf("rendered %d characters with a 5000-character display name; the write check found %d", len(name), n)
+	}
 }

@@ -316,7 +316,7 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 		// Learn the root's id now (an authenticated call, so a wrong root,
 		// or a new destination that does not take it, is caught here rather
 		// than at the first creds read).
-		id, err := pc.api.RootID(ctx)
+		id, err := pc.withDeadline().api.RootID(ctx)
 		if err != nil {
 			return logical.ErrorResponse("%s: the provider did not accept the root credential: %s", strings.Join(sensitiveFields(typ), ", "), err.Error()), nil
 		}

@@ -687,9 +687,10 @@ func ptTwilio(t *testing.T) *ptType {
 		rootSecrets: []string{f.AuthToken()},
 		rootLabel:   func(string) string { return "auth_token" },
 		// A restricted key: scopes become the Policy; the name template
-		// renders more than 64 characters, which Twilio's FriendlyName cuts.
+		// renders 63 characters, just within Twilio's FriendlyName limit (a
+		// longer one is refused at role write).
 		dynRole: map[string]any{"scopes": perms, "parameters": map[string]any{"key_type": "restricted"},
-			"name_template": "vault-e2e-twilio-restricted-messaging-{{.RoleName}}-{{unix_time}}-{{random 20}}"},
+			"name_template": "vault-e2e-twilio-restricted-messaging-{{.RoleName}}-{{unix_time}}-{{random 10}}"},
 		dualRole: map[string]any{}, // a standard key
 		isCreate: func(r ptReq) bool {
 			return r.at(http.MethodPost, "/v1/Keys") || r.at(http.MethodPost, acct+"/Keys.json")
@@ -708,8 +709,8 @@ func ptTwilio(t *testing.T) *ptType {
 			}
 			ptEqList(t, "create Policy.allow", pol.Allow, perms)
 			name := ptS(r.Body["FriendlyName"])
-			if len(name) != 64 || !strings.HasPrefix(name, namePrefix) {
-				t.Errorf("FriendlyName %q: want the rendered name cut to 64 characters", name)
+			if len(name) != 63 || !strings.HasPrefix(name, namePrefix) {
+				t.Errorf("FriendlyName %q: want the whole rendered name (63 characters)", name)
 			}
 			ptEq(t, "creds key_name", ptS(s.Data["key_name"]), name)
 			ptEq(t, "creds sid", ptS(s.Data["sid"]), ptS(s.Data["key_id"]))
