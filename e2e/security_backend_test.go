@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -120,18 +121,26 @@ func TestBaseURLTransportRules(t *testing.T) {
 func TestHungProviderShowsInStatus(t *testing.T) {
 	c, d := sharedVlt.client, sharedDemo
 	hang := newHangProxy(t, d.URL)
-	prov, dyn, dual := uniq("hung"), uniq("hung-dyn"), uniq("hung-dual")
-	write(t, c, "thirdparty/providers/"+prov, map[string]any{"type": "demo", "base_url": hang.URL, "admin_key": d.AdminKey, "request_timeout": "2s"})
-	write(t, c, "thirdparty/roles/"+dyn, map[string]any{"provider": prov, "mode": "dynamic", "ttl": "60s"})
-	write(t, c, "thirdparty/roles/"+dual, map[string]any{"provider": prov, "mode": "dual", "rotation_period": "8s", "overlap": "2s", "ttl": "2s"})
+	// A mount of its own: unmounting it at the end also drops the WAL
+	// entries of the creates that never got an answer.
+	mount := uniq("hung")
+	if err := sharedVlt.mount(mount); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		hang.hang.Store(false)
-		_, _ = c.Logical().Delete("thirdparty/roles/" + dual)
+		if err := c.Sys().Unmount(mount); err != nil {
+			t.Logf("unmount %s: %v", mount, err)
+		}
 	})
+	prov, dyn, dual := uniq("hung"), uniq("hung-dyn"), uniq("hung-dual")
+	write(t, c, mount+"/providers/"+prov, map[string]any{"type": "demo", "base_url": hang.URL, "admin_key": d.AdminKey, "request_timeout": "2s"})
+	write(t, c, mount+"/roles/"+dyn, map[string]any{"provider": prov, "mode": "dynamic", "ttl": "60s"})
+	write(t, c, mount+"/roles/"+dual, map[string]any{"provider": prov, "mode": "dual", "rotation_period": "8s", "overlap": "2s", "ttl": "2s"})
 	hang.hang.Store(true)
 	hungAt := time.Now()
 
-	for _, tc := range []struct{ path, op string }{{"thirdparty/creds/" + dyn, "read"}, {"thirdparty/rotate-role/" + dual, "write"}} {
+	for _, tc := range []struct{ path, op string }{{mount + "/creds/" + dyn, "read"}, {mount + "/rotate-role/" + dual, "write"}} {
 		start := time.Now()
 		var err error
 		if tc.op == "read" {
@@ -157,7 +166,7 @@ func TestHungProviderShowsInStatus(t *testing.T) {
 	// rotation (the manual one above failed and kept the schedule).
 	deadline := hungAt.Add(8*time.Second + 2*time.Second + 10*time.Second)
 	for {
-		st := statusOf(t, c, dual)
+		st, _ := read(t, c, mount+"/status").Data["roles"].(map[string]any)[dual].(map[string]any)
 		if e, _ := st["last_error"].(string); e != "" && !strings.HasPrefix(e, "manual rotation") {
 			if !strings.Contains(e, "request_timeout") {
 				t.Errorf("last_error does not say the provider ran out of request_timeout: %s", e)
@@ -169,7 +178,16 @@ func TestHungProviderShowsInStatus(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	if m := metricsBody(t, c); !strings.Contains(m, `thirdparty_rotation_failing{kind="role",name="`+dual+`"} 1`) {
+	resp, err := c.Logical().ReadRaw(mount + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	var m strings.Builder
+	if _, err := io.Copy(&m, resp.Body); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(m.String(), `thirdparty_rotation_failing{kind="role",name="`+dual+`"} 1`) {
 		t.Errorf("metrics do not show the role failing")
 	}
 }
