@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -123,7 +124,7 @@ func (m *fuzzMount) run(t *testing.T, prefix string, create bool, name, raw stri
 	defer cancel()
 	resp, err := b.HandleRequest(ctx, req)
 	code, _ := logical.RespondErrorCommon(req, resp, err)
-	if err == logical.ErrUnsupportedPath || err == logical.ErrUnsupportedOperation {
+	if errors.Is(err, logical.ErrUnsupportedPath) || errors.Is(err, logical.ErrUnsupportedOperation) {
 		return // the name does not match the path pattern: Vault's 404/405
 	}
 	if code >= http.StatusInternalServerError || (err != nil && code == 0) {
