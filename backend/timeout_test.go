@@ -67,7 +67,7 @@ func (e *env) doWithin(limit time.Duration, op logical.Operation, path string) (
 	return resp, err, time.Since(start)
 }
 
-// A hung provider: creds (dynamic) and rotate-role give up within the
+// A hung provider: creds (dynamic), rotate-role and rotate-root give up within the
 // provider's request_timeout, however long the request may run, with an
 // error naming the provider and the timeout; the manual rotation's failure
 // is stored for status.
@@ -79,7 +79,7 @@ func TestHungProviderGivesUpWithinRequestTimeout(t *testing.T) {
 	for _, tc := range []struct {
 		op   logical.Operation
 		path string
-	}{{logical.ReadOperation, "creds/dyn"}, {logical.UpdateOperation, "rotate-role/r"}} {
+	}{{logical.ReadOperation, "creds/dyn"}, {logical.UpdateOperation, "rotate-role/r"}, {logical.UpdateOperation, "rotate-root/m"}} {
 		resp, err, took := e.doWithin(20*time.Second, tc.op, tc.path)
 		if took > 5*time.Second {
 			t.Errorf("%s took %s with request_timeout 1s", tc.path, took)
@@ -95,6 +95,9 @@ func TestHungProviderGivesUpWithinRequestTimeout(t *testing.T) {
 	}
 	if st := e.state("r"); !strings.Contains(st.LastError, "request_timeout") {
 		t.Fatalf("the failed rotate-role is not in last_error: %q", st.LastError)
+	}
+	if p := e.storedProvider("m"); !strings.Contains(p.LastRootRotationError, "request_timeout") {
+		t.Fatalf("the failed rotate-root is not in last_root_rotation_error: %q", p.LastRootRotationError)
 	}
 }
 
