@@ -183,3 +183,30 @@ func TestRenderedNameIsBoundedByTheWriteCheck(t *testing.T) {
 		t.Fatalf("rendered %d characters with a 5000-character display name; the write check found %d", len(name), n)
 	}
 }
+
+// Templates a Vault user writes still work under the bounds.
+func TestNameTemplatesWithinBoundsRender(t *testing.T) {
+	t.Parallel()
+	for _, tmpl := range []string{
+		defaultNameTemplate, shortNameTemplate,
+		"{{.DisplayName | truncate_sha256 30}}-{{uuid}}",
+		"{{.RoleName | uppercase | replace \"-\" \"_\"}}_{{unix_time_millis}}_{{random 64}}",
+		"{{if .DisplayName}}{{.DisplayName | truncate 8}}{{else}}anon{{end}}-{{random 6}}",
+		"{{with .RoleName}}{{. | lowercase}}{{end}}-{{timestamp \"20060102\"}}-{{.RoleName | sha256 | truncate 8}}-{{.RoleName | base64}}",
+	} {
+		if _, err := renderKeyName(tmpl, "role", "token-someone"); err != nil {
+			t.Errorf("%s: %v", tmpl, err)
+		}
+	}
+	for tmpl, want := range map[string]string{
+		"{{random 65}}":                       "random",
+		"{{.RoleName | truncate_sha256 999}}": "truncate_sha256",
+		"{{$x := .RoleName}}{{$x}}":           "not allowed",
+		"{{index . \"RoleName\"}}":            "index",
+		"{{.RoleName.Len}}":                   "unknown field",
+	} {
+		if _, err := renderKeyName(tmpl, "role", "d"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: error %v, want one naming %q", tmpl, err, want)
+		}
+	}
+}
