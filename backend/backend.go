@@ -135,6 +135,16 @@ func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 	return b.Backend.HandleRequest(ctx, req)
 }
 
+// HandleExistenceCheck answers "does not exist" for a name checkPathName
+// refuses: Vault asks before the write itself (which is then the 400),
+// and looking such a name up in storage is an error.
+func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
+	if checkPathName(req.Path) != nil {
+		return true, false, nil
+	}
+	return b.Backend.HandleExistenceCheck(ctx, req)
+}
+
 // setStorage sets the storage background jobs use.
 func (b *backend) setStorage(s logical.Storage) {
 	if s != nil {
