@@ -135,10 +135,23 @@ func (b *backend) invalidate(_ context.Context, key string) {
 // HandleRequest gives every request a storage whose writes keep the read
 // cache honest.
 func (b *backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	if resp := checkPathName(req.Path); resp != nil {
+		return resp, nil
+	}
 	if req.Storage != nil {
 		req.Storage = cachingStorage{Storage: req.Storage, cache: b.cache}
 	}
 	return b.Backend.HandleRequest(ctx, req)
+}
+
+// HandleExistenceCheck answers "does not exist" for a name checkPathName
+// refuses: Vault asks before the write itself (which is then the 400),
+// and looking such a name up in storage is an error.
+func (b *backend) HandleExistenceCheck(ctx context.Context, req *logical.Request) (bool, bool, error) {
+	if checkPathName(req.Path) != nil {
+		return true, false, nil
+	}
+	return b.Backend.HandleExistenceCheck(ctx, req)
 }
 
 // setStorage sets the storage background jobs use.

@@ -57,6 +57,10 @@ func (e *env) mountState(ms *memServer, paths ...string) mountState {
 func TestBadInputIs400AndChangesNothing(t *testing.T) {
 	t.Parallel()
 	const url = "http://demo.invalid" // replaced by the provider's URL
+	// Replaced by the same provider at another loopback name (a new
+	// destination), and by the demo provider's admin key.
+	const url2, adminKey = "http://other.invalid", "the-admin-key"
+	long := strings.Repeat("n", 129)
 	cases := []struct {
 		name string
 		op   logical.Operation
@@ -95,6 +99,19 @@ func TestBadInputIs400AndChangesNothing(t *testing.T) {
 		{"http template error", logical.CreateOperation, "providers/new", map[string]any{"type": "http", "base_url": url, "root_secret": "s",
 			"create_path": "/v1/keys", "revoke_path": "/v1/keys/{{.Key.ID", "verify_path": "/v1/whoami", "key_id_path": "id", "key_secret_path": "key"}, []string{"revoke_path"}},
 		{"deleting a provider in use", logical.DeleteOperation, "providers/p", nil, []string{"dyn", "dual"}},
+		{"provider name with ..", logical.CreateOperation, "providers/a..", map[string]any{"type": "demo", "base_url": url, "admin_key": adminKey}, []string{"name", `".."`}},
+		{"provider name over 128 characters", logical.CreateOperation, "providers/" + long, map[string]any{"type": "demo", "base_url": url, "admin_key": adminKey}, []string{"name", "128"}},
+		{"read of a provider named ..", logical.ReadOperation, "providers/a..", nil, []string{"name", "must not contain"}},
+		{"base_url plain http to another host", logical.UpdateOperation, "providers/p", map[string]any{"base_url": "http://demo.example.com", "admin_key": adminKey}, []string{"base_url", "https"}},
+		{"base_url plain http to the metadata address", logical.UpdateOperation, "providers/p", map[string]any{"base_url": "http://169.254.169.254", "admin_key": adminKey}, []string{"base_url", "https"}},
+		{"new provider with a plain http base_url", logical.CreateOperation, "providers/new", map[string]any{"type": "demo", "base_url": "http://demo.example.com", "admin_key": adminKey}, []string{"base_url", "https"}},
+		{"base_url with userinfo", logical.UpdateOperation, "providers/p", map[string]any{"base_url": "https://user:hunter22@127.0.0.1", "admin_key": adminKey}, []string{"base_url", "user"}},
+		{"base_url changed without the credential", logical.UpdateOperation, "providers/p", map[string]any{"base_url": url2}, []string{"admin_key", "base_url"}},
+		{"allow_insecure_http turned on without the credential", logical.UpdateOperation, "providers/p", map[string]any{"allow_insecure_http": true}, []string{"admin_key", "allow_insecure_http"}},
+		{"base_url changed to a host that refuses the credential", logical.UpdateOperation, "providers/p", map[string]any{"base_url": "http://127.0.0.1:1", "admin_key": adminKey}, []string{"admin_key"}},
+		{"request_timeout over 5m", logical.UpdateOperation, "providers/p", map[string]any{"request_timeout": "2000000h"}, []string{"request_timeout", "5m"}},
+		{"root cron that never fires", logical.UpdateOperation, "providers/p", map[string]any{"rotation_schedule": "0 0 30 2 *"}, []string{"rotation_schedule", "never fires"}},
+		{"root rotation_window under a minute", logical.UpdateOperation, "providers/p", map[string]any{"rotation_schedule": "@daily", "rotation_window": "30s"}, []string{"rotation_window"}},
 
 		// Roles.
 		{"role without provider", logical.CreateOperation, "roles/new", map[string]any{"mode": "dynamic"}, []string{"provider"}},
@@ -128,6 +145,23 @@ func TestBadInputIs400AndChangesNothing(t *testing.T) {
 		{"dynamic role with parameters the type rejects", logical.CreateOperation, "roles/new", map[string]any{"provider": "p", "mode": "dynamic", "parameters": "team=a"}, []string{"parameters", "team"}},
 		{"dynamic role given parameters the type rejects", logical.UpdateOperation, "roles/dyn", map[string]any{"parameters": "team=a"}, []string{"parameters", "team"}},
 		{"dual role given parameters the type rejects", logical.UpdateOperation, "roles/dual", map[string]any{"parameters": "team=a"}, []string{"parameters", "team"}},
+		{"role name with ..", logical.CreateOperation, "roles/a..", map[string]any{"provider": "p", "mode": "dynamic"}, []string{"name", `".."`}},
+		{"role name over 128 characters", logical.CreateOperation, "roles/" + long, map[string]any{"provider": "p", "mode": "dynamic"}, []string{"name", "128"}},
+		{"role provider named ..", logical.CreateOperation, "roles/new", map[string]any{"provider": "a..", "mode": "dynamic"}, []string{"provider", `".."`}},
+		{"misspelt role field", logical.UpdateOperation, "roles/dyn", map[string]any{"tll": "1h"}, []string{"tll"}},
+		{"unknown role field on create", logical.CreateOperation, "roles/new", map[string]any{"provider": "p", "mode": "dynamic", "bogus": "x"}, []string{"bogus"}},
+		{"name_template with a missing key", logical.UpdateOperation, "roles/dyn", map[string]any{"name_template": "{{.Nope}}-{{random 6}}"}, []string{"name_template", "Nope"}},
+		{"name_template random too long", logical.UpdateOperation, "roles/dyn", map[string]any{"name_template": "{{random 100000000}}"}, []string{"name_template", "random"}},
+		{"name_template truncate too long", logical.UpdateOperation, "roles/dyn", map[string]any{"name_template": "{{.RoleName | truncate 100000}}-{{random 6}}"}, []string{"name_template", "truncate"}},
+		{"name_template printf", logical.UpdateOperation, "roles/dyn", map[string]any{"name_template": `{{printf "%0100000000d" 1}}`}, []string{"name_template", "printf"}},
+		{"name_template range", logical.UpdateOperation, "roles/dyn", map[string]any{"name_template": "{{range 100000000}}x{{end}}"}, []string{"name_template", "range"}},
+		{"name_template rendering names too long", logical.UpdateOperation, "roles/dyn", map[string]any{"name_template": "vault-{{.DisplayName}}-{{random 6}}"}, []string{"name_template", "128"}},
+		{"name_template over 128 characters of text", logical.CreateOperation, "roles/new", map[string]any{"provider": "p", "mode": "dynamic", "name_template": strings.Repeat("k", 200)}, []string{"name_template", "128"}},
+		{"role cron that never fires", logical.UpdateOperation, "roles/dual", map[string]any{"rotation_schedule": "0 0 30 2 *"}, []string{"rotation_schedule", "never fires"}},
+		{"rotation_window under a minute", logical.CreateOperation, "roles/new", map[string]any{"provider": "p", "mode": "dual", "rotation_schedule": "@daily", "rotation_window": "30s"}, []string{"rotation_window"}},
+		{"rotation_window longer than the schedule's interval", logical.CreateOperation, "roles/new", map[string]any{"provider": "p", "mode": "dual", "rotation_schedule": "@hourly", "overlap": "10m", "rotation_window": "2h"}, []string{"rotation_window", "interval"}},
+		{"creds of a role named ..", logical.ReadOperation, "creds/a..", nil, []string{"role", "must not contain"}},
+		{"rotate-role of a role named ..", logical.UpdateOperation, "rotate-role/a..", nil, []string{"name", "must not contain"}},
 
 		// Rotation.
 		{"rotate-role of a dynamic role", logical.UpdateOperation, "rotate-role/dyn", nil, []string{"dyn", "dual"}},
@@ -151,6 +185,10 @@ func TestBadInputIs400AndChangesNothing(t *testing.T) {
 				switch {
 				case v == url:
 					v = e.srv.URL
+				case v == url2:
+					v = strings.Replace(e.srv.URL, "127.0.0.1", "localhost", 1)
+				case v == adminKey:
+					v = e.adminKey
 				case v == "mem" && k == "base_url":
 					v = ms.url
 				case v == "mem" && k == "root_token":
@@ -159,7 +197,7 @@ func TestBadInputIs400AndChangesNothing(t *testing.T) {
 				data[k] = v
 			}
 			reads := []string{"providers/p", "providers/p2", "providers/nr", "roles/dyn", "roles/dual", "status"}
-			if strings.HasPrefix(tc.path, "providers/") || strings.HasPrefix(tc.path, "roles/") {
+			if (strings.HasPrefix(tc.path, "providers/") || strings.HasPrefix(tc.path, "roles/")) && checkName(tc.path[strings.LastIndex(tc.path, "/")+1:]) == "" {
 				reads = append(reads, tc.path)
 			}
 			before := e.mountState(ms, reads...)

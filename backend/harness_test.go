@@ -125,7 +125,22 @@ func (f *faultyStorage) should(m map[string]int, key string) bool {
 	return false
 }
 
+// errRelativePath is what Vault's barrier answers for a key with "..".
+var errRelativePath = errors.New("relative paths not supported")
+
+// Like Vault's barrier (and unlike InmemStorage), faultyStorage refuses
+// keys that contain "..".
+func (f *faultyStorage) Get(ctx context.Context, k string) (*logical.StorageEntry, error) {
+	if strings.Contains(k, "..") {
+		return nil, errRelativePath
+	}
+	return f.Storage.Get(ctx, k)
+}
+
 func (f *faultyStorage) Put(ctx context.Context, e *logical.StorageEntry) error {
+	if strings.Contains(e.Key, "..") {
+		return errRelativePath
+	}
 	if f.should(f.failPut, e.Key) {
 		return errInjected
 	}
@@ -133,6 +148,9 @@ func (f *faultyStorage) Put(ctx context.Context, e *logical.StorageEntry) error 
 }
 
 func (f *faultyStorage) Delete(ctx context.Context, k string) error {
+	if strings.Contains(k, "..") {
+		return errRelativePath
+	}
 	if f.should(f.failDelete, k) {
 		return errInjected
 	}

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -118,7 +119,22 @@ func (b *backend) migrate(ctx context.Context, s logical.Storage) error {
 		if err != nil {
 			return err
 		}
-		if e == nil || !b.adoptLegacyProvider(e, now) {
+		if e == nil {
+			continue
+		}
+		changed := b.adoptLegacyProvider(e, now)
+		// v0.1.0 took plain http to any host and any request_timeout; v0.2.0
+		// refuses both at write. The entry keeps working as it did, and a
+		// read shows the choice: allow_insecure_http=true.
+		if u, err := url.Parse(e.BaseURL); err == nil && u.Scheme == "http" && !loopbackHost(u.Hostname()) && !e.AllowInsecureHTTP {
+			e.AllowInsecureHTTP, changed = true, true
+			b.Logger().Warn("storage migration: provider sends its root credential over plain http; allow_insecure_http set to keep it working (use https)", "provider", n)
+		}
+		if e.RequestTimeout > maxRequestTimeout {
+			e.RequestTimeout, changed = maxRequestTimeout, true
+			b.Logger().Info("storage migration: request_timeout capped", "provider", n, "request_timeout", maxRequestTimeout.String())
+		}
+		if !changed {
 			continue
 		}
 		if err := putJSON(ctx, s, providerPrefix+n, e); err != nil {

@@ -422,6 +422,12 @@ func TestMigrationFromV010(t *testing.T) {
 	e.must(logical.CreateOperation, "roles/custom", map[string]any{"provider": "p", "mode": "dynamic", "name_template": "mine-{{random 8}}"})
 	pe := e.storedProvider("p")
 	pe.Incarnation = ""
+	pe.RequestTimeout = 2000000 * time.Hour // v0.1.0 had no bound
+	plain := *pe
+	plain.BaseURL = "http://provider.example.com"
+	if err := putJSON(ctx, e.storage, providerPrefix+"plain", &plain); err != nil {
+		t.Fatal(err)
+	}
 	if err := putJSON(ctx, e.storage, providerPrefix+"p", pe); err != nil {
 		t.Fatal(err)
 	}
@@ -444,6 +450,12 @@ func TestMigrationFromV010(t *testing.T) {
 	}
 	if pe.Incarnation == "" || !pe.LegacyLeasesUntil.Equal(e.clock.Now().Add(24*time.Hour)) {
 		t.Fatalf("migrated provider: incarnation %q, legacy leases until %s; want an incarnation and now + the mount's max TTL", pe.Incarnation, pe.LegacyLeasesUntil)
+	}
+	if pe.RequestTimeout != maxRequestTimeout || pe.AllowInsecureHTTP {
+		t.Fatalf("migrated provider: request_timeout %s, allow_insecure_http %v; want capped at %s, false (loopback)", pe.RequestTimeout, pe.AllowInsecureHTTP, maxRequestTimeout)
+	}
+	if pl := e.storedProvider("plain"); !pl.AllowInsecureHTTP || pl.Incarnation == "" {
+		t.Fatalf("a v0.1.0 provider on plain http to another host: %+v; want allow_insecure_http set", pl)
 	}
 	if r, _ := getRole(ctx, e.storage, "dyn"); r.NameTemplate != defaultNameTemplate {
 		t.Fatalf("a role with v0.1.0's default template kept %q, want the new default", r.NameTemplate)

@@ -70,6 +70,19 @@ type memServer struct {
 	seq    int
 	rolls  int
 	keys   map[string]string // id -> secret of live keys
+
+	// hang makes every call wait until its context ends, as a provider
+	// that accepts connections and never answers.
+	hang atomic.Bool
+}
+
+// stall waits for ctx when the account hangs; it returns ctx's error then.
+func (s *memServer) stall(ctx context.Context) error {
+	if !s.hang.Load() {
+		return nil
+	}
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 func randomToken(prefix string) string {
@@ -142,7 +155,10 @@ func (c *memClient) auth(op string) error {
 
 func (c *memClient) ValidateKeyRequest(clients.KeyRequest) error { return nil }
 
-func (c *memClient) CreateKey(_ context.Context, req clients.KeyRequest) (clients.Key, error) {
+func (c *memClient) CreateKey(ctx context.Context, req clients.KeyRequest) (clients.Key, error) {
+	if err := c.srv.stall(ctx); err != nil {
+		return clients.Key{}, err
+	}
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
 	if err := c.auth("create"); err != nil {
@@ -155,7 +171,10 @@ func (c *memClient) CreateKey(_ context.Context, req clients.KeyRequest) (client
 	return clients.Key{ID: id, Name: req.Name, Secret: secret}, nil
 }
 
-func (c *memClient) VerifyKey(_ context.Context, key clients.Key) error {
+func (c *memClient) VerifyKey(ctx context.Context, key clients.Key) error {
+	if err := c.srv.stall(ctx); err != nil {
+		return err
+	}
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
 	if c.srv.keys[key.ID] != key.Secret {
@@ -164,7 +183,10 @@ func (c *memClient) VerifyKey(_ context.Context, key clients.Key) error {
 	return nil
 }
 
-func (c *memClient) RevokeKey(_ context.Context, id string) error {
+func (c *memClient) RevokeKey(ctx context.Context, id string) error {
+	if err := c.srv.stall(ctx); err != nil {
+		return err
+	}
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
 	if err := c.auth("revoke"); err != nil {
@@ -178,7 +200,10 @@ func (c *memClient) FindKeys(context.Context, string) ([]clients.Key, error) {
 	return nil, clients.ErrNotSupported
 }
 
-func (c *memClient) RootID(context.Context) (string, error) {
+func (c *memClient) RootID(ctx context.Context) (string, error) {
+	if err := c.srv.stall(ctx); err != nil {
+		return "", err
+	}
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()
 	if err := c.auth("whoami"); err != nil {
@@ -188,9 +213,12 @@ func (c *memClient) RootID(context.Context) (string, error) {
 }
 
 // CreateRoot rolls the root: the old token stops working at once.
-func (c *memClient) CreateRoot(context.Context, string) (clients.Root, error) {
+func (c *memClient) CreateRoot(ctx context.Context, _ string) (clients.Root, error) {
 	if !c.caps.RootRotation {
 		return clients.Root{}, clients.ErrNotSupported
+	}
+	if err := c.srv.stall(ctx); err != nil {
+		return clients.Root{}, err
 	}
 	c.srv.mu.Lock()
 	defer c.srv.mu.Unlock()

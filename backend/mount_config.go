@@ -93,3 +93,7 @@ func (b *backend) mountMarker(ctx context.Context, s logical.Storage) (string, e
 	b.marker.marker.Store(&c.Marker)
 	return c.Marker, nil
 }
+
+// markerPlaceholder stands for the marker where a template is checked
+// without a mount (its length is what matters).
+const markerPlaceholder = "tpxxxxxxxx"

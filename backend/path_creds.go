@@ -50,7 +50,7 @@ func (b *backend) credsRead(ctx context.Context, req *logical.Request, d *framew
 	if pc == nil {
 		return nil, fmt.Errorf("role %q: provider %q does not exist", roleName, role.Provider)
 	}
-	return b.issueDynamic(ctx, req, roleName, role, pc)
+	return b.issueDynamic(ctx, req, roleName, role, pc.withDeadline())
 }
 
 // issueDynamic creates one key for one lease. A ledger entry naming the
@@ -177,7 +177,7 @@ func (b *backend) revokeNow(pc *providerClient, id string) error {
 // (its lease end set to now) instead of after the lease's TTL. It runs on
 // a fresh context, so a request that timed out still records it.
 func (b *backend) abandonEntry(s logical.Storage, entry *ledgerEntry, gone bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), storageTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), persistTimeout)
 	defer cancel()
 	if gone {
 		if err := deleteLedger(ctx, s, entry.Provider, entry.Incarnation, entry.ID); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -29,12 +30,15 @@ type providerEntry struct {
 	// LegacyLeasesUntil is when leases issued before the ledger existed
 	// (v0.1.0) can no longer be outstanding: a delete before then keeps a
 	// tombstone so that their revocations still reach this account.
-	LegacyLeasesUntil time.Time         `json:"legacy_leases_until,omitempty"`
-	Type              string            `json:"type"`
-	BaseURL           string            `json:"base_url"`
-	RequestTimeout    time.Duration     `json:"request_timeout"`
-	MaxConcurrency    int               `json:"max_concurrency"`
-	TLSCACert         string            `json:"tls_ca_cert"`
+	LegacyLeasesUntil time.Time     `json:"legacy_leases_until,omitempty"`
+	Type              string        `json:"type"`
+	BaseURL           string        `json:"base_url"`
+	RequestTimeout    time.Duration `json:"request_timeout"`
+	MaxConcurrency    int           `json:"max_concurrency"`
+	TLSCACert         string        `json:"tls_ca_cert"`
+	// AllowInsecureHTTP lets base_url (and the type's other URLs) be plain
+	// http to a host that is not loopback.
+	AllowInsecureHTTP bool              `json:"allow_insecure_http,omitempty"`
 	Fields            map[string]string `json:"fields"`
 	Rotation          rotationConfig    `json:"rotation"`
 
@@ -56,6 +60,9 @@ type providerEntry struct {
 const (
 	defaultRequestTimeout = 30 * time.Second
 	defaultMaxConcurrency = 8
+	// maxRequestTimeout bounds request_timeout: it is also the deadline of a
+	// whole provider operation (retries included), which a caller waits for.
+	maxRequestTimeout = 5 * time.Minute
 )
 
 // commonProviderFields are the fields every provider type has.
@@ -66,9 +73,12 @@ func commonProviderFields() map[string]*framework.FieldSchema {
 		"type": {Type: framework.TypeString,
 			Description: "Provider type (required on create, immutable): " + strings.Join(typeNames(), ", ") + "."},
 		"base_url": {Type: framework.TypeString,
-			Description: "API root URL (http or https). Defaults per type; required for self-hosted types (demo, gitlab, grafana, http)."},
+			Description: "API root URL: https, or http only to a loopback host (127.0.0.0/8, ::1, localhost) or with allow_insecure_http; no user:password@. " +
+				"Defaults per type; required for self-hosted types (demo, gitlab, grafana, http). Changing it needs the root credential in the same write."},
+		"allow_insecure_http": {Type: framework.TypeBool, Default: false,
+			Description: "Allow a plain-http base_url to a host that is not loopback (the root credential then travels unencrypted). Turning it on needs the root credential in the same write."},
 		"request_timeout": {Type: framework.TypeDurationSecond, Default: int(defaultRequestTimeout.Seconds()),
-			Description: "Timeout of one HTTP request to the provider."},
+			Description: "Timeout of one HTTP request to the provider, and the deadline of one whole provider operation (retries included) of creds and rotate-role (at most 5m)."},
 		"max_concurrency": {Type: framework.TypeInt, Default: defaultMaxConcurrency,
 			Description: "Most provider calls in flight at once for this provider (1-256)."},
 		"tls_ca_cert": {Type: framework.TypeString,
@@ -208,18 +218,29 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 	} else if creating {
 		e.BaseURL = typ.DefaultBaseURL
 	}
+	if v, ok := d.GetOk("allow_insecure_http"); ok {
+		e.AllowInsecureHTTP = v.(bool)
+	}
 	if e.BaseURL == "" && typ.BaseURLRequired {
 		return logical.ErrorResponse("base_url is required for provider type %q", e.Type), nil
 	}
+	_, baseGiven := req.Data["base_url"]
+	_, insecureGiven := req.Data["allow_insecure_http"]
 	if e.BaseURL != "" {
-		if msg := checkURL(e.BaseURL); msg != "" {
+		// The transport rules apply when the URL or the permission is
+		// written; an entry stored before them keeps working until then.
+		msg := checkURL(e.BaseURL)
+		if msg == "" && (creating || baseGiven || insecureGiven) {
+			msg = checkTransport(e.BaseURL, e.AllowInsecureHTTP)
+		}
+		if msg != "" {
 			return logical.ErrorResponse("base_url: %s", msg), nil
 		}
 	}
 	if _, ok := d.GetOk("request_timeout"); ok || creating {
 		e.RequestTimeout = time.Duration(d.Get("request_timeout").(int)) * time.Second
-		if e.RequestTimeout <= 0 {
-			return logical.ErrorResponse("request_timeout must be positive"), nil
+		if e.RequestTimeout <= 0 || e.RequestTimeout > maxRequestTimeout {
+			return logical.ErrorResponse("request_timeout must be more than 0s and at most %s", maxRequestTimeout), nil
 		}
 	}
 	if _, ok := d.GetOk("max_concurrency"); ok || creating {
@@ -250,6 +271,23 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 	for _, f := range typ.Fields {
 		if f.Required && e.Fields[f.Name] == "" {
 			return logical.ErrorResponse("%s is required for provider type %q", f.Name, e.Type), nil
+		}
+	}
+	for _, f := range typ.Fields {
+		if _, given := req.Data[f.Name]; f.URL && e.Fields[f.Name] != "" && (creating || given || insecureGiven) {
+			msg := checkURL(e.Fields[f.Name])
+			if msg == "" {
+				msg = checkTransport(e.Fields[f.Name], e.AllowInsecureHTTP)
+			}
+			if msg != "" {
+				return logical.ErrorResponse("%s: %s", f.Name, msg), nil
+			}
+		}
+	}
+	destChanged := !creating && destinationChanged(typ, old, e)
+	if destChanged {
+		if resp := credentialResent(typ, e, req.Data); resp != nil {
+			return resp, nil
 		}
 	}
 	if typ.Validate != nil {
@@ -286,16 +324,19 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 			}
 		}
 	}
-	if secretChanged {
-		// Learn the root's id now (an authenticated call, so a wrong root is
-		// caught here rather than at the first creds read).
-		id, err := pc.api.RootID(ctx)
+	if secretChanged || destChanged {
+		// Learn the root's id now (an authenticated call, so a wrong root,
+		// or a new destination that does not take it, is caught here rather
+		// than at the first creds read).
+		id, err := pc.withDeadline().api.RootID(ctx)
 		if err != nil {
 			return logical.ErrorResponse("%s: the provider did not accept the root credential: %s", strings.Join(sensitiveFields(typ), ", "), err.Error()), nil
 		}
 		if id != "" {
 			e.RootKeyID = id
 		}
+	}
+	if secretChanged {
 		e.RootSetAt = b.clock.Now()
 		// A root set by hand starts a clean slate for automated rotation.
 		e.LastRootRotationError, e.RootFailures, e.RootNextRetry = "", 0, time.Time{}
@@ -352,6 +393,7 @@ func (b *backend) providerRead(ctx context.Context, req *logical.Request, d *fra
 		"request_timeout":          int64(e.RequestTimeout.Seconds()),
 		"max_concurrency":          e.MaxConcurrency,
 		"tls_ca_cert":              e.TLSCACert,
+		"allow_insecure_http":      e.AllowInsecureHTTP,
 		"root_key_id":              e.RootKeyID,
 		"root_rotated_at":          formatTime(e.RootRotatedAt),
 		"last_root_rotation_error": e.LastRootRotationError,
@@ -421,6 +463,9 @@ func (b *backend) providerList(ctx context.Context, req *logical.Request, _ *fra
 func checkURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
+		if strings.Contains(raw, "@") {
+			return "not a URL" // the parser's text may quote a password
+		}
 		return fmt.Sprintf("not a URL: %v", errors.Unwrap(err))
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
@@ -433,6 +478,72 @@ func checkURL(raw string) string {
 		return "must not have a query or fragment"
 	}
 	return ""
+}
+
+// checkTransport returns why a base URL (already checked by checkURL) may
+// not carry the root credential, or "": it must be https unless its host
+// is loopback or allowInsecure is set, and it must not hold a user name or
+// password (the message never repeats them).
+func checkTransport(raw string, allowInsecure bool) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "not a URL"
+	}
+	if u.User != nil {
+		return "must not contain a user name or password (user:password@); give credentials in the type's own fields"
+	}
+	if u.Scheme == "http" && !allowInsecure && !loopbackHost(u.Hostname()) {
+		return "must be https (plain http only to a loopback host, 127.0.0.0/8, ::1 or localhost, or with allow_insecure_http=true)"
+	}
+	return ""
+}
+
+// loopbackHost reports whether host is localhost or a loopback address.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// destinationChanged reports whether a write changes where the root
+// credential is sent: base_url, a field of the type that selects the host
+// or site, or allow_insecure_http turned on.
+func destinationChanged(typ *clients.Type, old, e *providerEntry) bool {
+	if old.BaseURL != e.BaseURL || (e.AllowInsecureHTTP && !old.AllowInsecureHTTP) {
+		return true
+	}
+	for _, f := range typ.Fields {
+		if f.Destination && old.Fields[f.Name] != e.Fields[f.Name] {
+			return true
+		}
+	}
+	return false
+}
+
+// credentialResent is the 400 for a destination change that does not carry
+// the root credential: every credential field the provider holds must be
+// in the same write, so whoever may point the provider elsewhere must
+// already know what would be sent there.
+func credentialResent(typ *clients.Type, e *providerEntry, data map[string]any) *logical.Response {
+	var missing []string
+	for _, f := range typ.Fields {
+		if _, given := data[f.Name]; f.Sensitive && e.Fields[f.Name] != "" && !given {
+			missing = append(missing, f.Name)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	what := []string{"base_url"}
+	for _, f := range typ.Fields {
+		if f.Destination {
+			what = append(what, f.Name)
+		}
+	}
+	return logical.ErrorResponse("%s: required in the same write when %s or allow_insecure_http=true changes where the root credential is sent",
+		strings.Join(missing, ", "), strings.Join(what, ", "))
 }
 
 // fieldErrorResponse turns a clients.FieldError into a 400 naming its field.

@@ -2,11 +2,18 @@ package backend
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
+	texttemplate "text/template"
+	"text/template/parse"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/helper/template"
@@ -25,6 +32,9 @@ const (
 
 const (
 	defaultNameTemplate = `vault-{{.Marker}}-{{.RoleName | truncate 32}}-{{.DisplayName | truncate 24}}-{{unix_time}}-{{random 6}}`
+	// shortNameTemplate is the default for provider types whose key names
+	// are too short for defaultNameTemplate (Twilio: 64 characters).
+	shortNameTemplate = `vault-{{.Marker}}-{{.RoleName | truncate 16}}-{{.DisplayName | truncate 8}}-{{unix_time}}-{{random 6}}`
 	// v010NameTemplate was the default before the marker; the migration
 	// moves roles that kept it to defaultNameTemplate.
 	v010NameTemplate  = `vault-{{.RoleName | truncate 32}}-{{.DisplayName | truncate 24}}-{{unix_time}}-{{random 6}}`
@@ -47,28 +57,7 @@ type roleEntry struct {
 }
 
 func pathRoles(b *backend) []*framework.Path {
-	fields := map[string]*framework.FieldSchema{
-		"name": {Type: framework.TypeLowerCaseString, Required: true, Description: "Name of the role."},
-		"provider": {Type: framework.TypeString,
-			Description: "Name of the provider instance (providers/<name>) that issues this role's keys. Required on create."},
-		"mode": {Type: framework.TypeString,
-			Description: `"dynamic": one new key per lease, deleted when the lease ends; "dual": every reader gets the role's current key, rotated with overlap. Required on create, immutable.`},
-		"ttl": {Type: framework.TypeDurationSecond,
-			Description: "Default lease TTL of creds (default: the mount's default lease TTL)."},
-		"max_ttl": {Type: framework.TypeDurationSecond,
-			Description: "Maximum lease TTL of creds, renewals included (default: the mount's max lease TTL). Dynamic keys are created to expire at the provider then, where the provider supports expiry."},
-		"scopes": {Type: framework.TypeCommaStringSlice,
-			Description: "Provider-specific permissions of the issued key (list or comma-separated)."},
-		"parameters": {Type: framework.TypeKVPairs,
-			Description: "Provider-specific create options as key=value pairs (see the provider type's page)."},
-		"name_template": {Type: framework.TypeString,
-			Description: "Template of the key's name at the provider. Variables: .RoleName, .DisplayName, .Marker (this mount's marker, which tidy looks for to find keys it may revoke); functions: unix_time, random N, truncate N, uppercase, lowercase, replace. Default: " + defaultNameTemplate},
-		"overlap": {Type: framework.TypeDurationSecond,
-			Description: "Dual roles: how long the previous key keeps working after its successor becomes current (default 24h; must be less than rotation_period)."},
-	}
-	for k, v := range rotationFields("the role's key (dual roles only)", true) {
-		fields[k] = v
-	}
+	fields := roleFields()
 	return []*framework.Path{
 		{
 			Pattern:        "roles/" + nameRegex("name"),
@@ -97,6 +86,34 @@ func pathRoles(b *backend) []*framework.Path {
 	}
 }
 
+// roleFields is the roles/<name> schema.
+func roleFields() map[string]*framework.FieldSchema {
+	fields := map[string]*framework.FieldSchema{
+		"name": {Type: framework.TypeLowerCaseString, Required: true, Description: "Name of the role (at most 128 characters, no \"..\")."},
+		"provider": {Type: framework.TypeString,
+			Description: "Name of the provider instance (providers/<name>) that issues this role's keys. Required on create."},
+		"mode": {Type: framework.TypeString,
+			Description: `"dynamic": one new key per lease, deleted when the lease ends; "dual": every reader gets the role's current key, rotated with overlap. Required on create, immutable.`},
+		"ttl": {Type: framework.TypeDurationSecond,
+			Description: "Default lease TTL of creds (default: the mount's default lease TTL)."},
+		"max_ttl": {Type: framework.TypeDurationSecond,
+			Description: "Maximum lease TTL of creds, renewals included (default: the mount's max lease TTL). Dynamic keys are created to expire at the provider then, where the provider supports expiry."},
+		"scopes": {Type: framework.TypeCommaStringSlice,
+			Description: "Provider-specific permissions of the issued key (list or comma-separated)."},
+		"parameters": {Type: framework.TypeKVPairs,
+			Description: "Provider-specific create options as key=value pairs (see the provider type's page)."},
+		"name_template": {Type: framework.TypeString,
+			Description: "Template of the key's name at the provider. Variables: .RoleName, .DisplayName (the first 128 characters), .Marker (this mount's marker, which tidy looks for to find keys it may revoke); functions: unix_time, unix_time_millis, timestamp, uuid, random N (N at most 64), truncate N and truncate_sha256 N (N at most 256), uppercase, lowercase, replace, sha256, base64. " +
+				"The longest name it can render must fit the provider type's key name limit. Default: " + defaultNameTemplate},
+		"overlap": {Type: framework.TypeDurationSecond,
+			Description: "Dual roles: how long the previous key keeps working after its successor becomes current (default 24h; must be less than rotation_period)."},
+	}
+	for k, v := range rotationFields("the role's key (dual roles only)", true) {
+		fields[k] = v
+	}
+	return fields
+}
+
 func getRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
 	var r roleEntry
 	ok, err := getJSON(ctx, s, rolePrefix+name, &r)
@@ -113,6 +130,14 @@ func (b *backend) roleExists(ctx context.Context, req *logical.Request, d *frame
 
 func (b *backend) roleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.Get("name").(string)
+	// Unknown fields are refused, as for providers: a misspelt ttl must
+	// not leave a role that silently does something else.
+	schema := roleFields()
+	for _, k := range slices.Sorted(maps.Keys(req.Data)) {
+		if _, ok := schema[k]; !ok {
+			return logical.ErrorResponse("%s: unknown field of roles/ (fields: %s)", k, strings.Join(slices.Sorted(maps.Keys(schema)), ", ")), nil
+		}
+	}
 	defer b.locks.lock(lockKey("role", name))()
 
 	old, err := getRole(ctx, req.Storage, name)
@@ -143,6 +168,9 @@ func (b *backend) roleWrite(ctx context.Context, req *logical.Request, d *framew
 
 	if v, ok := d.GetOk("provider"); ok {
 		r.Provider = strings.ToLower(v.(string)) // provider names are stored lowercased
+		if msg := checkName(r.Provider); msg != "" {
+			return logical.ErrorResponse("provider: %s", msg), nil
+		}
 	} else if creating {
 		return logical.ErrorResponse("provider is required"), nil
 	}
@@ -175,13 +203,28 @@ func (b *backend) roleWrite(ctx context.Context, req *logical.Request, d *framew
 	if v, ok := d.GetOk("parameters"); ok {
 		r.Parameters = v.(map[string]string)
 	}
+	typ, _ := clients.Lookup(p.Type)
+	limit := clients.DefaultMaxKeyNameLength
+	if typ != nil {
+		limit = typ.KeyNameLimit()
+	}
 	if v, ok := d.GetOk("name_template"); ok {
 		r.NameTemplate = v.(string)
 	} else if creating {
 		r.NameTemplate = defaultNameTemplate
+		if n, err := longestKeyName(r.NameTemplate, name); err == nil && n > limit {
+			r.NameTemplate = shortNameTemplate
+		}
 	}
-	if _, err := renderKeyName(r.NameTemplate, nameVars{Role: name, Display: "check", Marker: "tpcheck00"}); err != nil {
-		return logical.ErrorResponse("name_template: %s", err.Error()), nil
+	if _, given := req.Data["name_template"]; given || creating || r.Provider != old.Provider {
+		n, err := longestKeyName(r.NameTemplate, name)
+		if err != nil {
+			return logical.ErrorResponse("name_template: %s", err.Error()), nil
+		}
+		if n > limit {
+			return logical.ErrorResponse("name_template: renders names of up to %d characters (with a %d-character display name), but provider type %q allows %d; shorten it with truncate",
+				n, maxDisplayNameLength, p.Type, limit), nil
+		}
 	}
 
 	if r.Mode == modeDual {
@@ -314,18 +357,194 @@ type nameTemplate struct {
 	unique bool
 }
 
+// Bounds of name templates: a template is text, not a program, so what it
+// can render (and the work to render it) stays small.
+const (
+	maxNameTemplateLength = 1024
+	maxRandomLength       = 64
+	maxTruncateLength     = 256
+	// maxDisplayNameLength is how much of the requester's display name a
+	// template sees (Vault does not cap display names).
+	maxDisplayNameLength = 128
+)
+
+// nameData is what a name template sees; a field it does not have (say
+// {{.Nope}}) is an error, not "<no value>".
+type nameData struct {
+	RoleName    string
+	DisplayName string
+	// Marker is the mount's marker (see mountConfig).
+	Marker string
+}
+
+// nameFuncs are the functions a name template may call: sdk/helper/template's
+// own, with random and truncate bounded. Go's builtins (printf, range over
+// an int, …) are refused by checkNameTemplate.
+var nameFuncs = map[string]any{
+	"random": func(n int) (string, error) {
+		if n < 1 || n > maxRandomLength {
+			return "", fmt.Errorf("random %d: the length must be between 1 and %d", n, maxRandomLength)
+		}
+		return randomBase62(n)
+	},
+	"truncate": func(n int, s string) (string, error) {
+		if n < 1 || n > maxTruncateLength {
+			return "", fmt.Errorf("truncate %d: the length must be between 1 and %d", n, maxTruncateLength)
+		}
+		if len(s) > n {
+			s = s[:n]
+		}
+		return s, nil
+	},
+	"truncate_sha256":  nil, // the sdk's, after checkNameTemplate bounds its argument
+	"uppercase":        nil,
+	"lowercase":        nil,
+	"replace":          nil,
+	"sha256":           nil,
+	"base64":           nil,
+	"unix_time":        nil,
+	"unix_time_millis": nil,
+	"timestamp":        nil,
+	"uuid":             nil,
+}
+
+// randomBase62 is n random characters of [0-9A-Za-z], as the sdk's random.
+func randomBase62(n int) (string, error) {
+	const chars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	out := make([]byte, 0, n)
+	buf := make([]byte, 2*n)
+	for len(out) < n {
+		if _, err := rand.Read(buf); err != nil {
+			return "", err
+		}
+		for _, c := range buf {
+			if c < 248 && len(out) < n { // 248 = 4*62: no bias
+				out = append(out, chars[c%62])
+			}
+		}
+	}
+	return string(out), nil
+}
+
 // parseNameTemplate parses a name template once per distinct text.
 func parseNameTemplate(tmpl string) (*nameTemplate, error) {
 	if v, ok := nameTemplates.Load(tmpl); ok {
 		return v.(*nameTemplate), nil
 	}
-	t, err := template.NewTemplate(template.Template(tmpl))
+	if err := checkNameTemplate(tmpl); err != nil {
+		return nil, err
+	}
+	opts := []template.Opt{template.Template(tmpl)}
+	for name, f := range nameFuncs {
+		if f != nil {
+			opts = append(opts, template.Function(name, f))
+		}
+	}
+	t, err := template.NewTemplate(opts...)
 	if err != nil {
 		return nil, err
 	}
 	nt := &nameTemplate{t: t, unique: uniqueNameRe.MatchString(tmpl)}
 	nameTemplates.Store(tmpl, nt)
 	return nt, nil
+}
+
+// checkNameTemplate refuses what a name template has no use for and could
+// make rendering slow or huge: anything but text and {{ }} actions (and
+// if/with), functions outside nameFuncs, fields other than .RoleName and
+// .DisplayName, and numeric arguments out of bounds.
+func checkNameTemplate(tmpl string) error {
+	if len(tmpl) > maxNameTemplateLength {
+		return fmt.Errorf("must be at most %d characters", maxNameTemplateLength)
+	}
+	funcs := texttemplate.FuncMap{}
+	for name := range nameFuncs {
+		funcs[name] = func(...any) string { return "" }
+	}
+	t, err := texttemplate.New("name_template").Funcs(funcs).Parse(tmpl)
+	if err != nil {
+		return fmt.Errorf("unable to parse template: %w", err)
+	}
+	if len(t.Templates()) > 1 {
+		return errors.New("define and block are not allowed")
+	}
+	if t.Tree == nil {
+		return nil
+	}
+	return checkNameNode(t.Tree.Root)
+}
+
+func checkNameNode(n parse.Node) error {
+	switch n := n.(type) {
+	case nil:
+		return nil
+	case *parse.ListNode:
+		if n == nil {
+			return nil
+		}
+		for _, c := range n.Nodes {
+			if err := checkNameNode(c); err != nil {
+				return err
+			}
+		}
+	case *parse.TextNode, *parse.CommentNode:
+	case *parse.ActionNode:
+		return checkNamePipe(n.Pipe)
+	case *parse.IfNode:
+		return checkNameBranch(&n.BranchNode)
+	case *parse.WithNode:
+		return checkNameBranch(&n.BranchNode)
+	default:
+		return fmt.Errorf("%q is not allowed (only text, {{ }} actions, if and with)", n.String())
+	}
+	return nil
+}
+
+func checkNameBranch(b *parse.BranchNode) error {
+	if err := checkNamePipe(b.Pipe); err != nil {
+		return err
+	}
+	if err := checkNameNode(b.List); err != nil {
+		return err
+	}
+	return checkNameNode(b.ElseList)
+}
+
+func checkNamePipe(p *parse.PipeNode) error {
+	if p == nil {
+		return nil
+	}
+	for _, c := range p.Cmds {
+		for i, arg := range c.Args {
+			switch a := arg.(type) {
+			case *parse.IdentifierNode:
+				if _, ok := nameFuncs[a.Ident]; !ok || i > 0 {
+					return fmt.Errorf("function %q is not available (use %s)", a.Ident, strings.Join(slices.Sorted(maps.Keys(nameFuncs)), ", "))
+				}
+				if a.Ident == "truncate_sha256" && len(c.Args) > 1 {
+					if num, ok := c.Args[1].(*parse.NumberNode); ok && (!num.IsInt || num.Int64 < 1 || num.Int64 > maxTruncateLength) {
+						return fmt.Errorf("truncate_sha256 %s: the length must be between 1 and %d", num.Text, maxTruncateLength)
+					}
+				}
+			case *parse.FieldNode:
+				if len(a.Ident) != 1 || (a.Ident[0] != "RoleName" && a.Ident[0] != "DisplayName" && a.Ident[0] != "Marker") {
+					return fmt.Errorf("unknown field %s (use .RoleName, .DisplayName or .Marker)", a.String())
+				}
+			case *parse.NumberNode:
+				if a.IsInt && (a.Int64 > maxTruncateLength || a.Int64 < 0) {
+					return fmt.Errorf("number %s is out of bounds (random takes at most %d, truncate %d)", a.Text, maxRandomLength, maxTruncateLength)
+				}
+			case *parse.StringNode, *parse.DotNode:
+			case *parse.PipeNode:
+				if err := checkNamePipe(a); err != nil {
+					return err
+				}
+			default:
+				return fmt.Errorf("%q is not allowed in a name template", arg.String())
+			}
+		}
+	}
+	return nil
 }
 
 // uniqueNameRe matches a template action that calls random or uuid.
@@ -354,13 +573,19 @@ type nameVars struct {
 	Marker string
 }
 
-// renderKeyName renders a role's name template for one key.
+// renderKeyName renders a role's name template for one key. The template
+// sees the first maxDisplayNameLength characters of the display name, so a
+// name is never longer than longestKeyName found at the role's write.
 func renderKeyName(tmpl string, v nameVars) (string, error) {
 	nt, err := parseNameTemplate(tmpl)
 	if err != nil {
 		return "", err
 	}
-	name, err := nt.t.Generate(map[string]string{"RoleName": v.Role, "DisplayName": v.Display, "Marker": v.Marker})
+	displayName := v.Display
+	if r := []rune(displayName); len(r) > maxDisplayNameLength {
+		displayName = string(r[:maxDisplayNameLength])
+	}
+	name, err := nt.t.Generate(nameData{RoleName: v.Role, DisplayName: displayName, Marker: v.Marker})
 	if err != nil {
 		return "", err
 	}
@@ -369,6 +594,17 @@ func renderKeyName(tmpl string, v nameVars) (string, error) {
 		return "", fmt.Errorf("renders an empty name")
 	}
 	return name, nil
+}
+
+// longestKeyName renders tmpl as for the longest display name a template
+// sees and returns the name's length in characters (an error when the
+// template cannot render).
+func longestKeyName(tmpl, roleName string) (int, error) {
+	name, err := renderKeyName(tmpl, nameVars{Role: roleName, Display: strings.Repeat("d", maxDisplayNameLength), Marker: markerPlaceholder})
+	if err != nil {
+		return 0, err
+	}
+	return utf8.RuneCountInString(name), nil
 }
 
 func nonNil(s []string) []string {

@@ -87,7 +87,9 @@ func (b *backend) rotateRoleWrite(ctx context.Context, req *logical.Request, d *
 		// scheduled one; the schedule and its retries stay as they were.
 		// st matches storage here (rotateRole restores it when not stored).
 		st.LastError, st.LastErrorAt = "manual rotation: "+err.Error(), b.clock.Now()
-		if perr := b.putDualState(ctx, req.Storage, name, st); perr != nil {
+		pctx, cancel := persistContext(ctx)
+		defer cancel()
+		if perr := b.putDualState(pctx, req.Storage, name, st); perr != nil {
 			b.Logger().Error("storing the manual rotation failure", "role", name, "error", perr)
 		}
 		return nil, fmt.Errorf("rotating role %q: %w", name, err)
@@ -131,9 +133,11 @@ func (b *backend) rotateRootWrite(ctx context.Context, req *logical.Request, d *
 		b.metrics.rotation("root", name, "failure")
 		// Recorded for status like a scheduled failure, on top of the same
 		// root only (a roll may have stored a new one before failing later).
-		if cur, gerr := getProvider(ctx, req.Storage, name); gerr == nil && cur != nil && cur.RootKeyID == e.RootKeyID {
+		pctx, cancel := persistContext(ctx)
+		defer cancel()
+		if cur, gerr := getProvider(pctx, req.Storage, name); gerr == nil && cur != nil && cur.RootKeyID == e.RootKeyID {
 			cur.LastRootRotationError = "manual rotation: " + err.Error()
-			if perr := b.putProvider(ctx, req.Storage, name, cur); perr != nil {
+			if perr := b.putProvider(pctx, req.Storage, name, cur); perr != nil {
 				b.Logger().Error("storing the manual root rotation failure", "provider", name, "error", perr)
 			}
 		}
@@ -162,6 +166,7 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage, name string
 	if err != nil {
 		return nil, err
 	}
+	pc = pc.withDeadline()
 	roll := pc.api.Capabilities().NativeRoll
 	now := b.clock.Now()
 	wal := walRoot{Provider: name, Name: fmt.Sprintf("vault-root-%s-%d", name, now.UnixNano())}
@@ -258,6 +263,7 @@ func (b *backend) revokeOldRoots(ctx context.Context, s logical.Storage, name st
 	if err == nil && pc == nil {
 		err = fmt.Errorf("provider %q does not exist", name)
 	}
+	pc = pc.withDeadline()
 	var left []string
 	for _, id := range e.PendingRootRevocations {
 		if err == nil {
@@ -279,7 +285,9 @@ func (b *backend) revokeOldRoots(ctx context.Context, s logical.Storage, name st
 	} else {
 		e.RootFailures, e.RootNextRetry, e.LastRootRotationError = 0, time.Time{}, ""
 	}
-	if perr := b.putProvider(ctx, s, name, e); perr != nil {
+	pctx, cancel := persistContext(ctx)
+	defer cancel()
+	if perr := b.putProvider(pctx, s, name, e); perr != nil {
 		b.Logger().Error("storing provider after root revocation", "provider", name, "error", perr)
 	}
 }
@@ -343,10 +351,13 @@ func (b *backend) rootJob(ctx context.Context, name string) time.Time {
 			e.LastRootRotationError += " (rotation window passed; waiting for the next scheduled time)"
 		}
 		b.Logger().Warn("root rotation failed", "provider", name, "error", e.LastRootRotationError)
-		if cur, gerr := getProvider(ctx, s, name); gerr == nil && cur != nil && cur.RootKeyID == e.RootKeyID {
+		// The job's context may be what ran out: store with a fresh one.
+		pctx, cancel := persistContext(ctx)
+		defer cancel()
+		if cur, gerr := getProvider(pctx, s, name); gerr == nil && cur != nil && cur.RootKeyID == e.RootKeyID {
 			// Record the failure only on top of the same root (a roll may
 			// have stored a new one before failing later).
-			if perr := b.putProvider(ctx, s, name, e); perr != nil {
+			if perr := b.putProvider(pctx, s, name, e); perr != nil {
 				b.Logger().Error("storing the root rotation failure", "provider", name, "error", perr)
 			}
 		}

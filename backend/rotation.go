@@ -129,6 +129,7 @@ func (b *backend) rotateRole(ctx context.Context, s logical.Storage, name string
 	if pc == nil {
 		return fmt.Errorf("provider %q does not exist", role.Provider)
 	}
+	pc = pc.withDeadline()
 	if p := st.Previous; p != nil {
 		if !opt.revokePrevious && b.clock.Now().Before(p.RetireAt) {
 			return errPreviousNotRetired{id: p.ID, retireAt: p.RetireAt}
@@ -231,7 +232,7 @@ func (b *backend) roleJob(ctx context.Context, name string) time.Time {
 			err = fmt.Errorf("provider %q does not exist", role.Provider)
 		}
 		if err == nil {
-			err = b.revokeRoleKey(ctx, pc, name, p.ID)
+			err = b.revokeRoleKey(ctx, pc.withDeadline(), name, p.ID)
 		}
 		release()
 		if err != nil {
@@ -241,7 +242,9 @@ func (b *backend) roleJob(ctx context.Context, name string) time.Time {
 		}
 		st.Previous = nil
 		st.clearFailure()
-		if err := b.putDualState(ctx, s, name, st); err != nil {
+		pctx, cancel := persistContext(ctx)
+		defer cancel()
+		if err := b.putDualState(pctx, s, name, st); err != nil {
 			b.Logger().Error("rotation: storing role keys", "role", name, "error", err)
 		}
 	}
@@ -274,7 +277,11 @@ func (b *backend) recordRoleFailure(ctx context.Context, name string, role *role
 		st.LastError += " (rotation window passed; waiting for the next scheduled time)"
 	}
 	b.Logger().Warn("rotation failed", "role", name, "error", st.LastError, "next_retry", formatTime(st.nextDue()))
-	if perr := b.putDualState(ctx, b.storage, name, st); perr != nil {
+	// The job's context may be what ran out: store with a fresh one, so a
+	// stuck provider shows as last_error.
+	pctx, cancel := persistContext(ctx)
+	defer cancel()
+	if perr := b.putDualState(pctx, b.storage, name, st); perr != nil {
 		b.Logger().Error("rotation: storing the failure", "role", name, "error", perr)
 	}
 }

@@ -12,6 +12,10 @@ import (
 // minRotationPeriod is low so tests can drive rotation in seconds.
 const minRotationPeriod = 5 * time.Second
 
+// minRotationWindow is the shortest rotation_window: less leaves no time
+// for even one retry.
+const minRotationWindow = time.Minute
+
 // rotationConfig says when a secret (a dual role's key or a provider's root)
 // is rotated automatically: every Period, or at each Schedule time (cron,
 // UTC), retrying failures for at most Window after the scheduled time.
@@ -51,7 +55,7 @@ func rotationFields(what string, isRole bool) map[string]*framework.FieldSchema 
 		"rotation_schedule": {Type: framework.TypeString,
 			Description: "Rotate " + what + " at these times: a standard 5-field cron expression in UTC (e.g. \"0 3 * * SAT\") or a descriptor such as @daily. Exclusive with rotation_period."},
 		"rotation_window": {Type: framework.TypeDurationSecond,
-			Description: "With rotation_schedule: how long after a scheduled time a failed rotation keeps being retried before waiting for the next one (0 = until it succeeds)."},
+			Description: "With rotation_schedule: how long after a scheduled time a failed rotation keeps being retried before waiting for the next one (0 = until it succeeds; otherwise at least 1m and at most the schedule's interval)."},
 	}
 	if isRole {
 		period.Default = int(defaultRolePeriod.Seconds())
@@ -93,19 +97,28 @@ func parseRotation(d *framework.FieldData, old rotationConfig, creating, isRole 
 		}
 		r.Schedule = sched
 	}
-	if w, ok := durationField(d, "rotation_window"); ok {
-		if w < 0 {
-			return r, logical.ErrorResponse("rotation_window must not be negative")
+	w, windowSet := durationField(d, "rotation_window")
+	if windowSet {
+		if w < 0 || (w > 0 && w < minRotationWindow) {
+			return r, logical.ErrorResponse("rotation_window must be at least %s (or 0: retry until the rotation succeeds)", minRotationWindow)
 		}
 		r.Window = w
 	}
+	var gap time.Duration
 	if r.Schedule != "" {
-		if gap := r.minInterval(time.Now()); gap < minRotationPeriod {
+		s, _ := parseSchedule(r.Schedule)
+		if s == nil || s.Next(time.Now().UTC()).IsZero() {
+			return r, logical.ErrorResponse("rotation_schedule: %q never fires (no time matches it)", r.Schedule)
+		}
+		if gap = r.minInterval(time.Now()); gap < minRotationPeriod {
 			return r, logical.ErrorResponse("rotation_schedule: rotations would be %s apart; the minimum is %s", gap, minRotationPeriod)
 		}
 	}
 	if r.Window > 0 && r.Schedule == "" {
 		return r, logical.ErrorResponse("rotation_window applies only with rotation_schedule")
+	}
+	if r.Window > gap && (windowSet || schedSet) {
+		return r, logical.ErrorResponse("rotation_window (%s) must be at most the schedule's interval (%s): retries would run into the next scheduled time", r.Window, gap)
 	}
 	if isRole && r.Period == 0 && r.Schedule == "" {
 		return r, logical.ErrorResponse("rotation_period: a dual role needs rotation_period or rotation_schedule")
@@ -160,8 +173,11 @@ func (r rotationConfig) minInterval(now time.Time) time.Duration {
 	}
 	var least time.Duration
 	t := s.Next(now.UTC())
-	for i := 0; i < 8; i++ {
+	for i := 0; i < 8 && !t.IsZero(); i++ {
 		n := s.Next(t)
+		if n.IsZero() {
+			break // fires once more at most (e.g. only on a 29 February)
+		}
 		if gap := n.Sub(t); least == 0 || gap < least {
 			least = gap
 		}

@@ -26,6 +26,8 @@ type scheduler struct {
 	clock   clock
 	run     func(ctx context.Context, item string) time.Time
 	workers int
+	// jobTimeout bounds one job (jobTimeout; tests shorten it).
+	jobTimeout time.Duration
 
 	mu      sync.Mutex
 	queue   itemQueue
@@ -49,7 +51,7 @@ type queued struct {
 
 func newScheduler(c clock, run func(context.Context, string) time.Time) *scheduler {
 	return &scheduler{
-		clock: c, run: run, workers: defaultWorkers,
+		clock: c, run: run, workers: defaultWorkers, jobTimeout: jobTimeout,
 		items: map[string]*queued{}, running: map[string]bool{}, requeue: map[string]time.Time{},
 		wake: make(chan struct{}, 1),
 	}
@@ -159,7 +161,7 @@ func (s *scheduler) loop(ctx context.Context) {
 			go func(item string) {
 				defer s.wg.Done()
 				defer func() { <-slots }()
-				jctx, cancel := context.WithTimeout(ctx, jobTimeout)
+				jctx, cancel := context.WithTimeout(ctx, s.jobTimeout)
 				next := s.run(jctx, item)
 				cancel()
 				s.finish(item, next, true)

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -14,10 +15,43 @@ func nameRegex(field string) string {
 	return `(?P<` + field + `>[A-Za-z0-9][A-Za-z0-9_.-]*)`
 }
 
-// storageTimeout bounds a storage write made on a fresh context, after the
-// request's own context has run out (to record a failure or an abandoned
-// key).
-const storageTimeout = 30 * time.Second
+// maxNameLength caps provider and role names: they become storage keys,
+// metric labels and key names at the provider.
+const maxNameLength = 128
+
+// namedPaths are the path families whose last segment is a provider or
+// role name, with the name's field.
+var namedPaths = []struct{ prefix, field string }{
+	{"providers/", "name"}, {"roles/", "name"}, {"creds/", "role"},
+	{"rotate-role/", "name"}, {"rotate-root/", "name"},
+}
+
+// checkName returns why name is not a valid provider or role name, or "".
+// The path pattern already holds names to [A-Za-z0-9][A-Za-z0-9_.-]*;
+// Vault's storage refuses "..", and a cap keeps names usable.
+func checkName(name string) string {
+	switch {
+	case strings.Contains(name, ".."):
+		return `must not contain ".."`
+	case len(name) > maxNameLength:
+		return fmt.Sprintf("must be at most %d characters, not %d", maxNameLength, len(name))
+	}
+	return ""
+}
+
+// checkPathName is the 400 for a request whose path names a provider or
+// role by a name checkName refuses (nil otherwise), before anything reads
+// storage with it.
+func checkPathName(path string) *logical.Response {
+	for _, p := range namedPaths {
+		if name, ok := strings.CutPrefix(path, p.prefix); ok && name != "" && !strings.Contains(name, "/") {
+			if msg := checkName(name); msg != "" {
+				return logical.ErrorResponse("%s: %s", p.field, msg)
+			}
+		}
+	}
+	return nil
+}
 
 func getJSON(ctx context.Context, s logical.Storage, key string, out any) (bool, error) {
 	entry, err := s.Get(ctx, key)

@@ -26,6 +26,13 @@ type Field struct {
 	Sensitive bool
 	// Default applies on create when the field is not given.
 	Default string
+	// Destination fields choose where the root credential is sent (a host,
+	// a site, a base URL other than base_url). Changing one, like changing
+	// base_url, needs the root credential again in the same write.
+	Destination bool
+	// URL fields hold a base URL: the backend holds them to base_url's
+	// rules (https unless loopback or allow_insecure_http, no userinfo).
+	URL bool
 }
 
 // Capabilities tells the backend what a provider type can do.
@@ -129,14 +136,29 @@ type Type struct {
 	// fields (e.g. Datadog's site).
 	DefaultBaseURL  string
 	BaseURLRequired bool
-	Fields          []Field
-	Capabilities    Capabilities
+	// MaxKeyNameLength is the longest key name (in characters) the
+	// provider's API documents; 0 means undocumented (DefaultMaxKeyNameLength).
+	MaxKeyNameLength int
+	Fields           []Field
+	Capabilities     Capabilities
 	// Validate checks type-specific field values (already merged with
 	// defaults); it returns a *FieldError naming the bad field.
 	Validate func(fields map[string]string) error
 	// New builds a client. Call it through Build, which has already run
 	// Validate, checked that HTTP is set and trimmed BaseURL's trailing "/".
 	New func(cfg Config) (Provider, error)
+}
+
+// DefaultMaxKeyNameLength is the key name limit of types whose API
+// documents none.
+const DefaultMaxKeyNameLength = 128
+
+// KeyNameLimit is the longest key name the type accepts.
+func (t *Type) KeyNameLimit() int {
+	if t.MaxKeyNameLength > 0 {
+		return t.MaxKeyNameLength
+	}
+	return DefaultMaxKeyNameLength
 }
 
 // NoParameters is ValidateKeyRequest's check for a type whose keys take no

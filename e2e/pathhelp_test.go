@@ -13,7 +13,7 @@ func TestPathHelpDescribesEveryField(t *testing.T) {
 	cases := map[string][]string{
 		"thirdparty/roles/x": {"provider", "mode", "ttl", "max_ttl", "scopes", "parameters", "name_template",
 			"rotation_period", "rotation_schedule", "rotation_window", "overlap"},
-		"thirdparty/providers/x": {"type", "base_url", "request_timeout", "max_concurrency", "tls_ca_cert",
+		"thirdparty/providers/x": {"type", "base_url", "allow_insecure_http", "request_timeout", "max_concurrency", "tls_ca_cert",
 			"rotation_period", "rotation_schedule", "rotation_window", "disable_automated_rotation", "admin_key"},
 		"thirdparty/creds/x": {"role"},
 	}

@@ -24,6 +24,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -168,7 +169,17 @@ func ptRun(t *testing.T, tp *ptType) {
 	}
 	prov := tp.name + "-prov"
 	provPath := mount + "/providers/" + prov
-	write(t, c, provPath, tp.provider)
+	// Vault reaches the fake's base_url through a fault proxy from the
+	// start (unarmed, it passes everything on): pointing base_url at a
+	// proxy later would need the root credential in the same write.
+	serverError := tp.serverError
+	if serverError == 0 {
+		serverError = http.StatusServiceUnavailable
+	}
+	px := ptNewFaultProxy(t, tp.url, serverError)
+	provData := maps.Clone(tp.provider)
+	provData["base_url"] = px.URL + tp.baseSuffix
+	write(t, c, provPath, provData)
 	p := read(t, c, provPath).Data
 	if got := ptS(p["root_key_id"]); got != tp.rootID {
 		t.Fatalf("provider root_key_id = %q, want %q (the root as the fake knows it)", got, tp.rootID)
@@ -408,10 +419,6 @@ func ptRun(t *testing.T, tp *ptType) {
 		}
 	})
 
-	serverError := tp.serverError
-	if serverError == 0 {
-		serverError = http.StatusServiceUnavailable
-	}
 	status := strconv.Itoa(serverError)
 
 	// 3b. A 5xx on every attempt of the create during a rotation. A 503
@@ -440,8 +447,7 @@ func ptRun(t *testing.T, tp *ptType) {
 	// 3c. A 5xx on every verify of the new key: the key was created, must
 	// not be promoted, and must be deleted again.
 	t.Run("5xx-on-verify", func(t *testing.T) {
-		px, restore := ptProxied(t, c, tp, provPath, serverError)
-		defer restore()
+		defer px.arm(nil)
 		px.arm(func(r *http.Request) bool { return r.Method == http.MethodGet && r.URL.Path == tp.verifyPath })
 		mark := len(tp.reqs())
 		_, err := c.Logical().Write(mount+"/rotate-role/"+dual, map[string]any{})
@@ -472,8 +478,7 @@ func ptRun(t *testing.T, tp *ptType) {
 	// root and discard the new one; a roll (gitlab) has stored the new root
 	// before verifying, so the plugin is not stranded either way.
 	t.Run("5xx-on-root-verify", func(t *testing.T) {
-		px, restore := ptProxied(t, c, tp, provPath, serverError)
-		defer restore()
+		defer px.arm(nil)
 		px.arm(func(r *http.Request) bool {
 			for _, v := range ptRequestCredentials(r) {
 				if slices.Contains(roots, v) {
@@ -530,7 +535,6 @@ func ptRun(t *testing.T, tp *ptType) {
 			t.Errorf("pending_root_revocations = %s", n)
 		}
 		px.arm(nil)
-		restore()
 		s := readCreds(t, c, mount, dyn)
 		if !tp.isLive(ptS(s.Data["api_key"])) {
 			t.Fatalf("creds after the failed root rotation: key not live")
@@ -571,15 +575,6 @@ func ptRetriedOnce(t *testing.T, c *api.Client, tp *ptType, mount, role string, 
 		t.Fatalf("revoke: %v", err)
 	}
 	return took
-}
-
-// ptProxied points the provider at provPath at a fault proxy in front of
-// the fake (answering status when armed); restore points it back.
-func ptProxied(t *testing.T, c *api.Client, tp *ptType, provPath string, status int) (px *ptFaultProxy, restore func()) {
-	t.Helper()
-	px = ptNewFaultProxy(t, tp.url, status)
-	write(t, c, provPath, map[string]any{"base_url": px.URL + tp.baseSuffix})
-	return px, func() { write(t, c, provPath, map[string]any{"base_url": tp.url + tp.baseSuffix}) }
 }
 
 // ptKeptCurrent checks that after a failed rotation (of what) the dual role
@@ -692,9 +687,10 @@ func ptTwilio(t *testing.T) *ptType {
 		rootSecrets: []string{f.AuthToken()},
 		rootLabel:   func(string) string { return "auth_token" },
 		// A restricted key: scopes become the Policy; the name template
-		// renders more than 64 characters, which Twilio's FriendlyName cuts.
+		// renders 63 characters, just within Twilio's FriendlyName limit (a
+		// longer one is refused at role write).
 		dynRole: map[string]any{"scopes": perms, "parameters": map[string]any{"key_type": "restricted"},
-			"name_template": "vault-e2e-twilio-restricted-messaging-{{.RoleName}}-{{unix_time}}-{{random 20}}"},
+			"name_template": "vault-e2e-twilio-restricted-messaging-{{.RoleName}}-{{unix_time}}-{{random 10}}"},
 		dualRole: map[string]any{}, // a standard key
 		isCreate: func(r ptReq) bool {
 			return r.at(http.MethodPost, "/v1/Keys") || r.at(http.MethodPost, acct+"/Keys.json")
@@ -713,8 +709,8 @@ func ptTwilio(t *testing.T) *ptType {
 			}
 			ptEqList(t, "create Policy.allow", pol.Allow, perms)
 			name := ptS(r.Body["FriendlyName"])
-			if len(name) != 64 || !strings.HasPrefix(name, namePrefix) {
-				t.Errorf("FriendlyName %q: want the rendered name cut to 64 characters", name)
+			if len(name) != 63 || !strings.HasPrefix(name, namePrefix) {
+				t.Errorf("FriendlyName %q: want the whole rendered name (63 characters)", name)
 			}
 			ptEq(t, "creds key_name", ptS(s.Data["key_name"]), name)
 			ptEq(t, "creds sid", ptS(s.Data["sid"]), ptS(s.Data["key_id"]))

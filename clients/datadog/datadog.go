@@ -63,6 +63,7 @@ func init() {
 				Name: fieldSite,
 				Description: "Datadog site the organization lives on: one of " + strings.Join(Sites, ", ") +
 					". The API is https://api.<site>. Required unless base_url is set.",
+				Destination: true,
 			},
 			{
 				Name: fieldAPIKey,

@@ -62,6 +62,8 @@ func init() {
 		Description: "Twilio API keys: standard keys, or restricted keys with a permission policy. " +
 			"The account Auth Token is rotated with Twilio's secondary-token flow (create secondary, verify, promote).",
 		DefaultBaseURL: defaultBaseURL,
+		// FriendlyName is documented as at most 64 characters.
+		MaxKeyNameLength: maxFriendlyName,
 		Fields: []clients.Field{
 			{
 				Name:        fieldAccountSID,
@@ -89,11 +91,15 @@ func init() {
 				Name:        fieldIAMBaseURL,
 				Description: "Base URL of Twilio's IAM API, used for restricted keys (POST /v1/Keys).",
 				Default:     defaultIAMBaseURL,
+				Destination: true,
+				URL:         true,
 			},
 			{
 				Name:        fieldAccountsBaseURL,
 				Description: "Base URL of Twilio's Accounts API, used for Auth Token rotation (/v1/AuthTokens).",
 				Default:     defaultAccountsBaseURL,
+				Destination: true,
+				URL:         true,
 			},
 		},
 		Capabilities: capabilities,
