@@ -55,6 +55,7 @@ type backend struct {
 	metrics   *metrics
 	inventory *inventory
 	sched     *scheduler
+	tidy      *tidyRunner
 	// storage is the mount's storage for background jobs.
 	storage logical.Storage
 
@@ -84,6 +85,7 @@ func newBackend(c clock) *backend {
 		verifyWait:     500 * time.Millisecond,
 	}
 	b.metrics = newMetrics(b)
+	b.tidy = newTidyRunner(b.metrics.registry)
 	b.sched = newScheduler(c, b.runItem)
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
@@ -102,6 +104,7 @@ func newBackend(c clock) *backend {
 			pathRotate(b),
 			pathStatus(b),
 			pathMetrics(b),
+			pathTidy(b),
 		),
 		Secrets:           []*framework.Secret{secretKey(b)},
 		WALRollback:       b.walRollback,
@@ -156,6 +159,7 @@ func (b *backend) cachedDualState(ctx context.Context, s logical.Storage, name s
 
 func (b *backend) clean(context.Context) {
 	b.sched.stop()
+	b.tidy.stop()
 	b.clientsMu.Lock()
 	b.clients = map[string]*providerClient{}
 	b.clientsMu.Unlock()
