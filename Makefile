@@ -1,6 +1,6 @@
 # The two commands of the README: `make dev` and `make test`.
 SHELL      := /bin/bash
-VERSION    ?= v0.1.0
+VERSION    ?= v0.2.0
 MODULE     := github.com/thirdparty-vault/vault-plugin-secrets-thirdparty
 LDFLAGS    := -s -w -X $(MODULE)/internal/version.Version=$(VERSION)
 BIN        := bin

@@ -7,6 +7,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -71,6 +72,10 @@ type backend struct {
 	clients   map[string]*providerClient
 
 	marker markerCache
+	// ledgerCounts counts the dynamic keys outstanding per provider.
+	ledgerCounts ledgerCounter
+	// tombstones counts the deleted providers kept as tombstones.
+	tombstones atomic.Int64
 }
 
 func newBackend(c clock) *backend {

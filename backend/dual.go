@@ -33,6 +33,9 @@ type dualKey struct {
 	LeaseCapAt time.Time `json:"lease_cap_at"`
 	// RetireAt is set once the key is previous: it is revoked after it.
 	RetireAt time.Time `json:"retire_at"`
+	// Incarnation of the provider that created the key ("" for keys
+	// written by v0.1.0: the provider's current incarnation).
+	Incarnation string `json:"incarnation,omitempty"`
 
 	// walID is the WAL entry naming the key until it is stored.
 	walID string

@@ -16,6 +16,12 @@ import (
 func (b *backend) initialize(ctx context.Context, req *logical.InitializationRequest) error {
 	b.setStorage(req.Storage)
 	start := time.Now()
+	writable := b.WriteSafeReplicationState()
+	if writable {
+		if err := b.migrate(ctx, b.storage); err != nil {
+			return err
+		}
+	}
 	roles, providers, err := b.load(ctx, b.storage)
 	if err != nil {
 		return err
@@ -23,7 +29,7 @@ func (b *backend) initialize(ctx context.Context, req *logical.InitializationReq
 	if err := b.scheduleAutoTidy(ctx, b.storage); err != nil {
 		return err
 	}
-	if !b.WriteSafeReplicationState() {
+	if !writable {
 		b.Logger().Info("not starting the rotation scheduler: this node cannot write (standby or secondary)")
 		return nil
 	}
@@ -77,7 +83,82 @@ func (b *backend) load(ctx context.Context, s logical.Storage) (roles, providers
 		b.inventory.setProvider(n, e, b.nextRootRotation(e))
 		b.sched.schedule(rootItem(n), b.rootDue(e))
 	}
+	counts, err := countLedger(ctx, s)
+	if err != nil {
+		return 0, 0, err
+	}
+	b.ledgerCounts.reset(counts)
+	tombs, err := listTombstones(ctx, s)
+	if err != nil {
+		return 0, 0, err
+	}
+	b.tombstones.Store(int64(len(tombs)))
 	return roles, providers, nil
+}
+
+// migrate brings storage written by an earlier release to schemaVersion,
+// once, on the active node. Every step checks before it writes, so a
+// migration cut short by a crash is finished by the next start.
+func (b *backend) migrate(ctx context.Context, s logical.Storage) error {
+	c, err := getMountConfig(ctx, s)
+	if err != nil {
+		return err
+	}
+	if c != nil && c.SchemaVersion >= schemaVersion && c.Marker != "" {
+		return nil
+	}
+	if c == nil {
+		c = &mountConfig{SchemaVersion: 1}
+	}
+	from := c.SchemaVersion
+	names, err := listAll(ctx, s, providerPrefix)
+	if err != nil {
+		return err
+	}
+	now := b.clock.Now()
+	for _, n := range names {
+		e, err := getProvider(ctx, s, n)
+		if err != nil {
+			return err
+		}
+		if e == nil || !b.adoptLegacyProvider(e, now) {
+			continue
+		}
+		if err := putJSON(ctx, s, providerPrefix+n, e); err != nil {
+			return err
+		}
+		b.Logger().Info("storage migration: provider given an incarnation; leases issued before the upgrade belong to it",
+			"provider", n, "incarnation", e.Incarnation, "legacy_leases_until", formatTime(e.LegacyLeasesUntil))
+	}
+	if c.Marker == "" {
+		if c.Marker, err = newMarker(); err != nil {
+			return err
+		}
+	}
+	c.SchemaVersion, c.MigratedAt = schemaVersion, now
+	if err := putJSON(ctx, s, mountConfigKey, c); err != nil {
+		return err
+	}
+	b.Logger().Info("storage migrated", "from_schema", from, "to_schema", schemaVersion)
+	return nil
+}
+
+// adoptLegacyProvider gives a provider stored by v0.1.0 an incarnation.
+// Its leases carry none and are not in the ledger, so a delete keeps its
+// config as a tombstone until they can no longer be outstanding (the
+// mount's max lease TTL from now). It reports whether e changed.
+func (b *backend) adoptLegacyProvider(e *providerEntry, now time.Time) bool {
+	if e.Incarnation != "" {
+		return false
+	}
+	inc, err := newIncarnation()
+	if err != nil {
+		// crypto/rand failing is fatal elsewhere too; keep a fixed id.
+		inc = "legacy"
+	}
+	e.Incarnation = inc
+	e.LegacyLeasesUntil = now.Add(b.System().MaxLeaseTTL())
+	return true
 }
 
 // listAll lists the names directly under prefix.

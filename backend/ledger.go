@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-uuid"
@@ -116,4 +118,54 @@ func newIncarnation() (string, error) {
 	// Short enough for paths and status, random enough never to repeat
 	// within one provider name.
 	return strings.ReplaceAll(id, "-", "")[:16], nil
+}
+
+// ledgerCounter counts ledger entries per provider for metrics and status,
+// without a lock shared by every creds read.
+type ledgerCounter struct{ m sync.Map } // provider -> *atomic.Int64
+
+func (c *ledgerCounter) add(provider string, d int64) {
+	v, ok := c.m.Load(provider)
+	if !ok {
+		v, _ = c.m.LoadOrStore(provider, new(atomic.Int64))
+	}
+	v.(*atomic.Int64).Add(d)
+}
+
+// reset replaces the counts with ones read from storage.
+func (c *ledgerCounter) reset(counts map[string]int64) {
+	c.m.Range(func(k, _ any) bool { c.m.Delete(k); return true })
+	for p, n := range counts {
+		c.add(p, n)
+	}
+}
+
+func (c *ledgerCounter) snapshot() map[string]int64 {
+	out := map[string]int64{}
+	c.m.Range(func(k, v any) bool {
+		if n := v.(*atomic.Int64).Load(); n > 0 {
+			out[k.(string)] = n
+		}
+		return true
+	})
+	return out
+}
+
+// countLedger counts the entries in storage, per provider.
+func countLedger(ctx context.Context, s logical.Storage) (map[string]int64, error) {
+	incs, err := ledgerIncarnations(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for p, list := range incs {
+		for _, inc := range list {
+			ids, err := ledgerIDs(ctx, s, p, inc)
+			if err != nil {
+				return nil, err
+			}
+			out[p] += int64(len(ids))
+		}
+	}
+	return out, nil
 }

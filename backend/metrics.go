@@ -68,6 +68,10 @@ var (
 		"1 while the secret's last rotation attempt failed.", []string{"kind", "name"}, nil)
 	descRetire = prometheus.NewDesc("thirdparty_previous_key_retire_timestamp_seconds",
 		"When a dual role's previous key is revoked (Unix time); absent when there is none.", []string{"role"}, nil)
+	descLedger = prometheus.NewDesc("thirdparty_ledger_entries",
+		"Dynamic keys this mount created and has not yet revoked (ledger entries), by provider.", []string{"provider"}, nil)
+	descTombstones = prometheus.NewDesc("thirdparty_tombstones",
+		"Deleted providers kept as tombstones until their last key is revoked.", nil, nil)
 	descScheduler = prometheus.NewDesc("thirdparty_scheduler_running",
 		"1 where this node runs the rotation scheduler (the active node), else 0.", nil, nil)
 )
@@ -81,6 +85,8 @@ func (c inventoryCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descFailing
 	ch <- descRetire
 	ch <- descScheduler
+	ch <- descLedger
+	ch <- descTombstones
 }
 
 func (c inventoryCollector) Collect(ch chan<- prometheus.Metric) {
@@ -120,6 +126,10 @@ func (c inventoryCollector) Collect(ch chan<- prometheus.Metric) {
 		running = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descScheduler, prometheus.GaugeValue, running)
+	for p, n := range c.b.ledgerCounts.snapshot() {
+		ch <- prometheus.MustNewConstMetric(descLedger, prometheus.GaugeValue, float64(n), p)
+	}
+	ch <- prometheus.MustNewConstMetric(descTombstones, prometheus.GaugeValue, float64(c.b.tombstones.Load()))
 }
 
 func pathMetrics(b *backend) []*framework.Path {

@@ -53,35 +53,43 @@ func (b *backend) credsRead(ctx context.Context, req *logical.Request, d *framew
 	return b.issueDynamic(ctx, req, roleName, role, pc)
 }
 
-// issueDynamic creates one key for one lease. A WAL entry exists from
-// before the create until the lease is returned, naming the key's id as
-// soon as it is known, so a key that never reaches a lease is revoked by
-// rollback.
+// issueDynamic creates one key for one lease. A ledger entry naming the
+// attempt exists from before the create until the lease is revoked, so a
+// key whose lease Vault never persisted (or never revoked) is found and
+// revoked by tidy once the entry's lease end has passed.
 func (b *backend) issueDynamic(ctx context.Context, req *logical.Request, roleName string, role *roleEntry, pc *providerClient) (*logical.Response, error) {
 	ttl, maxTTL := b.dynamicTTLs(role)
-	name, err := renderKeyName(role.NameTemplate, roleName, req.DisplayName)
+	marker, err := b.mountMarker(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	name, err := renderKeyName(role.NameTemplate, nameVars{Role: roleName, Display: req.DisplayName, Marker: marker})
 	if err != nil {
 		return nil, fmt.Errorf("role %q: name_template: %w", roleName, err)
 	}
+	now := b.clock.Now()
 	var expiresAt time.Time
-	if pc.api.Capabilities().Expiry {
+	caps := pc.api.Capabilities()
+	if caps.Expiry {
 		// Rounded up to the second, so the key never expires before the
 		// lease's max TTL.
-		expiresAt = b.clock.Now().Add(maxTTL + time.Second - 1).Truncate(time.Second)
+		expiresAt = now.Add(maxTTL + time.Second - 1).Truncate(time.Second)
 	}
 
-	wal := walKey{Provider: role.Provider, Role: roleName, Name: name, Purpose: purposeDynamic, UniqueName: nameTemplateUnique(role.NameTemplate)}
-	walID, err := framework.PutWAL(ctx, req.Storage, walKindKey, &wal)
+	unique := nameTemplateUnique(role.NameTemplate)
+	entry, err := newLedgerEntry(role.Provider, pc.entry.Incarnation, roleName, name, unique, now, now.Add(ttl))
 	if err != nil {
-		return nil, fmt.Errorf("writing WAL: %w", err)
+		return nil, err
 	}
+	if err := putLedger(ctx, req.Storage, entry); err != nil {
+		return nil, err
+	}
+	b.ledgerCounts.add(role.Provider, 1)
 	key, err := pc.api.CreateKey(ctx, clients.KeyRequest{
 		Name: name, Scopes: role.Scopes, Parameters: role.Parameters, ExpiresAt: expiresAt,
 	})
 	if err != nil {
-		if definitelyNotCreated(err) {
-			_ = framework.DeleteWAL(ctx, req.Storage, walID)
-		}
+		b.abandonEntry(req.Storage, entry, definitelyNotCreated(err))
 		if resp := fieldErrorResponse(err); resp != nil {
 			return resp, nil
 		}
@@ -93,30 +101,28 @@ func (b *backend) issueDynamic(ctx context.Context, req *logical.Request, roleNa
 		// the lease ends with the key (invariant 6).
 		left := key.ExpiresAt.Sub(b.clock.Now()).Truncate(time.Second)
 		if left <= 0 {
-			b.revokeAbandoned(pc, key.ID)
+			b.revokeAbandoned(req.Storage, pc, entry, key.ID)
 			return nil, fmt.Errorf("provider %q returned key %s already expired (expires_at %s)", role.Provider, key.ID, formatTime(key.ExpiresAt))
 		}
 		maxTTL = min(maxTTL, left)
 		ttl = min(ttl, maxTTL)
 	}
 
-	wal.KeyID = key.ID
-	walID2, err := framework.PutWAL(ctx, req.Storage, walKindKey, &wal)
-	if err != nil {
-		b.revokeAbandoned(pc, key.ID)
-		return nil, fmt.Errorf("writing WAL: %w", err)
-	}
-	if err := framework.DeleteWAL(ctx, req.Storage, walID); err != nil {
-		// A name-only entry left behind would let rollback find the key by
-		// name and revoke it under a live lease.
-		b.revokeAbandoned(pc, key.ID)
-		return nil, fmt.Errorf("deleting WAL: %w", err)
+	// The id is what finds the key again, unless the name does: a type
+	// that lists keys by name, with a template that never repeats a name.
+	if !(caps.ListByName && unique) {
+		entry.KeyID = key.ID
+		if err := putLedger(ctx, req.Storage, entry); err != nil {
+			b.revokeAbandoned(req.Storage, pc, entry, key.ID)
+			return nil, err
+		}
 	}
 
 	data := keyData(key, role.Provider, roleName, modeDynamic)
 	internal := map[string]any{
 		"provider": role.Provider, "role": roleName, "mode": modeDynamic,
 		"key_id": key.ID, "key_name": key.Name,
+		"incarnation": pc.entry.Incarnation, "ledger_id": entry.ID,
 	}
 	if !key.ExpiresAt.IsZero() {
 		internal["expires_at"] = formatTime(key.ExpiresAt)
@@ -125,12 +131,6 @@ func (b *backend) issueDynamic(ctx context.Context, req *logical.Request, roleNa
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = maxTTL
 	resp.Secret.Renewable = true
-
-	if err := framework.DeleteWAL(ctx, req.Storage, walID2); err != nil {
-		// The key is about to be leased: a WAL left behind would revoke it.
-		b.revokeAbandoned(pc, key.ID)
-		return nil, fmt.Errorf("deleting WAL: %w", err)
-	}
 	return resp, nil
 }
 
@@ -150,13 +150,45 @@ func (b *backend) dynamicTTLs(role *roleEntry) (ttl, maxTTL time.Duration) {
 	return ttl, maxTTL
 }
 
-// revokeAbandoned deletes a key that will not be handed out; if that fails,
-// the WAL entry still naming it lets rollback finish the job.
-func (b *backend) revokeAbandoned(pc *providerClient, id string) {
+// revokeAbandoned deletes a key that will not be handed out, and its
+// ledger entry; if the revoke fails, the entry is left expired so that
+// tidy finishes the job.
+func (b *backend) revokeAbandoned(s logical.Storage, pc *providerClient, entry *ledgerEntry, id string) {
+	if err := b.revokeNow(pc, id); err != nil {
+		b.Logger().Warn("could not revoke an abandoned key; tidy will retry", "provider", pc.name, "key_id", id, "error", err)
+		entry.KeyID = id
+		b.abandonEntry(s, entry, false)
+		return
+	}
+	b.abandonEntry(s, entry, true)
+}
+
+// revokeNow deletes a key on a fresh context: the request's own may be
+// what ran out.
+func (b *backend) revokeNow(pc *providerClient, id string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), pc.entry.RequestTimeout)
 	defer cancel()
-	if err := pc.api.RevokeKey(ctx, id); err != nil {
-		b.Logger().Warn("could not revoke an abandoned key; WAL rollback will retry", "provider", pc.name, "key_id", id, "error", err)
+	return pc.api.RevokeKey(ctx, id)
+}
+
+// abandonEntry settles the ledger entry of a key that no lease will hold:
+// gone when the key certainly does not exist, else due for tidy at once
+// (its lease end set to now) instead of after the lease's TTL. It runs on
+// a fresh context, so a request that timed out still records it.
+func (b *backend) abandonEntry(s logical.Storage, entry *ledgerEntry, gone bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), storageTimeout)
+	defer cancel()
+	if gone {
+		if err := deleteLedger(ctx, s, entry.Provider, entry.Incarnation, entry.ID); err != nil {
+			b.Logger().Warn("could not delete the ledger entry of a key that was never created; tidy will remove it", "provider", entry.Provider, "error", err)
+			return
+		}
+		b.ledgerCounts.add(entry.Provider, -1)
+		return
+	}
+	entry.ExpiresAt = b.clock.Now()
+	if err := putLedger(ctx, s, entry); err != nil {
+		b.Logger().Warn("could not mark the ledger entry of an abandoned key; tidy revokes it after its lease end", "provider", entry.Provider, "error", err)
 	}
 }
 

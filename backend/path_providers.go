@@ -179,6 +179,9 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 		return logical.ErrorResponse("type is required; one of: %s", strings.Join(typeNames(), ", ")), nil
 	case creating:
 		e.Type = typeName.(string)
+		if e.Incarnation, err = newIncarnation(); err != nil {
+			return nil, err
+		}
 	case typeGiven && typeName.(string) != e.Type:
 		return logical.ErrorResponse("type is immutable: provider %q is of type %q", name, e.Type), nil
 	}
@@ -345,6 +348,7 @@ func (b *backend) providerRead(ctx context.Context, req *logical.Request, d *fra
 	}
 	data := map[string]any{
 		"type":                     e.Type,
+		"incarnation":              e.Incarnation,
 		"base_url":                 e.BaseURL,
 		"request_timeout":          int64(e.RequestTimeout.Seconds()),
 		"max_concurrency":          e.MaxConcurrency,
@@ -377,6 +381,25 @@ func (b *backend) providerDelete(ctx context.Context, req *logical.Request, d *f
 	}
 	if len(users) > 0 {
 		return logical.ErrorResponse("provider %q is used by roles: %s; delete them first", name, strings.Join(slices.Sorted(maps.Keys(users)), ", ")), nil
+	}
+	e, err := getProvider(ctx, req.Storage, name)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	b.adoptLegacyProvider(e, b.clock.Now()) // not migrated yet
+	// Keys of this incarnation still outstanding keep its config, so that
+	// their revocations reach the account that issued them.
+	keep := b.clock.Now().Before(e.LegacyLeasesUntil)
+	if !keep {
+		if keep, err = hasLedgerEntries(ctx, req.Storage, name, e.Incarnation); err != nil {
+			return nil, err
+		}
+	}
+	if keep {
+		if err := putTombstone(ctx, req.Storage, &tombstone{Name: name, Provider: e, DeletedAt: b.clock.Now()}); err != nil {
+			return nil, err
+		}
+		b.tombstones.Add(1)
 	}
 	if err := req.Storage.Delete(ctx, providerPrefix+name); err != nil {
 		return nil, err
@@ -429,6 +452,8 @@ type providerClient struct {
 	entry *providerEntry
 	typ   *clients.Type
 	api   clients.Provider
+	// tombstoned: built from the tombstone of a deleted provider.
+	tombstoned bool
 }
 
 func (b *backend) buildClient(name string, e *providerEntry) (*providerClient, error) {
@@ -468,20 +493,26 @@ func (b *backend) client(ctx context.Context, s logical.Storage, name string) (*
 }
 
 // clientFor returns the client of the provider incarnation that created a
-// key: the live provider when incarnation is its own (or "", for records
-// written before incarnations existed), else the tombstone of that
-// incarnation. It returns a nil client when neither exists.
+// key: the live provider when the incarnation is its own, else the
+// tombstone of that incarnation. A record without an incarnation (written
+// by v0.1.0) belongs to the incarnation that held the provider's name at
+// the upgrade (the one with LegacyLeasesUntil set), live or tombstoned. It
+// returns a nil client when no config is left.
 func (b *backend) clientFor(ctx context.Context, s logical.Storage, name, incarnation string) (*providerClient, func(), error) {
 	pc, release, err := b.client(ctx, s, name)
 	if err != nil {
 		return nil, release, err
 	}
-	if pc != nil && (incarnation == "" || pc.entry.Incarnation == incarnation || pc.entry.Incarnation == "") {
+	if pc != nil && (pc.entry.Incarnation == incarnation ||
+		(incarnation == "" && (!pc.entry.LegacyLeasesUntil.IsZero() || pc.entry.Incarnation == ""))) {
 		return pc, release, nil
 	}
 	release()
 	if incarnation == "" {
-		return nil, func() {}, nil
+		if incarnation, err = b.legacyTombstone(ctx, s, name); err != nil || incarnation == "" {
+			// No tombstone holds legacy leases: the live provider, if any.
+			return b.client(ctx, s, name)
+		}
 	}
 	key := tombstoneClientKey(name, incarnation)
 	b.clientsMu.Lock()
@@ -495,11 +526,31 @@ func (b *backend) clientFor(ctx context.Context, s logical.Storage, name, incarn
 		if pc, err = b.buildClient(name, t.Provider); err != nil {
 			return nil, func() {}, err
 		}
+		pc.tombstoned = true
 		b.clientsMu.Lock()
 		b.clients[key] = pc
 		b.clientsMu.Unlock()
 	}
 	return pc, func() {}, nil
+}
+
+// legacyTombstone returns the incarnation of the tombstone of name that
+// holds leases issued before the upgrade to incarnations, or "".
+func (b *backend) legacyTombstone(ctx context.Context, s logical.Storage, name string) (string, error) {
+	incs, err := listAll(ctx, s, tombstonePrefix+name+"/")
+	if err != nil {
+		return "", err
+	}
+	for _, inc := range incs {
+		t, err := getTombstone(ctx, s, name, inc)
+		if err != nil {
+			return "", err
+		}
+		if t != nil && !t.Provider.LegacyLeasesUntil.IsZero() {
+			return inc, nil
+		}
+	}
+	return "", nil
 }
 
 // rootBarrier returns once every operation that may hold a client of the

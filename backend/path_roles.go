@@ -24,7 +24,7 @@ const (
 )
 
 const (
-	defaultNameTemplate = `vault-{{.RoleName | truncate 32}}-{{.DisplayName | truncate 24}}-{{unix_time}}-{{random 6}}`
+	defaultNameTemplate = `vault-{{.Marker}}-{{.RoleName | truncate 32}}-{{.DisplayName | truncate 24}}-{{unix_time}}-{{random 6}}`
 	defaultRolePeriod   = 2160 * time.Hour
 	defaultOverlap      = 24 * time.Hour
 )
@@ -59,7 +59,7 @@ func pathRoles(b *backend) []*framework.Path {
 		"parameters": {Type: framework.TypeKVPairs,
 			Description: "Provider-specific create options as key=value pairs (see the provider type's page)."},
 		"name_template": {Type: framework.TypeString,
-			Description: "Template of the key's name at the provider. Variables: .RoleName, .DisplayName; functions: unix_time, random N, truncate N, uppercase, lowercase, replace. Default: " + defaultNameTemplate},
+			Description: "Template of the key's name at the provider. Variables: .RoleName, .DisplayName, .Marker (this mount's marker, which tidy looks for to find keys it may revoke); functions: unix_time, random N, truncate N, uppercase, lowercase, replace. Default: " + defaultNameTemplate},
 		"overlap": {Type: framework.TypeDurationSecond,
 			Description: "Dual roles: how long the previous key keeps working after its successor becomes current (default 24h; must be less than rotation_period)."},
 	}
@@ -177,7 +177,7 @@ func (b *backend) roleWrite(ctx context.Context, req *logical.Request, d *framew
 	} else if creating {
 		r.NameTemplate = defaultNameTemplate
 	}
-	if _, err := renderKeyName(r.NameTemplate, name, "check"); err != nil {
+	if _, err := renderKeyName(r.NameTemplate, nameVars{Role: name, Display: "check", Marker: "tpcheck00"}); err != nil {
 		return logical.ErrorResponse("name_template: %s", err.Error()), nil
 	}
 
@@ -343,13 +343,21 @@ const nameTemplateWarning = "name_template has no {{random N}} or {{uuid}}, so k
 	"if a create's answer is lost, the key cannot be told apart from others by name and is left to expire " +
 	"at the provider (where the type supports expiry) instead of being revoked"
 
+// nameVars are the values a name template can use.
+type nameVars struct {
+	Role, Display string
+	// Marker is the mount's marker ({{.Marker}}), which tidy looks for to
+	// tell this mount's keys from others at the provider.
+	Marker string
+}
+
 // renderKeyName renders a role's name template for one key.
-func renderKeyName(tmpl, roleName, displayName string) (string, error) {
+func renderKeyName(tmpl string, v nameVars) (string, error) {
 	nt, err := parseNameTemplate(tmpl)
 	if err != nil {
 		return "", err
 	}
-	name, err := nt.t.Generate(map[string]string{"RoleName": roleName, "DisplayName": displayName})
+	name, err := nt.t.Generate(map[string]string{"RoleName": v.Role, "DisplayName": v.Display, "Marker": v.Marker})
 	if err != nil {
 		return "", err
 	}

@@ -57,7 +57,17 @@ func (b *backend) statusRead(ctx context.Context, req *logical.Request, _ *frame
 		}
 		rd[r.name] = v
 	}
+	tombs, err := b.tombstoneStatus(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	ledger := map[string]any{}
+	for p, n := range b.ledgerCounts.snapshot() {
+		ledger[p] = n
+	}
 	return &logical.Response{Data: map[string]any{
+		"tombstones":          tombs,
+		"ledger_entries":      ledger,
 		"providers":           pd,
 		"roles":               rd,
 		"pending_revocations": pending,
@@ -81,3 +91,47 @@ current key's id and age, the previous key's id and retire time, last and
 next rotation, last error and next retry. pending_revocations counts keys
 and roots waiting to be revoked. Never contains a secret.
 `
+
+// tombstoneStatus describes every tombstone: name, incarnation, when the
+// provider was deleted, keys outstanding and the earliest lease end among
+// them. Tombstones are few and short-lived, so this reads storage.
+func (b *backend) tombstoneStatus(ctx context.Context, s logical.Storage) ([]map[string]any, error) {
+	refs, err := listTombstones(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	out := []map[string]any{}
+	for _, r := range refs {
+		t, err := getTombstone(ctx, s, r.Name, r.Incarnation)
+		if err != nil {
+			return nil, err
+		}
+		if t == nil {
+			continue
+		}
+		ids, err := ledgerIDs(ctx, s, r.Name, r.Incarnation)
+		if err != nil {
+			return nil, err
+		}
+		var oldest time.Time
+		for _, id := range ids {
+			e, err := getLedger(ctx, s, r.Name, r.Incarnation, id)
+			if err != nil {
+				return nil, err
+			}
+			if e != nil && (oldest.IsZero() || e.ExpiresAt.Before(oldest)) {
+				oldest = e.ExpiresAt
+			}
+		}
+		out = append(out, map[string]any{
+			"name":                r.Name,
+			"incarnation":         r.Incarnation,
+			"type":                t.Provider.Type,
+			"deleted_at":          formatTime(t.DeletedAt),
+			"keys_outstanding":    len(ids),
+			"oldest_expiry":       formatTime(oldest),
+			"legacy_leases_until": formatTime(t.Provider.LegacyLeasesUntil),
+		})
+	}
+	return out, nil
+}

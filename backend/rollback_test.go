@@ -2,8 +2,6 @@ package backend
 
 import (
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -20,107 +18,6 @@ import (
 func (e *env) dynamicRole(name string) {
 	e.t.Helper()
 	e.must(logical.CreateOperation, "roles/"+name, map[string]any{"provider": "p", "mode": "dynamic"})
-}
-
-// orphanByName makes creds/dyn create a key whose id never reaches the
-// WAL (the second WAL write fails) while the inline revoke fails too, and
-// returns that key.
-func (e *env) orphanByName() demoserver.KeyInfo {
-	e.t.Helper()
-	e.failPutsAfter("wal/", 1, 1) // the entry before the create is written; the one naming the id is not
-	e.failDelete.Store(true)
-	resp, err := e.do(logical.ReadOperation, "creds/dyn", nil)
-	e.failDelete.Store(false)
-	e.failPutsAfter("wal/", 0, 0)
-	if err == nil {
-		e.t.Fatalf("creds succeeded although the WAL entry naming the key was never written: %v", resp)
-	}
-	live := e.keys(demoserver.StateLive)
-	if len(live) != 1 {
-		e.t.Fatalf("%d live keys after the failed creds read, want the 1 orphan", len(live))
-	}
-	wal := e.walEntries()
-	if len(wal) != 1 || wal[0]["key_id"] != "" || wal[0]["name"] != live[0].Name {
-		e.t.Fatalf("WAL after the failed creds read: %v, want one entry naming %q without an id", wal, live[0].Name)
-	}
-	return live[0]
-}
-
-// The create reached the provider but the lease was never returned, and
-// the key's id was never recorded: rollback finds it by name.
-func TestRollbackRevokesAnUnleasedDynamicKeyByName(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	e.provider("p")
-	e.dynamicRole("dyn")
-	orphan := e.orphanByName()
-
-	e.rollback()
-	e.wantRevoked(orphan.ID, "the orphaned key is %s after rollback, want revoked")
-	e.wantNoWAL(" after rollback")
-}
-
-// The WAL entry names the key's id, but deleting it failed, and so did the
-// inline revoke: rollback revokes the key by its id (listing by name is
-// down, so only the recorded id can find it).
-func TestRollbackRevokesAnUnleasedDynamicKeyByID(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	e.provider("p")
-	e.dynamicRole("dyn")
-
-	e.failDeletesAfter("wal/", 1, 1) // the name-only entry goes; the one naming the id stays
-	e.failDelete.Store(true)
-	if resp, err := e.do(logical.ReadOperation, "creds/dyn", nil); err == nil {
-		t.Fatalf("creds succeeded although its WAL entry could not be deleted: %v", resp)
-	}
-	e.failDelete.Store(false)
-	e.failDeletesAfter("wal/", 0, 0)
-	live := e.keys(demoserver.StateLive)
-	if len(live) != 1 {
-		t.Fatalf("%d live keys, want the 1 orphan", len(live))
-	}
-	if wal := e.walEntries(); len(wal) != 1 || wal[0]["key_id"] != live[0].ID {
-		t.Fatalf("WAL: %v, want one entry naming key %s", wal, live[0].ID)
-	}
-
-	e.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method == http.MethodGet && r.URL.Path == "/v1/keys" {
-			http.Error(w, `{"error":{"code":"unavailable","message":"list is down"}}`, http.StatusServiceUnavailable)
-			return true
-		}
-		return false
-	})
-	e.rollback()
-	e.wantRevoked(live[0].ID, "the orphaned key is %s after rollback, want revoked")
-	e.wantNoWAL(" after rollback")
-}
-
-// A creds read that succeeded must not leave a WAL entry that makes
-// rollback revoke the leased key later, even when deleting the entry
-// written before the create failed.
-func TestRollbackNeverRevokesALeasedDynamicKey(t *testing.T) {
-
-	t.Parallel()
-	e := newEnv(t)
-	e.provider("p")
-	e.dynamicRole("dyn")
-
-	e.failDeletesAfter("wal/", 0, 1) // the name-only entry's delete fails
-	resp, err := e.do(logical.ReadOperation, "creds/dyn", nil)
-	e.failDeletesAfter("wal/", 0, 0)
-	if err != nil || resp == nil || resp.IsError() {
-		// Failing the read is a correct answer too, if the key is gone.
-		if n := len(e.keys(demoserver.StateLive)); n != 0 {
-			t.Fatalf("creds failed (%v %v) and left %d live keys", resp, err, n)
-		}
-		return
-	}
-	id := resp.Data["key_id"].(string)
-	e.rollback()
-	if st := e.keyState(id); st != demoserver.StateLive {
-		t.Fatalf("rollback revoked key %s, which a lease still holds (state %s)", id, st)
-	}
 }
 
 // A dual rotation whose state write fails: the new key is live at the
@@ -277,18 +174,9 @@ func TestRollbackRevokesTheFirstKeyOfARoleNeverStored(t *testing.T) {
 }
 
 // Rollback keeps an entry it cannot settle (the provider answers 503) and
-// retries it on the next pass; it drops one whose provider no longer
-// exists, since nothing can reach that key any more (it expires at the
-// provider).
-func TestRollbackRetriesOrDropsEntriesItCannotSettle(t *testing.T) {
+// retries it on the next pass.
+func TestRollbackRetriesEntriesItCannotSettle(t *testing.T) {
 	t.Parallel()
-	unavailable := func(w http.ResponseWriter, r *http.Request) bool {
-		if strings.HasPrefix(r.URL.Path, "/v1/") {
-			http.Error(w, `{"error":{"code":"unavailable","message":"down"}}`, http.StatusServiceUnavailable)
-			return true
-		}
-		return false
-	}
 	kept := func(e *env, id string) {
 		e.t.Helper()
 		resp := e.rollbackResp()
@@ -302,23 +190,6 @@ func TestRollbackRetriesOrDropsEntriesItCannotSettle(t *testing.T) {
 			e.t.Fatalf("key %s is %s after a failed rollback", id, st)
 		}
 	}
-
-	t.Run("dynamic key, provider answers 503", func(t *testing.T) {
-		t.Parallel()
-		e := newEnv(t)
-		e.provider("p")
-		e.dynamicRole("dyn")
-		orphan := e.orphanByName()
-		e.setIntercept(unavailable) // listing by name fails
-		kept(e, orphan.ID)
-		e.setIntercept(nil)
-		e.failDelete.Store(true) // listing works, the revoke fails
-		kept(e, orphan.ID)
-		e.failDelete.Store(false)
-		e.rollback()
-		e.wantRevoked(orphan.ID, "orphan is %s after the provider recovered")
-		e.wantNoWAL("")
-	})
 
 	t.Run("dual key, provider answers 503", func(t *testing.T) {
 		t.Parallel()
@@ -343,25 +214,6 @@ func TestRollbackRetriesOrDropsEntriesItCannotSettle(t *testing.T) {
 		e.wantRevoked(created, "unrecorded key is %s after the provider recovered")
 		if st := e.keyState(cur); st != demoserver.StateLive {
 			t.Fatalf("current key is %s", st)
-		}
-	})
-
-	t.Run("provider deleted", func(t *testing.T) {
-		t.Parallel()
-		e := newEnv(t)
-		e.provider("p")
-		e.dynamicRole("dyn")
-		orphan := e.orphanByName()
-		e.must(logical.DeleteOperation, "roles/dyn", nil)
-		e.must(logical.DeleteOperation, "providers/p", nil)
-		e.rollback()
-		e.wantNoWAL(" for a provider that no longer exists")
-		if !strings.Contains(e.logs.String(), "provider no longer exists") {
-			t.Fatal("rollback dropped the entry without a word in the log")
-		}
-		// Nothing can revoke it now; it must expire on its own.
-		if orphan.ExpiresAt.IsZero() || orphan.ExpiresAt.After(e.clock.Now().Add(24*time.Hour)) {
-			t.Fatalf("the orphan expires at %s, want within the mount's max TTL", orphan.ExpiresAt)
 		}
 	})
 }
@@ -389,73 +241,4 @@ func TestRollbackRevokesAnUnverifiedKeyThatCouldNotBeRevoked(t *testing.T) {
 		t.Fatalf("live keys after rollback: %v, want only the current %s", live, cur)
 	}
 	e.wantNoWAL("")
-}
-
-// readWithLostCreate reads creds/<role> while the provider creates the key
-// but its answer is lost (a 502 after the fact); the read must fail.
-func (e *env) readWithLostCreate(role string) {
-	e.t.Helper()
-	e.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method == http.MethodPost && r.URL.Path == "/v1/keys" {
-			e.demo.ServeHTTP(httptest.NewRecorder(), r)
-			http.Error(w, `{"error":{"code":"bad_gateway","message":"upstream reset"}}`, http.StatusBadGateway)
-			return true
-		}
-		return false
-	})
-	defer e.setIntercept(nil)
-	if _, err := e.do(logical.ReadOperation, "creds/"+role, nil); err == nil {
-		e.t.Fatal("creds succeeded although the create's answer was lost")
-	}
-}
-
-// The provider created the key but its answer was lost (a 502 after the
-// fact): the HTTP layer does not send the create again (a second key would
-// be recorded nowhere), the read fails, and rollback revokes the key
-// created under the WAL entry's name.
-func TestRollbackRevokesTheKeyOfALostCreate(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	e.provider("p")
-	e.dynamicRole("dyn")
-	e.readWithLostCreate("dyn")
-	created := e.keys(demoserver.StateLive)
-	if len(created) != 1 || e.walCount() != 1 {
-		t.Fatalf("%d keys created and %d WAL entries, want the one key of the lost create (not repeated) and its entry", len(created), e.walCount())
-	}
-	e.rollback()
-	if live := e.keys(demoserver.StateLive); len(live) != 0 {
-		t.Fatalf("%d of the %d keys created by the lost create are still live after rollback", len(live), len(created))
-	}
-	e.wantNoWAL("")
-}
-
-// With a name_template that can repeat a name, rollback must not revoke by
-// name: a leased key with the same name would go too. The write warns, the
-// lost create's key is left (to expire), and the leased key stays live.
-func TestRollbackNeverRevokesByARepeatableName(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
-	e.provider("p")
-	resp := e.must(logical.CreateOperation, "roles/fixed", map[string]any{"provider": "p", "mode": "dynamic", "name_template": "app-{{.RoleName}}"})
-	if resp == nil || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "name_template") {
-		t.Fatalf("writing a role whose key names repeat: %v, want a warning about name_template", resp)
-	}
-	if resp := e.must(logical.CreateOperation, "roles/uniq", map[string]any{"provider": "p", "mode": "dynamic", "name_template": "app-{{random 8}}"}); resp != nil && len(resp.Warnings) > 0 {
-		t.Fatalf("a template with {{random}} was warned about: %v", resp.Warnings)
-	}
-
-	leased := e.must(logical.ReadOperation, "creds/fixed", nil).Data["key_id"].(string)
-	e.readWithLostCreate("fixed")
-	if live := e.keys(demoserver.StateLive); len(live) != 2 || live[0].Name != live[1].Name {
-		t.Fatalf("want the leased key and the lost create's key, both named alike; live: %v", live)
-	}
-	e.rollback()
-	if st := e.keyState(leased); st != demoserver.StateLive {
-		t.Fatalf("rollback of a lost create revoked the leased key %s that shares its name (now %s)", leased, st)
-	}
-	e.wantNoWAL("; the entry is dropped once rollback has given up on it")
-	if !strings.Contains(e.logs.String(), "does not make names unique") {
-		t.Error("rollback did not log why it left the key")
-	}
 }

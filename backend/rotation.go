@@ -41,7 +41,11 @@ func (e errPreviousNotRetired) Error() string {
 // before the create; the caller deletes it (finishKeyWAL) once the key is
 // recorded in storage. A key that fails verification is revoked.
 func (b *backend) createVerifiedKey(ctx context.Context, s logical.Storage, pc *providerClient, roleName string, role *roleEntry, purpose string) (*dualKey, error) {
-	name, err := renderKeyName(role.NameTemplate, roleName, "rotation")
+	marker, err := b.mountMarker(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	name, err := renderKeyName(role.NameTemplate, nameVars{Role: roleName, Display: "rotation", Marker: marker})
 	if err != nil {
 		return nil, fmt.Errorf("name_template: %w", err)
 	}
@@ -60,7 +64,9 @@ func (b *backend) createVerifiedKey(ctx context.Context, s logical.Storage, pc *
 	wal.KeyID = key.ID
 	walID2, err := framework.PutWAL(ctx, s, walKindKey, &wal)
 	if err != nil {
-		b.revokeAbandoned(pc, key.ID)
+		if rerr := b.revokeNow(pc, key.ID); rerr != nil {
+			b.Logger().Warn("could not revoke an abandoned key; WAL rollback will retry", "provider", pc.name, "key_id", key.ID, "error", rerr)
+		}
 		return nil, fmt.Errorf("writing WAL: %w", err)
 	}
 	_ = framework.DeleteWAL(ctx, s, walID)
@@ -71,7 +77,8 @@ func (b *backend) createVerifiedKey(ctx context.Context, s logical.Storage, pc *
 		}
 		return nil, fmt.Errorf("the new key failed verification and was not promoted: %w", err)
 	}
-	return &dualKey{ID: key.ID, Name: key.Name, Secret: key.Secret, Extra: key.Extra, ExpiresAt: key.ExpiresAt, walID: walID2}, nil
+	return &dualKey{ID: key.ID, Name: key.Name, Secret: key.Secret, Extra: key.Extra, ExpiresAt: key.ExpiresAt,
+		Incarnation: pc.entry.Incarnation, walID: walID2}, nil
 }
 
 // verifyKey checks a new key, retrying briefly: some providers take a

@@ -53,10 +53,38 @@ func (b *backend) keyRenew(ctx context.Context, req *logical.Request, d *framewo
 			ttl = min(ttl, maxTTL)
 		}
 	}
+	if err := b.moveLedgerExpiry(ctx, req, ttl); err != nil {
+		return nil, err
+	}
 	resp := &logical.Response{Secret: req.Secret}
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = maxTTL
 	return resp, nil
+}
+
+// moveLedgerExpiry moves a renewed lease's ledger entry to the lease's new
+// end (Vault caps ttl at the lease's max TTL), so tidy leaves the key
+// alone while the lease runs. A lease issued before the ledger existed has
+// no entry; one whose entry is gone had its key revoked by tidy.
+func (b *backend) moveLedgerExpiry(ctx context.Context, req *logical.Request, ttl time.Duration) error {
+	id := internalString(req, "ledger_id")
+	if id == "" {
+		return nil
+	}
+	provider, inc := internalString(req, "provider"), internalString(req, "incarnation")
+	e, err := getLedger(ctx, req.Storage, provider, inc, id)
+	if err != nil {
+		return err
+	}
+	if e == nil {
+		return fmt.Errorf("key %s is no longer recorded (tidy revoked it after its lease had ended); read new credentials", internalString(req, "key_id"))
+	}
+	end := b.clock.Now().Add(ttl)
+	if !end.After(e.ExpiresAt) {
+		return nil
+	}
+	e.ExpiresAt = end
+	return putLedger(ctx, req.Storage, e)
 }
 
 func (b *backend) keyRevoke(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
@@ -65,14 +93,15 @@ func (b *backend) keyRevoke(ctx context.Context, req *logical.Request, d *framew
 		return nil, nil
 	}
 	providerName, keyID := internalString(req, "provider"), internalString(req, "key_id")
-	pc, release, err := b.client(ctx, req.Storage, providerName)
+	inc := internalString(req, "incarnation")
+	pc, release, err := b.clientFor(ctx, req.Storage, providerName, inc)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
 	if pc == nil {
-		// Without the provider's config the key cannot be reached; it
-		// expires at the provider where the type supports expiry.
+		// Only a lease issued before the ledger existed, whose provider was
+		// deleted before the upgrade, gets here: its config is gone.
 		b.Logger().Warn("provider of a leased key no longer exists; key left to expire", "provider", providerName, "key_id", keyID)
 		return nil, nil
 	}
@@ -80,5 +109,18 @@ func (b *backend) keyRevoke(ctx context.Context, req *logical.Request, d *framew
 		return nil, fmt.Errorf("revoking key %s: %w", keyID, err)
 	}
 	b.metrics.keyRevoked(internalString(req, "role"))
+	if id := internalString(req, "ledger_id"); id != "" {
+		if err := deleteLedger(ctx, req.Storage, providerName, inc, id); err != nil {
+			// The key is gone: tidy drops the entry when it finds it so.
+			b.Logger().Warn("revoked a key but could not delete its ledger entry", "provider", providerName, "key_id", keyID, "error", err)
+		} else {
+			b.ledgerCounts.add(providerName, -1)
+		}
+	}
+	if pc.tombstoned {
+		if _, err := b.removeTombstoneIfDone(ctx, req.Storage, providerName, pc.entry.Incarnation); err != nil {
+			b.Logger().Warn("could not check the tombstone of a deleted provider; tidy will", "provider", providerName, "error", err)
+		}
+	}
 	return nil, nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -122,9 +123,15 @@ func TestSecretsNeverLeak(t *testing.T) {
 	// Only deletes echo: an abandoned key, its rollback and the old root's
 	// revocation fail with the admin key quoted.
 	echoIf(func(r *http.Request) bool { return r.Method == http.MethodDelete })
-	e.failPutsAfter("wal/", 1, 1)
-	mustFail(logical.ReadOperation, "creds/dyn", nil)
-	e.failPutsAfter("wal/", 0, 0)
+	do(logical.CreateOperation, "roles/fixed", map[string]any{"provider": "p", "mode": "dynamic", "name_template": "fixed-{{.RoleName}}"})
+	e.failPutsAfter(ledgerPrefix, 1, 1) // the key's id is not recorded: it is revoked at once, which fails
+	mustFail(logical.ReadOperation, "creds/fixed", nil)
+	e.failPutsAfter(ledgerPrefix, 0, 0)
+	// A v0.1.0 WAL entry naming a live key: its rollback fails too.
+	if _, err := framework.PutWAL(ctx, e.storage, walKindKey, &walKey{Provider: "p", Role: "dyn", Name: "x",
+		KeyID: leases[0].InternalData["key_id"].(string), Purpose: purposeDynamic}); err != nil {
+		t.Fatal(err)
+	}
 	resp = e.rollbackResp()
 	show("rollback", resp, nil)
 	if resp == nil || !resp.IsError() {

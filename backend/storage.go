@@ -14,6 +14,11 @@ func nameRegex(field string) string {
 	return `(?P<` + field + `>[A-Za-z0-9][A-Za-z0-9_.-]*)`
 }
 
+// storageTimeout bounds a storage write made on a fresh context, after the
+// request's own context has run out (to record a failure or an abandoned
+// key).
+const storageTimeout = 30 * time.Second
+
 func getJSON(ctx context.Context, s logical.Storage, key string, out any) (bool, error) {
 	entry, err := s.Get(ctx, key)
 	if err != nil {

@@ -91,6 +91,7 @@ func (b *backend) removeTombstoneIfDone(ctx context.Context, s logical.Storage, 
 		return false, fmt.Errorf("deleting tombstone: %w", err)
 	}
 	b.dropClient(tombstoneClientKey(name, incarnation))
+	b.tombstones.Add(-1)
 	b.Logger().Info("removed the tombstone of a deleted provider: its last key is gone", "provider", name, "incarnation", incarnation)
 	return true, nil
 }

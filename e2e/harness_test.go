@@ -30,7 +30,7 @@ import (
 
 const (
 	pluginName    = "vault-plugin-secrets-thirdparty"
-	pluginVersion = "v0.1.0-e2e"
+	pluginVersion = "v0.2.0-e2e"
 	rootToken     = "root"
 	module        = "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty"
 )

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VERSION=${VERSION:-v0.1.0}
+VERSION=${VERSION:-v0.2.0}
 VAULT_PORT=${VAULT_PORT:-8200}
 DEMO_PORT=${DEMO_PORT:-8300}
 PLUGIN=vault-plugin-secrets-thirdparty

@@ -1,7 +1,7 @@
 variable "plugin_version" {
   description = "Version of the plugin binary in Vault's plugin_directory, as built by `make release VERSION=...` (the version is compiled in and reported by the plugin)."
   type        = string
-  default     = "v0.1.0"
+  default     = "v0.2.0"
 }
 
 variable "plugin_command" {
