@@ -438,10 +438,16 @@ func (t *tidyPass) expired(ctx context.Context, e *ledgerEntry) {
 		t.b.Logger().Info("tidy revoked the key of an expired ledger entry", "provider", e.Provider,
 			"incarnation", e.Incarnation, "role", e.Role, "key_id", id, "key_name", e.Name, "lease_ended", formatTime(e.ExpiresAt))
 	}
+	t.drop(ctx, e)
+}
+
+// drop removes a ledger entry whose key is gone or handed to the operator.
+func (t *tidyPass) drop(ctx context.Context, e *ledgerEntry) {
 	if err := deleteLedger(ctx, t.s, e.Provider, e.Incarnation, e.ID); err != nil {
 		t.b.tidy.fail(err)
 		return
 	}
+	t.b.ledgerCounts.add(e.Provider, -1)
 	t.removed[ledgerKey(e.Provider, e.Incarnation, e.ID)] = true
 }
 
@@ -452,18 +458,13 @@ func (t *tidyPass) expired(ctx context.Context, e *ledgerEntry) {
 func (t *tidyPass) report(ctx context.Context, e *ledgerEntry, key tidyKey, why string) {
 	key.Action = actionReported
 	t.b.tidy.note(key)
-	k := ledgerKey(e.Provider, e.Incarnation, e.ID)
 	if t.opts.dryRun {
-		t.removed[k] = true
+		t.removed[ledgerKey(e.Provider, e.Incarnation, e.ID)] = true
 		return
 	}
 	t.b.Logger().Warn("tidy cannot revoke the key of an expired ledger entry: "+why+"; delete it at the provider by hand",
 		"provider", e.Provider, "incarnation", e.Incarnation, "role", e.Role, "key_name", e.Name, "lease_ended", formatTime(e.ExpiresAt))
-	if err := deleteLedger(ctx, t.s, e.Provider, e.Incarnation, e.ID); err != nil {
-		t.b.tidy.fail(err)
-		return
-	}
-	t.removed[k] = true
+	t.drop(ctx, e)
 }
 
 func (t *tidyPass) failed(key tidyKey, err error) {

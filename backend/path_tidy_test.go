@@ -615,3 +615,94 @@ func TestTidyNeverShowsASecret(t *testing.T) {
 		}
 	}
 }
+
+// The issue's exact crash window, through the real creds path: the handler
+// answered, Vault never registered the lease (nothing will ever call
+// revoke), the entry's lease end passes, and tidy revokes the key after the
+// safety buffer, and not before. A lease renewed meanwhile keeps its key.
+func TestTidyRevokesTheKeyOfALeaseVaultNeverRegistered(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.sys.MaxLeaseTTLVal = 100 * time.Hour // the renewed lease outlives the buffer
+	e.provider("p")
+	e.dynamicRole("dyn")
+	lost := e.lease("dyn") // answered; the lease is never registered
+	renewed := e.lease("dyn")
+	lostKey, renewedKey := lost.InternalData["key_id"].(string), renewed.InternalData["key_id"].(string)
+	if n := e.metricValue(`thirdparty_ledger_entries{provider="p"}`); n != 2 {
+		t.Fatalf("thirdparty_ledger_entries = %v, want 2", n)
+	}
+
+	// Past the 1h lease end, up to the end of the default 72h buffer:
+	// nothing happens.
+	for i := 0; i < 73; i++ {
+		e.clock.Advance(time.Hour)
+		if err := e.renew(&lease{secret: renewed}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 || i == 72 {
+			st := e.tidy(nil)
+			wantCounts(t, st, map[string]int{"entries_examined": 2, "keys_revoked": 0, "error_count": 0})
+		}
+	}
+	e.clock.Advance(time.Second) // 72h and 1s after the lease's end
+	st := e.tidy(nil)
+	if st["safety_buffer"] != int64(72*3600) {
+		t.Fatalf("default safety_buffer %v", st["safety_buffer"])
+	}
+	wantCounts(t, st, map[string]int{"entries_examined": 2, "keys_revoked": 1, "orphans_found": 0, "error_count": 0})
+	wantLines(t, "tidy-status keys", tidyKeys(st), lostKey+" expired ledger entry revoked")
+	e.wantRevoked(lostKey, "the key of the lease Vault never registered is %s after tidy, want revoked")
+	if e.keyState(renewedKey) != demoserver.StateLive {
+		t.Fatal("tidy revoked the key of a lease being renewed")
+	}
+	if l := e.ledger(); len(l) != 1 || l[0].ID != renewed.InternalData["ledger_id"] {
+		t.Fatalf("ledger after tidy: %+v, want only the renewed lease's entry", l)
+	}
+	if n := e.metricValue(`thirdparty_ledger_entries{provider="p"}`); n != 1 {
+		t.Fatalf("thirdparty_ledger_entries = %v after tidy, want 1", n)
+	}
+	// The renewed lease is still revoked normally.
+	if err := e.revoke(renewed); err != nil {
+		t.Fatal(err)
+	}
+	e.wantRevoked(renewedKey, "renewed lease's key after its revocation: %s")
+	if live := e.keys(demoserver.StateLive); len(live) != 0 {
+		t.Fatalf("keys live with no lease: %v", live)
+	}
+}
+
+// A create whose answer was lost leaves an entry due at once (the key's id
+// was never learnt): tidy finds the key by its unique name and revokes it.
+func TestTidyRevokesALostCreate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.provider("p")
+	e.dynamicRole("dyn")
+	e.readWithLostCreate("dyn")
+	created := e.keys(demoserver.StateLive)
+	if len(created) != 1 {
+		t.Fatalf("%d live keys after the lost create", len(created))
+	}
+	e.clock.Advance(time.Minute)
+	st := e.tidy(map[string]any{"safety_buffer": "30s"})
+	wantLines(t, "tidy-status keys", tidyKeys(st), created[0].ID+" expired ledger entry revoked")
+	e.wantRevoked(created[0].ID, "the lost create's key is %s after tidy")
+	if l := e.ledger(); len(l) != 0 {
+		t.Fatalf("ledger after tidy: %+v", l)
+	}
+}
+
+// A lease tidy revoked (its end long past) cannot be renewed afterwards.
+func TestRenewAfterTidyRevokedTheKey(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.provider("p")
+	e.dynamicRole("dyn")
+	s := e.lease("dyn")
+	e.clock.Advance(2 * time.Hour)
+	e.tidy(map[string]any{"safety_buffer": "30m"})
+	if err := e.renew(&lease{secret: s}); err == nil || !strings.Contains(err.Error(), "no longer recorded") {
+		t.Fatalf("renew after tidy: %v, want an error saying the key is gone", err)
+	}
+}
