@@ -385,6 +385,10 @@ func TestTidyDryRunListsWhatARealRunDoes(t *testing.T) {
 	e.ledgerEntry("p", clients.Key{Name: byName.Name}, true, e.clock.Now())
 	orphan := e.createKey("p", "vault-"+m+"-orphan")
 	e.createKey("p", "by-hand")
+	// An entry tidy cannot resolve (no id, a name others may share) is
+	// reported and dropped; its key, carrying the marker, is then an orphan.
+	unresolved := e.createKey("p", "vault-"+m+"-shared")
+	e.ledgerEntry("p", clients.Key{Name: unresolved.Name}, false, e.clock.Now())
 	e.tombstoneOn("p", "gone", time.Time{})
 	e.clock.Advance(time.Hour)
 
@@ -402,7 +406,9 @@ func TestTidyDryRunListsWhatARealRunDoes(t *testing.T) {
 	wantLines(t, "dry run", tidyKeys(dry),
 		expired.ID+" expired ledger entry would revoke",
 		byName.ID+" expired ledger entry would revoke",
-		orphan.ID+" orphan would revoke")
+		" expired ledger entry reported",
+		orphan.ID+" orphan would revoke",
+		unresolved.ID+" orphan would revoke")
 
 	real := e.tidy(map[string]any{"safety_buffer": "10m"})
 	var want []string
@@ -415,8 +421,8 @@ func TestTidyDryRunListsWhatARealRunDoes(t *testing.T) {
 			t.Errorf("%s: dry run %v, real run %v", k, dry[k], real[k])
 		}
 	}
-	if n := len(e.keys(demoserver.StateRevoked)); n != 3 {
-		t.Fatalf("%d keys revoked by the real run, want 3", n)
+	if n := len(e.keys(demoserver.StateRevoked)); n != 4 {
+		t.Fatalf("%d keys revoked by the real run, want 4", n)
 	}
 }
 
