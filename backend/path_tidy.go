@@ -953,7 +953,8 @@ One tidy runs at a time.
 
 const tidyStatusHelp = `
 The running or last tidy of this node (the active node): state (Inactive,
-Running, Finished, Error), dry_run, safety_buffer, time_started,
+Running, Finished, Error), auto (started by auto-tidy), dry_run,
+safety_buffer, time_started,
 time_finished, entries_examined, keys_revoked (orphans included),
 tombstones_removed, orphans_found, orphans_revoked, error_count, last_error,
 and keys: up to 1000 keys with provider, incarnation, key_id, key_name, reason
