@@ -51,7 +51,7 @@ type backend struct {
 	// useLocks are held (read) by every operation using a provider's
 	// client, so a root rotation can wait for operations still holding the
 	// old root before revoking it.
-	useLocks *keyedLocks
+	useLocks useLocks
 
 	metrics   *metrics
 	inventory *inventory
@@ -68,10 +68,13 @@ type backend struct {
 	// cache holds decoded roles and dual states for creds reads.
 	cache *readCache
 
-	clientsMu sync.Mutex
-	clients   map[string]*providerClient
+	// clients caches built provider clients by provider name (tombstones:
+	// by tombstoneClientKey).
+	clients sync.Map
 
 	marker markerCache
+	// ttls caches the mount's lease TTLs (see mountTTLRefresh).
+	ttls mountTTLs
 	// ledgerCounts counts the dynamic keys outstanding per provider.
 	ledgerCounts ledgerCounter
 	// tombstones counts the deleted providers kept as tombstones.
@@ -82,8 +85,6 @@ func newBackend(c clock) *backend {
 	b := &backend{
 		clock:          c,
 		locks:          newKeyedLocks(),
-		useLocks:       newKeyedLocks(),
-		clients:        map[string]*providerClient{},
 		inventory:      newInventory(),
 		cache:          newReadCache(),
 		verifyAttempts: 3,
@@ -165,7 +166,5 @@ func (b *backend) cachedDualState(ctx context.Context, s logical.Storage, name s
 func (b *backend) clean(context.Context) {
 	b.sched.stop()
 	b.tidy.stop()
-	b.clientsMu.Lock()
-	b.clients = map[string]*providerClient{}
-	b.clientsMu.Unlock()
+	b.clients.Range(func(k, _ any) bool { b.clients.Delete(k); return true })
 }

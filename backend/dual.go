@@ -296,7 +296,7 @@ func (b *backend) issueDual(ctx context.Context, req *logical.Request, roleName 
 // dualMaxLease is the longest a dual lease can run: the role's max_ttl
 // within the mount's.
 func (b *backend) dualMaxLease(role *roleEntry) time.Duration {
-	m := b.System().MaxLeaseTTL()
+	_, m := b.leaseTTLs()
 	if role.MaxTTL > 0 && role.MaxTTL < m {
 		m = role.MaxTTL
 	}
@@ -308,7 +308,7 @@ func (b *backend) dualMaxLease(role *roleEntry) time.Duration {
 func (b *backend) dualTTLs(role *roleEntry, now, issued, end time.Time) (ttl, maxTTL time.Duration) {
 	ttl = role.TTL
 	if ttl == 0 {
-		ttl = b.System().DefaultLeaseTTL()
+		ttl, _ = b.leaseTTLs()
 	}
 	if left := end.Sub(now).Truncate(time.Second); left < ttl {
 		ttl = left

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -55,18 +56,22 @@ func newMarker() (string, error) {
 	return "tp" + string(buf), nil
 }
 
-// markerCache keeps the mount's marker once read: it never changes.
+// markerCache keeps the mount's marker once read: it never changes, so
+// reads after the first take no lock.
 type markerCache struct {
-	mu     sync.Mutex
-	marker string
+	mu     sync.Mutex // serialises the first read (and creation)
+	marker atomic.Pointer[string]
 }
 
 // mountMarker returns the mount's marker, creating it on first use.
 func (b *backend) mountMarker(ctx context.Context, s logical.Storage) (string, error) {
+	if m := b.marker.marker.Load(); m != nil {
+		return *m, nil
+	}
 	b.marker.mu.Lock()
 	defer b.marker.mu.Unlock()
-	if b.marker.marker != "" {
-		return b.marker.marker, nil
+	if m := b.marker.marker.Load(); m != nil {
+		return *m, nil
 	}
 	c, err := getMountConfig(ctx, s)
 	if err != nil {
@@ -85,6 +90,6 @@ func (b *backend) mountMarker(ctx context.Context, s logical.Storage) (string, e
 			return "", err
 		}
 	}
-	b.marker.marker = c.Marker
+	b.marker.marker.Store(&c.Marker)
 	return c.Marker, nil
 }

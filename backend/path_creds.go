@@ -138,10 +138,11 @@ func (b *backend) issueDynamic(ctx context.Context, req *logical.Request, roleNa
 // else the mount's, with ttl never above max.
 func (b *backend) dynamicTTLs(role *roleEntry) (ttl, maxTTL time.Duration) {
 	ttl, maxTTL = role.TTL, role.MaxTTL
+	sysDef, sysMax := b.leaseTTLs()
 	if ttl == 0 {
-		ttl = b.System().DefaultLeaseTTL()
+		ttl = sysDef
 	}
-	if sysMax := b.System().MaxLeaseTTL(); maxTTL == 0 || maxTTL > sysMax {
+	if maxTTL == 0 || maxTTL > sysMax {
 		maxTTL = sysMax
 	}
 	if ttl > maxTTL {

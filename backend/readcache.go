@@ -15,23 +15,26 @@ const readCacheSize = 10_000
 // a dual read costs no storage round trip to Vault. Every local write of
 // those keys and every Invalidate drops the entry; a generation counter
 // keeps a read that raced a write from caching what it read before it.
-// Cached values are shared: callers must not modify them.
+// A hit takes no lock (the creds path must not serialise on the mount);
+// misses and drops share mu. Cached values are shared: callers must not
+// modify them.
 type readCache struct {
-	mu      sync.Mutex
-	gen     uint64
-	entries map[string]any
+	entries sync.Map // key -> decoded value
+
+	mu  sync.Mutex // guards gen, n and every store/delete of entries
+	gen uint64
+	n   int
 }
 
-func newReadCache() *readCache { return &readCache{entries: map[string]any{}} }
+func newReadCache() *readCache { return &readCache{} }
 
 // cachedRead returns the decoded entry under key, loading it with load on a
 // miss. A nil result (no entry) is not cached.
 func cachedRead[T any](c *readCache, key string, load func() (*T, error)) (*T, error) {
-	c.mu.Lock()
-	if v, ok := c.entries[key]; ok {
-		c.mu.Unlock()
+	if v, ok := c.entries.Load(key); ok {
 		return v.(*T), nil
 	}
+	c.mu.Lock()
 	gen := c.gen
 	c.mu.Unlock()
 
@@ -42,13 +45,16 @@ func cachedRead[T any](c *readCache, key string, load func() (*T, error)) (*T, e
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen == gen {
-		if len(c.entries) >= readCacheSize {
-			for k := range c.entries { // drop one at random
-				delete(c.entries, k)
-				break
-			}
+		if c.n >= readCacheSize {
+			c.entries.Range(func(k, _ any) bool { // drop one at random
+				c.entries.Delete(k)
+				c.n--
+				return false
+			})
 		}
-		c.entries[key] = v
+		if _, loaded := c.entries.Swap(key, v); !loaded {
+			c.n++
+		}
 	}
 	return v, nil
 }
@@ -57,7 +63,9 @@ func cachedRead[T any](c *readCache, key string, load func() (*T, error)) (*T, e
 func (c *readCache) drop(key string) {
 	c.mu.Lock()
 	c.gen++
-	delete(c.entries, key)
+	if _, loaded := c.entries.LoadAndDelete(key); loaded {
+		c.n--
+	}
 	c.mu.Unlock()
 }
 

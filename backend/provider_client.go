@@ -1,0 +1,175 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+)
+
+// The provider client cache and the use-locks that let a root rotation wait
+// for the operations still holding the old root. Both are on every creds
+// read, so neither takes a lock shared by the whole mount: the cache is a
+// sync.Map and each provider has its own RWMutex.
+
+// useLocks hold one RWMutex per provider name. They are never dropped: a
+// mount has few provider names, and dropping one safely would need the
+// mount-wide bookkeeping this avoids.
+type useLocks struct{ m sync.Map } // name -> *sync.RWMutex
+
+func (u *useLocks) get(name string) *sync.RWMutex {
+	if v, ok := u.m.Load(name); ok {
+		return v.(*sync.RWMutex)
+	}
+	v, _ := u.m.LoadOrStore(name, new(sync.RWMutex))
+	return v.(*sync.RWMutex)
+}
+
+// rlock is taken by each operation using the provider's client.
+func (u *useLocks) rlock(name string) func() {
+	l := u.get(name)
+	l.RLock()
+	return l.RUnlock
+}
+
+// lock waits until no operation holds the provider's client.
+func (u *useLocks) lock(name string) func() {
+	l := u.get(name)
+	l.Lock()
+	return l.Unlock
+}
+
+// providerClient is a built client for one provider instance; it is cached
+// until the provider's config changes.
+type providerClient struct {
+	name  string
+	entry *providerEntry
+	typ   *clients.Type
+	api   clients.Provider
+	// tombstoned: built from the tombstone of a deleted provider.
+	tombstoned bool
+}
+
+func (b *backend) buildClient(name string, e *providerEntry) (*providerClient, error) {
+	typ, ok := clients.Lookup(e.Type)
+	if !ok {
+		return nil, fmt.Errorf("provider %q has unknown type %q", name, e.Type)
+	}
+	hc, err := httpx.New(httpx.Options{
+		Provider:       name,
+		Timeout:        e.RequestTimeout,
+		MaxConcurrency: e.MaxConcurrency,
+		TLSCACert:      e.TLSCACert,
+		Observe:        b.observeProviderRequest(name),
+	})
+	if err != nil {
+		return nil, err
+	}
+	api, err := typ.Build(clients.Config{Name: name, BaseURL: e.BaseURL, Fields: e.Fields, HTTP: hc})
+	if err != nil {
+		return nil, err
+	}
+	return &providerClient{name: name, entry: e, typ: typ, api: api}, nil
+}
+
+// client returns the cached client of a provider, building it on first use,
+// and a release func to call once done with it; until then a root rotation
+// of the provider does not revoke the root the client holds. It returns a
+// nil client when the provider does not exist.
+func (b *backend) client(ctx context.Context, s logical.Storage, name string) (*providerClient, func(), error) {
+	release := b.useLocks.rlock(name)
+	pc, err := b.cachedClient(ctx, s, name)
+	if err != nil || pc == nil {
+		release()
+		return nil, func() {}, err
+	}
+	return pc, release, nil
+}
+
+// clientFor returns the client of the provider incarnation that created a
+// key: the live provider when the incarnation is its own, else the
+// tombstone of that incarnation. A record without an incarnation (written
+// by v0.1.0) belongs to the incarnation that held the provider's name at
+// the upgrade (the one with LegacyLeasesUntil set), live or tombstoned. It
+// returns a nil client when no config is left.
+func (b *backend) clientFor(ctx context.Context, s logical.Storage, name, incarnation string) (*providerClient, func(), error) {
+	pc, release, err := b.client(ctx, s, name)
+	if err != nil {
+		return nil, release, err
+	}
+	if pc != nil && (pc.entry.Incarnation == incarnation ||
+		(incarnation == "" && (!pc.entry.LegacyLeasesUntil.IsZero() || pc.entry.Incarnation == ""))) {
+		return pc, release, nil
+	}
+	release()
+	if incarnation == "" {
+		if incarnation, err = b.legacyTombstone(ctx, s, name); err != nil || incarnation == "" {
+			// No tombstone holds legacy leases: the live provider, if any.
+			return b.client(ctx, s, name)
+		}
+	}
+	key := tombstoneClientKey(name, incarnation)
+	if v, ok := b.clients.Load(key); ok {
+		pc = v.(*providerClient)
+	} else {
+		t, err := getTombstone(ctx, s, name, incarnation)
+		if err != nil || t == nil {
+			return nil, func() {}, err
+		}
+		if pc, err = b.buildClient(name, t.Provider); err != nil {
+			return nil, func() {}, err
+		}
+		pc.tombstoned = true
+		b.clients.Store(key, pc)
+	}
+	return pc, func() {}, nil
+}
+
+// legacyTombstone returns the incarnation of the tombstone of name that
+// holds leases issued before the upgrade to incarnations, or "".
+func (b *backend) legacyTombstone(ctx context.Context, s logical.Storage, name string) (string, error) {
+	incs, err := listAll(ctx, s, tombstonePrefix+name+"/")
+	if err != nil {
+		return "", err
+	}
+	for _, inc := range incs {
+		t, err := getTombstone(ctx, s, name, inc)
+		if err != nil {
+			return "", err
+		}
+		if t != nil && !t.Provider.LegacyLeasesUntil.IsZero() {
+			return inc, nil
+		}
+	}
+	return "", nil
+}
+
+// rootBarrier returns once every operation that may hold a client of the
+// provider built before now has released it.
+func (b *backend) rootBarrier(name string) {
+	b.useLocks.lock(name)()
+}
+
+func (b *backend) cachedClient(ctx context.Context, s logical.Storage, name string) (*providerClient, error) {
+	if v, ok := b.clients.Load(name); ok {
+		return v.(*providerClient), nil
+	}
+	e, err := getProvider(ctx, s, name)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	pc, err := b.buildClient(name, e)
+	if err != nil {
+		return nil, err
+	}
+	b.clients.Store(name, pc)
+	return pc, nil
+}
+
+func (b *backend) dropClient(name string) {
+	b.clients.Delete(name)
+}
