@@ -128,7 +128,7 @@ func TestTidyRevokesTheKeyOfACrashedCreate(t *testing.T) {
 	rc := startRaftCluster(t, "tidy-crash", 1)
 	c := rc.client(1)
 	writeDemoProvider(t, c, "thirdparty", "p", d)
-	write(t, c, "thirdparty/roles/cw", map[string]any{"provider": "p", "mode": "dynamic", "ttl": "45s", "max_ttl": "45s"})
+	write(t, c, "thirdparty/roles/cw", map[string]any{"provider": "p", "mode": "dynamic", "ttl": "30s", "max_ttl": "1h"})
 	leased := read(t, c, "thirdparty/creds/cw").Data["key_id"].(string)
 
 	d.setKnobs(t, map[string]any{"latency_ms": 60000, "latency_path": "/v1/keys", "latency_after": true})
@@ -150,13 +150,14 @@ func TestTidyRevokesTheKeyOfACrashedCreate(t *testing.T) {
 	d.setKnobs(t, map[string]any{"latency_ms": 0, "latency_path": "", "latency_after": false})
 	rc.start(1)
 	rc.waitReady(1, "thirdparty/roles/cw", 90*time.Second)
+	restart := time.Since(issuedAt)
 	if st := d.key(t, lost).State; st != "live" {
 		t.Fatalf("the key whose answer was lost is %s after the restart, want live (nothing knew it)", st)
 	}
 
 	// While its lease would still run, tidy leaves it alone, even with no
 	// buffer: its ledger entry accounts for it.
-	if time.Since(issuedAt) < 40*time.Second {
+	if time.Since(issuedAt) < 25*time.Second {
 		st := runTidy(t, c, "thirdparty", map[string]any{"safety_buffer": "0s"})
 		if tidyCount(st, "keys_revoked") != 0 || tidyCount(st, "error_count") != 0 || d.key(t, lost).State != "live" {
 			t.Fatalf("tidy before the lease's end: %v; key %s", st, d.key(t, lost).State)
@@ -165,8 +166,9 @@ func TestTidyRevokesTheKeyOfACrashedCreate(t *testing.T) {
 		t.Logf("the restart took %s: no tidy before the lease's end", time.Since(issuedAt).Round(time.Second))
 	}
 
-	// After the lease's end (45s) plus the safety buffer (5s).
-	time.Sleep(time.Until(issuedAt.Add(52 * time.Second)))
+	// After the lease's end (30s) plus the safety buffer (5s), long before
+	// the key would expire at the provider by itself (max_ttl 1h).
+	time.Sleep(time.Until(issuedAt.Add(37 * time.Second)))
 	st := runTidy(t, c, "thirdparty", map[string]any{"safety_buffer": "5s"})
 	if st["state"] != "Finished" || tidyCount(st, "error_count") != 0 {
 		t.Fatalf("tidy-status %v", st)
@@ -184,7 +186,8 @@ func TestTidyRevokesTheKeyOfACrashedCreate(t *testing.T) {
 	if live := d.keys(t, "kind=key&state=live"); len(live) != 0 {
 		t.Fatalf("keys live at the provider with no lease: %v", live)
 	}
-	t.Logf("killed Vault with key %s created and its answer held; tidy revoked it %s after the crash", lost, time.Since(issuedAt).Round(time.Second))
+	t.Logf("killed Vault with key %s created and its answer held; restarted in %s; tidy revoked it %s after the crash",
+		lost, restart.Round(100*time.Millisecond), time.Since(issuedAt).Round(time.Second))
 }
 
 // Issue 10, acceptance: tidy dry_run=true changes nothing and lists what a
