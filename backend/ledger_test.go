@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -498,4 +499,39 @@ func jsonString(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// A create answered with a redirect to another host: the HTTP layer
+// follows no redirect, so the target gets nothing, and the read fails with
+// the status. The origin may have created the key before redirecting, so
+// its ledger entry stays, due now, for tidy.
+func TestRedirectedCreateKeepsItsLedgerEntry(t *testing.T) {
+	t.Parallel()
+	var away atomic.Int32
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { away.Add(1) }))
+	defer target.Close()
+	e := newEnv(t)
+	e.provider("p")
+	e.dynamicRole("dyn")
+	e.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/keys" {
+			e.demo.ServeHTTP(httptest.NewRecorder(), r)
+			w.Header().Set("Location", target.URL+"/v1/keys")
+			w.WriteHeader(http.StatusTemporaryRedirect)
+			return true
+		}
+		return false
+	})
+	_, err := e.do(logical.ReadOperation, "creds/dyn", nil)
+	e.setIntercept(nil)
+	if err == nil || !strings.Contains(err.Error(), "HTTP 307") {
+		t.Fatalf("creds after a redirected create: error %v, want one naming HTTP 307", err)
+	}
+	if n := away.Load(); n != 0 {
+		t.Fatalf("the redirect target received %d requests", n)
+	}
+	created, l := e.keys(demoserver.StateLive), e.ledger()
+	if len(created) != 1 || len(l) != 1 || l[0].Name != created[0].Name || l[0].ExpiresAt.After(e.clock.Now()) {
+		t.Fatalf("%d keys created, ledger %+v; want the origin's key and its entry, due now", len(created), l)
+	}
 }

@@ -194,8 +194,16 @@ func (b *backend) abandonEntry(s logical.Storage, entry *ledgerEntry, gone bool)
 }
 
 // definitelyNotCreated reports whether a failed create certainly left
-// nothing at the provider (a 4xx answer or a user error), so its WAL entry
-// can go. Timeouts and 5xx keep the entry for rollback to check.
+// nothing at the provider (a 4xx answer or a user error), so its ledger (or
+// WAL) entry can go. Timeouts and 5xx keep the entry for tidy (rollback) to
+// check.
+//
+// A refused redirect (a 3xx: the HTTP layer never follows one to another
+// host, nor on the same host unless the type documents it) is not "nothing
+// created": the target got nothing, but the origin answered after reading
+// the whole request and may have acted on it first (a proxy that creates,
+// then redirects to the new resource; a misconfigured gateway). The entry
+// stays, and tidy (rollback, for a dual key) looks for the key by name.
 func definitelyNotCreated(err error) bool {
 	var he *httpx.Error
 	if errors.As(err, &he) {

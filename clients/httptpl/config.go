@@ -144,6 +144,9 @@ type built struct {
 	path   string
 	header http.Header
 	body   []byte
+	// redact holds what the request's errors must not show: every
+	// rendered value derived from a secret, and the path as shown.
+	redact redactions
 }
 
 // build renders a request from its templates. data is the step's variables;
@@ -151,7 +154,7 @@ type built struct {
 func (c *config) build(spec requestSpec, data, authData any) (*built, error) {
 	b := &built{method: c.methods[spec.methodField], header: http.Header{}}
 	var err error
-	if b.path, err = c.tpl[spec.pathField].renderPath(data); err != nil {
+	if b.path, err = c.tpl[spec.pathField].renderPathTo(data, &b.redact); err != nil {
 		return nil, &renderError{spec.pathField, err}
 	}
 	ctField := "" // the field whose header sets Content-Type
@@ -162,7 +165,7 @@ func (c *config) build(spec requestSpec, data, authData any) (*built, error) {
 		if src.field == "" {
 			continue
 		}
-		hs, err := c.tpl[src.field].renderHeaders(src.data)
+		hs, err := c.tpl[src.field].renderHeadersTo(src.data, &b.redact)
 		if err != nil {
 			return nil, &renderError{src.field, err}
 		}
@@ -181,7 +184,7 @@ func (c *config) build(spec requestSpec, data, authData any) (*built, error) {
 		if err != nil {
 			return nil, &renderError{ctField, err}
 		}
-		if b.body, err = c.tpl[spec.bodyField].renderBody(data, format); err != nil {
+		if b.body, err = c.tpl[spec.bodyField].renderBodyTo(data, format, &b.redact); err != nil {
 			return nil, &renderError{spec.bodyField, err}
 		}
 		if b.body != nil && b.header.Get("Content-Type") == "" {

@@ -14,6 +14,7 @@ package httptpl
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -46,12 +47,13 @@ func New(cfg clients.Config) (clients.Provider, error) {
 		return nil, err
 	}
 	p := &provider{
-		name: cfg.Name,
-		base: cfg.BaseURL,
-		http: cfg.HTTP,
-		c:    c,
-		root: rootVars{ID: strings.TrimSpace(cfg.Fields["root_id"]), Secret: cfg.Fields["root_secret"]},
-		now:  time.Now,
+		name:     cfg.Name,
+		base:     cfg.BaseURL,
+		basePath: basePath(cfg.BaseURL),
+		http:     cfg.HTTP,
+		c:        c,
+		root:     rootVars{ID: strings.TrimSpace(cfg.Fields["root_id"]), Secret: cfg.Fields["root_secret"]},
+		now:      time.Now,
 	}
 	p.params, p.anyParam = usedParams(c)
 	p.caps = clients.Capabilities{
@@ -64,8 +66,10 @@ func New(cfg clients.Config) (clients.Provider, error) {
 }
 
 type provider struct {
-	name     string
-	base     string
+	name string
+	base string
+	// basePath is base_url's path, which prefixes every request path.
+	basePath string
 	http     *httpx.Client
 	c        *config
 	root     rootVars
@@ -110,17 +114,32 @@ func (p *provider) createUsesExpiry() bool {
 	return err1 == nil && err2 == nil && !a.equal(b)
 }
 
-// send renders and sends one request. secrets are redacted from any error.
+// send renders and sends one request. secrets (the credentials in data)
+// and every rendered value derived from them are redacted from any error:
+// the request carries them as Secrets, and its path as shown with those
+// values replaced, so that every error built from it (by httpx, p.fail or
+// p.shapeError) leaves them out.
 func (p *provider) send(ctx context.Context, spec requestSpec, data, authData any, secrets []string) (httpx.Request, *httpx.Response, error) {
 	b, err := p.c.build(spec, data, authData)
 	if err != nil {
 		return httpx.Request{}, nil, fmt.Errorf("provider %q: %s: %s", p.name, spec.op, httpx.Redact(err.Error(), secrets...))
 	}
 	req := httpx.Request{Op: spec.op, Method: b.method, URL: p.base + b.path, Header: b.header, Body: b.body,
+		Secrets:   append(append([]string{}, secrets...), b.redact.secrets...),
+		Carriers:  b.redact.carriers,
+		ShownPath: p.basePath + b.redact.shownPath,
 		// A roll whose answer was lost must not be repeated blindly.
 		NoRetry: spec.op == reqRootCreate.op && p.c.roll}
 	resp, err := p.http.Do(ctx, req)
 	return req, resp, err
+}
+
+func basePath(base string) string {
+	u, err := url.Parse(base)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(u.EscapedPath(), "/")
 }
 
 func ok(resp *httpx.Response) bool { return resp.Status >= 200 && resp.Status < 300 }
@@ -132,8 +151,7 @@ func (p *provider) fail(req httpx.Request, resp *httpx.Response, secrets []strin
 
 // shapeError is the error for a 2xx response that lacks what Vault needs.
 func (p *provider) shapeError(req httpx.Request, resp *httpx.Response, msg string) error {
-	path, _, _ := strings.Cut(strings.TrimPrefix(req.URL, p.base), "?")
-	return &httpx.Error{Provider: p.name, Op: req.Op, Method: req.Method, Path: path, Status: resp.Status, Message: msg}
+	return p.http.StatusError(req, resp, msg)
 }
 
 // ValidateKeyRequest rejects parameters no create template uses.

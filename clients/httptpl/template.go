@@ -11,11 +11,14 @@ import (
 	"net/url"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"text/template"
 	"text/template/parse"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
 )
 
 // A template's output goes to one of three places, each with its own
@@ -48,6 +51,8 @@ const markFunc = "httptpl_value"
 
 // A marker is NUL, a tag byte, the base64url payload, NUL. Template text may
 // not contain NUL, so every NUL in executed output starts or ends a marker.
+// The tag is upper case when the value is derived from a secret (see
+// execute).
 const (
 	tagString = 's' // a string: quoted in JSON, escaped elsewhere
 	tagJSON   = 'j' // any other value, already encoded as JSON
@@ -119,13 +124,20 @@ func mark(v any) (string, error) {
 		}
 		tag, payload = tagJSON, b
 	}
-	return "\x00" + string(tag) + base64.RawURLEncoding.EncodeToString(payload) + "\x00", nil
+	return encodeMarker(tag, payload), nil
+}
+
+func encodeMarker(tag byte, payload []byte) string {
+	return "\x00" + string(tag) + base64.RawURLEncoding.EncodeToString(payload) + "\x00"
 }
 
 // value is one decoded marker.
 type value struct {
 	tag  byte
 	data string
+	// secret is set when the value changes with a secret: it is, or is
+	// derived from, a credential (see execute).
+	secret bool
 }
 
 // text is the value as plain text: strings as themselves, everything else as
@@ -151,9 +163,29 @@ func splitMarkers(out string) (lits []string, vals []value, err error) {
 		if derr != nil {
 			return nil, nil, errors.New("internal: broken value marker")
 		}
-		vals = append(vals, value{tag: rest[0], data: string(data)})
+		tag, secret := rest[0], false
+		if tag >= 'A' && tag <= 'Z' {
+			tag, secret = tag+('a'-'A'), true
+		}
+		vals = append(vals, value{tag: tag, data: string(data), secret: secret})
 		out = rest[j+1:]
 	}
+}
+
+// joinMarkers is the inverse of splitMarkers.
+func joinMarkers(lits []string, vals []value) string {
+	var b strings.Builder
+	for i, lit := range lits {
+		b.WriteString(lit)
+		if i < len(vals) {
+			tag := vals[i].tag
+			if vals[i].secret {
+				tag -= 'a' - 'A'
+			}
+			b.WriteString(encodeMarker(tag, []byte(vals[i].data)))
+		}
+	}
+	return b.String()
 }
 
 // tmpl is one compiled template field.
@@ -401,8 +433,53 @@ func (b *limitedBuffer) Write(p []byte) (int, error) {
 	return b.Builder.Write(p)
 }
 
-// execute runs the template and returns its output with value markers.
-func (tp *tmpl) execute(data any) (string, error) {
+// execute runs the template and returns its output with value markers,
+// each value marked secret when it is derived from a secret.
+//
+// Which values those are is found by running the template again with every
+// secret in data (each field named Secret) replaced, twice: once by a value
+// of the same length that differs in every byte, once by a longer one. A
+// value that comes out different is derived from a secret, whatever
+// functions made it (slice, printf, urlquery, json, html, js…). When the
+// output's structure changes (its literal text or its number of values, as
+// an {{if}} on a secret can do) or a run with a replaced secret fails,
+// whole is set: the entire output counts as derived from a secret.
+func (tp *tmpl) execute(data any) (out string, whole bool, err error) {
+	out, err = tp.run(data)
+	if err != nil || out == "" {
+		return out, false, err
+	}
+	lits, vals, err := splitMarkers(out)
+	if err != nil {
+		return "", false, err
+	}
+	for _, replace := range shadowSecrets {
+		sout, serr := tp.run(withSecrets(data, replace))
+		var slits []string
+		var svals []value
+		if serr == nil {
+			slits, svals, serr = splitMarkers(sout)
+		}
+		if serr != nil || !slices.Equal(lits, slits) || len(svals) != len(vals) {
+			whole = true
+			break
+		}
+		for i := range vals {
+			if vals[i].tag != svals[i].tag || vals[i].data != svals[i].data {
+				vals[i].secret = true
+			}
+		}
+	}
+	if whole {
+		for i := range vals {
+			vals[i].secret = true
+		}
+	}
+	return joinMarkers(lits, vals), whole, nil
+}
+
+// run executes the template once.
+func (tp *tmpl) run(data any) (string, error) {
 	if tp.t == nil {
 		return "", nil
 	}
@@ -419,9 +496,81 @@ func (tp *tmpl) execute(data any) (string, error) {
 	return buf.String(), nil
 }
 
+// shadowSecrets are the replacements execute runs a template with.
+var shadowSecrets = []func(string) string{
+	// Same length, every byte different (flipping the lowest bit keeps
+	// ASCII ASCII and UTF-8 lead and continuation bytes what they were).
+	func(s string) string {
+		b := []byte(s)
+		for i := range b {
+			b[i] ^= 1
+		}
+		return string(b)
+	},
+	// Longer, so a value that depends only on the length changes too, and
+	// a slice that fits the secret still fits.
+	func(s string) string { return s + "~vault-shadow-secret~" },
+}
+
+// withSecrets returns a copy of data (a step's variables) with every string
+// field named Secret, at any depth, passed through replace.
+func withSecrets(data any, replace func(string) string) any {
+	v := reflect.New(reflect.TypeOf(data)).Elem()
+	v.Set(reflect.ValueOf(data))
+	replaceSecrets(v, replace)
+	return v.Interface()
+}
+
+func replaceSecrets(v reflect.Value, replace func(string) string) {
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Field(i)
+		switch {
+		case f.Kind() == reflect.Struct:
+			replaceSecrets(f, replace)
+		case f.Kind() == reflect.String && v.Type().Field(i).Name == "Secret":
+			f.SetString(replace(f.String()))
+		}
+	}
+}
+
+// redactions collects, while a request renders, what its errors must not
+// show.
+type redactions struct {
+	// secrets are the rendered values derived from a secret, as printed
+	// and as escaped into the request.
+	secrets []string
+	// carriers are the header values, paths and bodies that hold one.
+	carriers []string
+	// shownPath is the path with each such value replaced by
+	// httpx.Redacted, however short the value.
+	shownPath string
+}
+
+func (r *redactions) add(values ...string) {
+	for _, v := range values {
+		if v != "" {
+			r.secrets = append(r.secrets, v)
+		}
+	}
+}
+
+func (r *redactions) addCarrier(texts ...string) {
+	for _, v := range texts {
+		if v != "" {
+			r.carriers = append(r.carriers, v)
+		}
+	}
+}
+
 // renderPath renders a request path (with an optional query).
 func (tp *tmpl) renderPath(data any) (string, error) {
-	out, err := tp.execute(data)
+	return tp.renderPathTo(data, &redactions{})
+}
+
+// renderPathTo renders a request path and records in rd what is derived
+// from a secret, and the path as errors may show it.
+func (tp *tmpl) renderPathTo(data any, rd *redactions) (string, error) {
+	out, whole, err := tp.execute(data)
 	if err != nil {
 		return "", err
 	}
@@ -429,10 +578,11 @@ func (tp *tmpl) renderPath(data any) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var b strings.Builder
-	inQuery := false
+	var b, shown strings.Builder
+	inQuery, tainted := false, whole
 	for i, lit := range lits {
 		b.WriteString(lit)
+		shown.WriteString(lit)
 		if strings.ContainsAny(lit, "?#") {
 			inQuery = true
 		}
@@ -440,16 +590,37 @@ func (tp *tmpl) renderPath(data any) (string, error) {
 			break
 		}
 		v := vals[i]
+		var esc string
 		switch {
 		case v.tag == tagURL:
-			b.WriteString(v.data)
+			esc = v.data
 		case inQuery:
-			b.WriteString(url.QueryEscape(v.text()))
+			esc = url.QueryEscape(v.text())
 		default:
-			b.WriteString(url.PathEscape(v.text()))
+			esc = url.PathEscape(v.text())
+		}
+		b.WriteString(esc)
+		if v.secret {
+			tainted = true
+			rd.add(v.text(), esc)
+			shown.WriteString(httpx.Redacted)
+		} else {
+			shown.WriteString(esc)
 		}
 	}
 	p := strings.TrimSpace(b.String())
+	switch {
+	case whole:
+		rd.shownPath = httpx.Redacted
+	default:
+		rd.shownPath = strings.TrimSpace(shown.String())
+	}
+	if tainted {
+		// Short values derived from a secret are too short to remove from
+		// free text on their own; an echo of the whole path is caught here.
+		pathPart, _, _ := strings.Cut(p, "?")
+		rd.addCarrier(p, pathPart)
+	}
 	// The path is appended to base_url, never resolved against it, so a
 	// leading // cannot change the host.
 	if !strings.HasPrefix(p, "/") {
@@ -473,7 +644,13 @@ type header struct{ name, value string }
 
 // renderHeaders renders "Name: value" lines.
 func (tp *tmpl) renderHeaders(data any) ([]header, error) {
-	out, err := tp.execute(data)
+	return tp.renderHeadersTo(data, &redactions{})
+}
+
+// renderHeadersTo renders "Name: value" lines and records in rd each value
+// derived from a secret and each header value holding one.
+func (tp *tmpl) renderHeadersTo(data any, rd *redactions) ([]header, error) {
+	out, whole, err := tp.execute(data)
 	if err != nil {
 		return nil, err
 	}
@@ -499,6 +676,7 @@ func (tp *tmpl) renderHeaders(data any) ([]header, error) {
 			return nil, err
 		}
 		var b strings.Builder
+		tainted := whole
 		for i, lit := range lits {
 			b.WriteString(lit)
 			if i < len(vals) {
@@ -507,9 +685,20 @@ func (tp *tmpl) renderHeaders(data any) ([]header, error) {
 					return nil, fmt.Errorf("rendered line %d (%s): a value contains a line break or another control character", n+1, name)
 				}
 				b.WriteString(t)
+				if vals[i].secret {
+					tainted = true
+					rd.add(t)
+				}
 			}
 		}
-		hs = append(hs, header{name: name, value: strings.TrimSpace(b.String())})
+		h := header{name: name, value: strings.TrimSpace(b.String())}
+		if tainted {
+			rd.addCarrier(h.value)
+			if _, cred, ok := strings.Cut(h.value, " "); ok {
+				rd.add(strings.TrimSpace(cred)) // the credential after an auth scheme
+			}
+		}
+		hs = append(hs, h)
 	}
 	return hs, nil
 }
@@ -564,7 +753,13 @@ func bodyFormatOf(contentType string) (bodyFormat, error) {
 
 // renderBody renders a request body; nil when the template renders nothing.
 func (tp *tmpl) renderBody(data any, f bodyFormat) ([]byte, error) {
-	out, err := tp.execute(data)
+	return tp.renderBodyTo(data, f, &redactions{})
+}
+
+// renderBodyTo renders a request body and records in rd each value derived
+// from a secret, as printed and as encoded into the body.
+func (tp *tmpl) renderBodyTo(data any, f bodyFormat, rd *redactions) ([]byte, error) {
+	out, whole, err := tp.execute(data)
 	if err != nil {
 		return nil, err
 	}
@@ -580,18 +775,28 @@ func (tp *tmpl) renderBody(data any, f bodyFormat) ([]byte, error) {
 		for i, lit := range lits {
 			b.WriteString(lit)
 			if i < len(vals) {
-				if vals[i].tag == tagURL {
-					b.WriteString(vals[i].data)
-				} else {
-					b.WriteString(url.QueryEscape(vals[i].text()))
+				esc := vals[i].data
+				if vals[i].tag != tagURL {
+					esc = url.QueryEscape(vals[i].text())
+				}
+				b.WriteString(esc)
+				if vals[i].secret {
+					rd.add(vals[i].text(), esc)
 				}
 			}
 		}
-		return []byte(strings.TrimSpace(b.String())), nil
+		body := []byte(strings.TrimSpace(b.String()))
+		if whole {
+			rd.addCarrier(string(body))
+		}
+		return body, nil
 	}
-	body, err := substituteJSON(out)
+	body, err := substituteJSON(out, rd)
 	if err != nil {
 		return nil, err
+	}
+	if whole {
+		rd.addCarrier(string(body))
 	}
 	if !json.Valid(body) {
 		var v any
@@ -623,7 +828,7 @@ func syntaxReason(se *json.SyntaxError) string {
 // string a value becomes one complete JSON value, inside a string it becomes
 // escaped string content. Either way it cannot end the string, open or close
 // an object, or add a member.
-func substituteJSON(out string) ([]byte, error) {
+func substituteJSON(out string, rd *redactions) ([]byte, error) {
 	lits, vals, err := splitMarkers(out)
 	if err != nil {
 		return nil, err
@@ -663,17 +868,19 @@ func substituteJSON(out string) ([]byte, error) {
 			break
 		}
 		v := vals[i]
-		if inString {
-			enc, _ := marshal(v.text())
-			b.Write(enc[1 : len(enc)-1])
-			continue
-		}
-		switch v.tag {
-		case tagJSON, tagRaw:
-			b.WriteString(v.data)
+		var enc []byte
+		switch {
+		case inString:
+			enc, _ = marshal(v.text())
+			enc = enc[1 : len(enc)-1]
+		case v.tag == tagJSON || v.tag == tagRaw:
+			enc = []byte(v.data)
 		default:
-			enc, _ := marshal(v.data)
-			b.Write(enc)
+			enc, _ = marshal(v.data)
+		}
+		b.Write(enc)
+		if v.secret {
+			rd.add(v.text(), string(enc))
 		}
 	}
 	return b.Bytes(), nil

@@ -7,6 +7,13 @@
 // A POST or PATCH creates or changes something, so it is repeated only when
 // the provider cannot have acted on it (see CreateRetryPolicy); the callers
 // guard such requests with a WAL entry and recover from the rest.
+//
+// Redirects are never followed to another scheme, host or port: the request
+// carries the provider's credentials in headers that Go forwards to any host
+// (it strips only Authorization and Cookie). See checkRedirect.
+//
+// Every error the package produces is built by newError, which passes the
+// path and the message through the request's redactor (see redact.go).
 package httpx
 
 import (
@@ -59,7 +66,16 @@ type Options struct {
 	// Observe, when set, is called after every request with its operation
 	// name, duration and final status (0 on a transport error).
 	Observe func(op string, d time.Duration, status int)
+	// FollowSameOriginRedirects follows a redirect whose target has the
+	// request's own scheme, host and port (at most maxRedirects of them).
+	// Set it only for a provider type whose API documents such redirects;
+	// otherwise every 3xx answer is an error naming its status. A redirect
+	// to another origin is never followed.
+	FollowSameOriginRedirects bool
 }
+
+// maxRedirects caps the same-origin redirects followed for one request.
+const maxRedirects = 3
 
 // Client sends requests for one provider instance.
 type Client struct {
@@ -105,8 +121,9 @@ func New(opts Options) (*Client, error) {
 		}
 		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
+	c := &Client{opts: opts}
 	rc := &retryablehttp.Client{
-		HTTPClient:   &http.Client{Transport: transport, Timeout: opts.Timeout},
+		HTTPClient:   &http.Client{Transport: transport, Timeout: opts.Timeout, CheckRedirect: c.checkRedirect},
 		Logger:       nil, // retryablehttp would log URLs; we log nothing here
 		RetryWaitMin: opts.RetryWaitMin,
 		RetryWaitMax: opts.RetryWaitMax,
@@ -120,7 +137,7 @@ func New(opts Options) (*Client, error) {
 	create := &retryablehttp.Client{HTTPClient: rc.HTTPClient, CheckRetry: CreateRetryPolicy, Backoff: Backoff,
 		ErrorHandler: retryablehttp.PassthroughErrorHandler, RetryMax: rc.RetryMax,
 		RetryWaitMin: rc.RetryWaitMin, RetryWaitMax: rc.RetryWaitMax}
-	c := &Client{opts: opts, rc: rc, rcOnce: once, rcCreate: create}
+	c.rc, c.rcOnce, c.rcCreate = rc, once, create
 	if opts.MaxConcurrency > 0 {
 		c.sem = make(chan struct{}, opts.MaxConcurrency)
 	}
@@ -145,6 +162,22 @@ type Request struct {
 	// Idempotent marks a POST or PATCH that may be repeated like a GET
 	// (a search, a validation): it gets the full retry policy.
 	Idempotent bool
+	// Secrets are values kept out of every error about this request, on
+	// top of those the client finds itself (credential headers and query
+	// parameters, the body): the credentials the caller put anywhere else
+	// and every value it derived from them. Each is also removed in its
+	// common encodings (URL, JSON, base64, hex…), decoded, and cut where a
+	// query or form parser would cut it.
+	Secrets []string
+	// Carriers are texts that hold a secret (a rendered path, a header
+	// value): removed whole and in their encodings, but never cut into
+	// pieces, which would take the request's ordinary words with them.
+	Carriers []string
+	// ShownPath, when set, is the request path as errors show it, for a
+	// caller that renders paths from secrets and can replace the parts
+	// derived from them (however short) with "[redacted]". It is redacted
+	// again like everything else. Empty: the URL's path, redacted.
+	ShownPath string
 }
 
 // Response is a fully read response.
@@ -207,15 +240,79 @@ func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
 		return nil, c.transportError(r, err)
 	}
 	defer resp.Body.Close()
+	if msg, ok := c.refusedRedirect(req.Request, resp); ok {
+		return nil, c.newError(r, resp.StatusCode, msg, 0)
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxResponseBytes+1))
 	if err != nil {
 		return nil, c.transportError(r, err)
 	}
 	if int64(len(data)) > c.opts.MaxResponseBytes {
-		return nil, &Error{Provider: c.opts.Provider, Op: r.Op, Method: r.Method, Path: pathOf(r.URL), Status: resp.StatusCode,
-			Message: fmt.Sprintf("response larger than %d bytes", c.opts.MaxResponseBytes)}
+		return nil, c.newError(r, resp.StatusCode, fmt.Sprintf("response larger than %d bytes", c.opts.MaxResponseBytes), 0)
 	}
 	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: data}, nil
+}
+
+// checkRedirect is the http.Client's redirect policy. It never lets the
+// client follow a redirect to another scheme, host or port: the provider's
+// credentials travel in headers (DD-API-KEY, X-Api-Key, …) that Go copies to
+// any redirect target. A same-origin redirect is followed only when the
+// provider type documents one (FollowSameOriginRedirects). A redirect not
+// followed ends the request with the 3xx answer, which Do turns into an
+// error (refusedRedirect).
+func (c *Client) checkRedirect(next *http.Request, via []*http.Request) error {
+	if !c.opts.FollowSameOriginRedirects || len(via) > maxRedirects || !sameOrigin(next.URL, via[0].URL) {
+		return http.ErrUseLastResponse
+	}
+	return nil
+}
+
+// refusedRedirect reports whether resp is a redirect the client did not
+// follow, and says why without the target's path or query (which may carry
+// anything, even a secret a hostile server echoes back).
+func (c *Client) refusedRedirect(orig *http.Request, resp *http.Response) (string, bool) {
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+	default:
+		return "", false
+	}
+	loc := resp.Header.Get("Location")
+	if loc == "" {
+		return "", false // not a redirect Go would follow; the caller judges the status
+	}
+	target, err := resp.Request.URL.Parse(loc)
+	if err != nil {
+		return "redirect not followed: the Location is not a valid URL", true
+	}
+	if !sameOrigin(target, orig.URL) {
+		return fmt.Sprintf("redirect to %s://%s not followed: a request never follows a redirect to another scheme, host or port (check base_url)",
+			target.Scheme, target.Host), true
+	}
+	if c.opts.FollowSameOriginRedirects {
+		return fmt.Sprintf("redirect not followed: more than %d redirects", maxRedirects), true
+	}
+	return "redirect not followed: this provider's API documents no redirects (check base_url)", true
+}
+
+// sameOrigin reports whether a and b have the same scheme, host and port
+// (an omitted port is the scheme's default).
+func sameOrigin(a, b *url.URL) bool {
+	return strings.EqualFold(a.Scheme, b.Scheme) && strings.EqualFold(a.Hostname(), b.Hostname()) &&
+		portOf(a) == portOf(b)
+}
+
+func portOf(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "http":
+		return "80"
+	case "https":
+		return "443"
+	}
+	return ""
 }
 
 // transportError describes a failure without the URL's query or any header.
@@ -230,20 +327,34 @@ func (c *Client) transportError(r Request, err error) error {
 	} else if errors.Is(err, context.Canceled) {
 		msg = "canceled"
 	}
-	return &Error{Provider: c.opts.Provider, Op: r.Op, Method: r.Method, Path: pathOf(r.URL), Message: msg, cause: err}
+	e := c.newError(r, 0, msg, 0)
+	// The cause is kept for errors.Is (timeouts, cancellation) and the
+	// retry policy; Error() never prints it.
+	e.cause = err
+	return e
 }
 
-func pathOf(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(bad url)"
+// newError is the only place an Error is made: the path and the message
+// pass through the request's redactor, and the message is then capped.
+func (c *Client) newError(r Request, status int, message string, retryAfter time.Duration) *Error {
+	rd := newRedactor(r)
+	message = rd.text(strings.TrimSpace(message))
+	if len(message) > maxMessageBytes {
+		cut := maxMessageBytes
+		for cut > 0 && !utf8.RuneStart(message[cut]) {
+			cut-- // never split a character
+		}
+		message = message[:cut] + "…"
 	}
-	return u.Path
+	return &Error{Provider: c.opts.Provider, Op: r.Op, Method: r.Method, Path: rd.path(r), Status: status,
+		Message: message, RetryAfter: retryAfter}
 }
 
 // Error is a provider failure: it names the provider, the operation, the
 // request path and the HTTP status (0 when no response), with a short
-// provider message. It never holds a credential.
+// provider message. It never holds a credential: outside this package it
+// is made only by Client.StatusError (a test checks that no other package
+// builds one), so its path and message have passed through the redactor.
 type Error struct {
 	Provider string
 	Op       string
@@ -279,24 +390,14 @@ func NotFound(err error) bool {
 
 // StatusError builds the error for an unexpected status, or for a 2xx
 // answer the client cannot use. message is the provider's own error text
-// (extracted by the client from its error shape); it is trimmed and has the
-// request's credentials and body and every value in redact removed.
+// (extracted by the client from its error shape) or the client's own words;
+// it is trimmed and has the request's credentials, body and Secrets and
+// every value in redact removed, in their common encodings too.
 func (c *Client) StatusError(r Request, resp *Response, message string, redact ...string) error {
 	// The request's own credentials and body go too: some APIs echo the
 	// request back in their errors, whatever the caller thought to pass.
-	secrets := append(requestSecrets(r), redact...)
-	// Longest first, so a value containing another is removed whole.
-	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
-	message = Redact(strings.TrimSpace(message), secrets...)
-	if len(message) > maxMessageBytes {
-		cut := maxMessageBytes
-		for cut > 0 && !utf8.RuneStart(message[cut]) {
-			cut-- // never split a character
-		}
-		message = message[:cut] + "…"
-	}
-	return &Error{Provider: c.opts.Provider, Op: r.Op, Method: r.Method, Path: pathOf(r.URL),
-		Status: resp.Status, Message: message, RetryAfter: retryAfterOf(resp)}
+	r.Secrets = append(slices.Clip(r.Secrets), redact...)
+	return c.newError(r, resp.Status, message, retryAfterOf(resp))
 }
 
 // maxMessageBytes caps the provider text kept in an Error.
@@ -304,9 +405,9 @@ const maxMessageBytes = 300
 
 // requestSecrets lists what in r may be a credential: the values of
 // credential headers and query parameters (whole, without their auth
-// scheme, and a Basic password on its own) and the body.
-func requestSecrets(r Request) []string {
-	var out []string
+// scheme, and a Basic password on its own); and what may hold one: the
+// body.
+func requestSecrets(r Request) (out, carriers []string) {
 	for name, values := range r.Header {
 		if !credentialName(name) {
 			continue
@@ -316,8 +417,8 @@ func requestSecrets(r Request) []string {
 			if _, cred, ok := strings.Cut(v, " "); ok {
 				out = append(out, strings.TrimSpace(cred))
 			}
-			if _, pass, ok := (&http.Request{Header: http.Header{"Authorization": {v}}}).BasicAuth(); ok {
-				out = append(out, pass)
+			if user, pass, ok := (&http.Request{Header: http.Header{"Authorization": {v}}}).BasicAuth(); ok {
+				out = append(out, pass, user+":"+pass)
 			}
 		}
 	}
@@ -329,9 +430,9 @@ func requestSecrets(r Request) []string {
 		}
 	}
 	if len(r.Body) > 0 {
-		out = append(out, string(r.Body))
+		carriers = append(carriers, string(r.Body))
 	}
-	return out
+	return out, carriers
 }
 
 // credentialName reports whether a header or parameter name suggests a
@@ -356,16 +457,6 @@ func retryAfterOf(resp *Response) time.Duration {
 		return 0
 	}
 	return throttleWait(resp.Status, resp.Header, time.Now())
-}
-
-// Redact replaces every non-empty secret in s.
-func Redact(s string, secrets ...string) string {
-	for _, v := range secrets {
-		if len(v) >= 4 {
-			s = strings.ReplaceAll(s, v, "[redacted]")
-		}
-	}
-	return s
 }
 
 // RetryAfter reads the wait a response asks for: Retry-After (seconds or an
@@ -535,8 +626,7 @@ func (c *Client) Call(ctx context.Context, r Request, out any, ex Expect) (*Resp
 	if err := json.Unmarshal(resp.Body, out); err != nil {
 		// Neither the JSON error's text nor the error itself: it can quote
 		// part of the body (a number, a time that did not parse).
-		return nil, &Error{Provider: c.opts.Provider, Op: r.Op, Method: r.Method, Path: pathOf(r.URL), Status: resp.Status,
-			Message: "decoding response: the body is not the expected JSON"}
+		return nil, c.newError(r, resp.Status, "decoding response: the body is not the expected JSON", 0)
 	}
 	return resp, nil
 }
