@@ -318,13 +318,17 @@ func (b *backend) tidyStatusRead(context.Context, *logical.Request, *framework.F
 func (b *backend) runTidy(ctx context.Context, s logical.Storage, opts tidyOptions) error {
 	cutoff := b.clock.Now().Add(-opts.safetyBuffer)
 	t := &tidyPass{b: b, s: s, opts: opts, cutoff: cutoff, removed: map[string]bool{}, handled: map[string]bool{}}
-	if err := t.ledger(ctx); err != nil {
-		return err
+	for _, step := range []func(context.Context) error{t.ledger, t.tombstones, t.orphans} {
+		if err := step(ctx); err != nil {
+			return err
+		}
+		// A run cut short (the plugin stopping) is an error, even where a
+		// step counted the cancelled calls as failures and went on.
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("tidy stopped: %w", err)
+		}
 	}
-	if err := t.tombstones(ctx); err != nil {
-		return err
-	}
-	return t.orphans(ctx)
+	return nil
 }
 
 // tidyPass is the state of one run.

@@ -712,3 +712,31 @@ func TestRenewAfterTidyRevokedTheKey(t *testing.T) {
 		t.Fatalf("renew after tidy: %v, want an error saying the key is gone", err)
 	}
 }
+
+// A tidy cut short (the plugin stopped, a seal, a leader change) ends in
+// state Error and counts as a failed run; nothing is half-revoked.
+func TestTidyStoppedByCleanIsAnError(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.provider("p")
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once atomic.Bool
+	e.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodGet && r.URL.Path == "/v1/keys" && once.CompareAndSwap(false, true) {
+			close(entered)
+			<-release
+		}
+		return false
+	})
+	defer close(release)
+	e.must(logical.UpdateOperation, "tidy", nil)
+	<-entered
+	e.b.Clean(context.Background()) // returns once the tidy has stopped
+	st := e.b.tidy.snapshot()
+	if st.State != tidyError || st.ErrorCount == 0 || !strings.Contains(st.LastError, "context canceled") || st.Finished.IsZero() {
+		t.Fatalf("tidy-status after Clean: %+v, want Error with the cancellation", st)
+	}
+	if got := e.metricValue(`thirdparty_tidy_runs_total{result="failure"}`); got != 1 {
+		t.Fatalf("thirdparty_tidy_runs_total{failure} = %v, want 1", got)
+	}
+}
