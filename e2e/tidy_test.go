@@ -354,6 +354,43 @@ func TestAutoTidyRunsOnTheActiveNodeOnly(t *testing.T) {
 		t.Fatal("no node logged a tidy")
 	}
 	t.Logf("auto-tidy (interval 1m) ran %d time(s) on node %d, the active node; orphan %s revoked", runs, lead, orphan)
+
+	// After a leader change, the new active node takes auto-tidy over, on
+	// the schedule kept in storage; the old leader, back as a standby,
+	// runs none.
+	orphan2 := createDemoKey(t, d, "vault-"+marker+"-lost-token-2")
+	old := lead
+	rc.kill(old)
+	lead = rc.leader(60 * time.Second)
+	if lead == old {
+		t.Fatalf("node %d still leads after being killed", old)
+	}
+	rc.waitReady(lead, "thirdparty/config/auto-tidy", 60*time.Second)
+	rc.start(old)
+	deadline = time.Now().Add(150 * time.Second)
+	for d.key(t, orphan2).State != "revoked" {
+		if time.Now().After(deadline) {
+			t.Fatalf("auto-tidy did not run on the new leader (node %d) within 150s", lead)
+		}
+		time.Sleep(time.Second)
+	}
+	if st := waitTidy(t, rc.client(lead), "thirdparty", time.Minute); st["auto"] != true || tidyCount(st, "orphans_revoked") != 1 {
+		t.Fatalf("tidy-status on the new leader: %v", st)
+	}
+	leaders := 0
+	for i := 1; i <= 3; i++ {
+		log := rc.log(i)
+		if bad := tidiesWhileStandby(log); bad != "" {
+			t.Errorf("node %d ran a tidy while standby: %s", i, bad)
+		}
+		if strings.Contains(log, "tidy finished") {
+			leaders++
+		}
+	}
+	if leaders != 2 {
+		t.Errorf("tidies logged on %d nodes, want 2 (the first leader and its successor)", leaders)
+	}
+	t.Logf("after the failover, node %d ran auto-tidy and revoked orphan %s", lead, orphan2)
 }
 
 // tidiesWhileStandby walks a node's log and returns the first tidy line
