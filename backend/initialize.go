@@ -130,6 +130,26 @@ func (b *backend) migrate(ctx context.Context, s logical.Storage) error {
 		b.Logger().Info("storage migration: provider given an incarnation; leases issued before the upgrade belong to it",
 			"provider", n, "incarnation", e.Incarnation, "legacy_leases_until", formatTime(e.LegacyLeasesUntil))
 	}
+	roles, err := listAll(ctx, s, rolePrefix)
+	if err != nil {
+		return err
+	}
+	for _, n := range roles {
+		r, err := getRole(ctx, s, n)
+		if err != nil {
+			return err
+		}
+		// A role that kept v0.1.0's default template gets the new default,
+		// so tidy can tell its keys from others; custom ones are left alone.
+		if r == nil || r.NameTemplate != v010NameTemplate {
+			continue
+		}
+		r.NameTemplate = defaultNameTemplate
+		if err := putJSON(ctx, s, rolePrefix+n, r); err != nil {
+			return err
+		}
+		b.Logger().Info("storage migration: role's default name_template now carries the mount marker", "role", n)
+	}
 	if c.Marker == "" {
 		if c.Marker, err = newMarker(); err != nil {
 			return err

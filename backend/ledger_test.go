@@ -411,6 +411,15 @@ func TestMigrationFromV010(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	r, err := getRole(ctx, e.storage, "dyn")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.NameTemplate = v010NameTemplate
+	if err := putJSON(ctx, e.storage, rolePrefix+"dyn", r); err != nil {
+		t.Fatal(err)
+	}
+	e.must(logical.CreateOperation, "roles/custom", map[string]any{"provider": "p", "mode": "dynamic", "name_template": "mine-{{random 8}}"})
 	pe := e.storedProvider("p")
 	pe.Incarnation = ""
 	if err := putJSON(ctx, e.storage, providerPrefix+"p", pe); err != nil {
@@ -436,6 +445,15 @@ func TestMigrationFromV010(t *testing.T) {
 	if pe.Incarnation == "" || !pe.LegacyLeasesUntil.Equal(e.clock.Now().Add(24*time.Hour)) {
 		t.Fatalf("migrated provider: incarnation %q, legacy leases until %s; want an incarnation and now + the mount's max TTL", pe.Incarnation, pe.LegacyLeasesUntil)
 	}
+	if r, _ := getRole(ctx, e.storage, "dyn"); r.NameTemplate != defaultNameTemplate {
+		t.Fatalf("a role with v0.1.0's default template kept %q, want the new default", r.NameTemplate)
+	}
+	if r, _ := getRole(ctx, e.storage, "custom"); r.NameTemplate != "mine-{{random 8}}" {
+		t.Fatalf("the migration changed a custom template to %q", r.NameTemplate)
+	}
+	if v := e.must(logical.ReadOperation, "status", nil).Data["schema_version"]; v != schemaVersion {
+		t.Fatalf("status schema_version %v, want %d", v, schemaVersion)
+	}
 	// Again: nothing changes.
 	e.clock.Advance(time.Minute)
 	init()
@@ -448,6 +466,7 @@ func TestMigrationFromV010(t *testing.T) {
 
 	// The provider goes while the v0.1.0 lease is outstanding.
 	e.must(logical.DeleteOperation, "roles/dyn", nil)
+	e.must(logical.DeleteOperation, "roles/custom", nil)
 	e.must(logical.DeleteOperation, "providers/p", nil)
 	if n := len(e.must(logical.ReadOperation, "status", nil).Data["tombstones"].([]map[string]any)); n != 1 {
 		t.Fatalf("%d tombstones after deleting a provider with v0.1.0 leases outstanding, want 1", n)

@@ -25,8 +25,11 @@ const (
 
 const (
 	defaultNameTemplate = `vault-{{.Marker}}-{{.RoleName | truncate 32}}-{{.DisplayName | truncate 24}}-{{unix_time}}-{{random 6}}`
-	defaultRolePeriod   = 2160 * time.Hour
-	defaultOverlap      = 24 * time.Hour
+	// v010NameTemplate was the default before the marker; the migration
+	// moves roles that kept it to defaultNameTemplate.
+	v010NameTemplate  = `vault-{{.RoleName | truncate 32}}-{{.DisplayName | truncate 24}}-{{unix_time}}-{{random 6}}`
+	defaultRolePeriod = 2160 * time.Hour
+	defaultOverlap    = 24 * time.Hour
 )
 
 // roleEntry is a role as stored.

@@ -66,6 +66,7 @@ func (b *backend) statusRead(ctx context.Context, req *logical.Request, _ *frame
 		ledger[p] = n
 	}
 	return &logical.Response{Data: map[string]any{
+		"schema_version":      b.schemaVersion(ctx, req.Storage),
 		"tombstones":          tombs,
 		"ledger_entries":      ledger,
 		"providers":           pd,
@@ -134,4 +135,14 @@ func (b *backend) tombstoneStatus(ctx context.Context, s logical.Storage) ([]map
 		})
 	}
 	return out, nil
+}
+
+// schemaVersion is the storage schema version the status shows (1: not
+// migrated yet).
+func (b *backend) schemaVersion(ctx context.Context, s logical.Storage) int {
+	c, err := getMountConfig(ctx, s)
+	if err != nil || c == nil {
+		return 1
+	}
+	return c.SchemaVersion
 }
