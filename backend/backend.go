@@ -56,6 +56,7 @@ type backend struct {
 	metrics   *metrics
 	inventory *inventory
 	sched     *scheduler
+	tidy      *tidyRunner
 	// storage is the mount's storage for background jobs.
 	storage logical.Storage
 
@@ -90,6 +91,7 @@ func newBackend(c clock) *backend {
 		verifyWait:     500 * time.Millisecond,
 	}
 	b.metrics = newMetrics(b)
+	b.tidy = newTidyRunner(b.metrics.registry)
 	b.sched = newScheduler(c, b.runItem)
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
@@ -108,6 +110,7 @@ func newBackend(c clock) *backend {
 			pathRotate(b),
 			pathStatus(b),
 			pathMetrics(b),
+			pathTidy(b),
 		),
 		Secrets:           []*framework.Secret{secretKey(b)},
 		WALRollback:       b.walRollback,
@@ -175,5 +178,6 @@ func (b *backend) cachedDualState(ctx context.Context, s logical.Storage, name s
 
 func (b *backend) clean(context.Context) {
 	b.sched.stop()
+	b.tidy.stop()
 	b.clients.Range(func(k, _ any) bool { b.clients.Delete(k); return true })
 }

@@ -27,6 +27,9 @@ func (b *backend) initialize(ctx context.Context, req *logical.InitializationReq
 	if err != nil {
 		return err
 	}
+	if err := b.scheduleAutoTidy(ctx, b.storage); err != nil {
+		return err
+	}
 	if !writable {
 		b.Logger().Info("not starting the rotation scheduler: this node cannot write (standby or secondary)")
 		return nil
@@ -217,6 +220,8 @@ func (b *backend) runItem(ctx context.Context, item string) time.Time {
 		return b.roleJob(ctx, name)
 	case "root":
 		return b.rootJob(ctx, name)
+	case "tidy":
+		return b.autoTidyJob(ctx)
 	}
 	return time.Time{}
 }

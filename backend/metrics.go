@@ -177,6 +177,8 @@ raw HTTP body (scrape /v1/<mount>/metrics with a Vault token):
   thirdparty_keys_revoked_total{role}
   thirdparty_pending_revocations
   thirdparty_provider_request_duration_seconds{provider,op} (histogram)
+  thirdparty_tidy_runs_total{result}
+  thirdparty_orphans_revoked_total{provider}
 
 kind is "role" (a dual role's key) or "root" (a provider's root credential).
 No metric carries a secret.

@@ -14,7 +14,7 @@ const defaultWorkers = 32
 
 // Scheduler items are "role/<name>" (a dual role's rotation and its
 // previous key's retirement) and "root/<name>" (a provider's root rotation
-// and pending revocations of old roots).
+// and pending revocations of old roots); "tidy/auto" is auto-tidy.
 func roleItem(name string) string { return "role/" + name }
 func rootItem(name string) string { return "root/" + name }
 

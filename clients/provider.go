@@ -82,6 +82,9 @@ type Key struct {
 	Secret string
 	// ExpiresAt is the provider-side expiry, zero when none.
 	ExpiresAt time.Time
+	// CreatedAt is when the provider created the key, where it says (set
+	// by ListKeys; zero when unknown).
+	CreatedAt time.Time
 	// Extra holds provider-specific, non-secret values returned with the key
 	// (e.g. a Twilio SID); they are returned to the reader of creds.
 	Extra map[string]string
@@ -182,6 +185,15 @@ type FieldError struct {
 }
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// KeyLister is implemented by types that can list every live key of the
+// account (never their values), so that tidy can find keys this mount
+// created but no longer accounts for. Each Key has ID, Name and, where the
+// provider tells it, CreatedAt; a key whose CreatedAt is zero is reported by
+// tidy but never revoked, its age being unknown.
+type KeyLister interface {
+	ListKeys(ctx context.Context) ([]Key, error)
+}
 
 // RootFinder is implemented by types that can list root credentials by
 // name, so WAL rollback can discard a new root whose id was never recorded.

@@ -102,6 +102,9 @@ func TestOpenAPIDescribesTheMount(t *testing.T) {
 		"/thirdparty/rotate-root/{name}": {"post"},
 		"/thirdparty/status":             {"get"},
 		"/thirdparty/metrics":            {"get"},
+		"/thirdparty/tidy":               {"post"},
+		"/thirdparty/tidy-status":        {"get"},
+		"/thirdparty/config/auto-tidy":   {"get", "post"},
 	}
 	var extra []string
 	for p := range doc.Paths {

@@ -51,6 +51,7 @@ type apiKey struct {
 	Name      string    `json:"name"`
 	Key       string    `json:"key"`
 	AdminKey  string    `json:"admin_key"`
+	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 }
 
@@ -135,6 +136,22 @@ func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, erro
 		if k.Name == name {
 			keys = append(keys, clients.Key{ID: k.ID, Name: k.Name, ExpiresAt: k.ExpiresAt})
 		}
+	}
+	return keys, nil
+}
+
+// ListKeys lists every live key of the account (admin keys are not keys:
+// they are listed by FindRoots).
+func (c *client) ListKeys(ctx context.Context) ([]clients.Key, error) {
+	var out struct {
+		Keys []apiKey `json:"keys"`
+	}
+	if err := c.call(ctx, "list", http.MethodGet, "/v1/keys", c.adminKey, nil, &out); err != nil {
+		return nil, err
+	}
+	keys := make([]clients.Key, 0, len(out.Keys))
+	for _, k := range out.Keys {
+		keys = append(keys, clients.Key{ID: k.ID, Name: k.Name, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt})
 	}
 	return keys, nil
 }

@@ -460,3 +460,45 @@ func TestErrorsNeverEchoKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestListKeys(t *testing.T) {
+	srv, url := startDemo(t)
+	p := newProvider(t, url, adminKey)
+	lister, ok := p.(clients.KeyLister)
+	if !ok {
+		t.Fatal("the demo type does not implement clients.KeyLister")
+	}
+	ctx := context.Background()
+	var ids []string
+	for _, name := range []string{"a", "b", "gone"} {
+		k, err := p.CreateKey(ctx, clients.KeyRequest{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, k.ID)
+	}
+	if err := p.RevokeKey(ctx, ids[2]); err != nil {
+		t.Fatal(err)
+	}
+
+	keys, err := lister.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, k := range keys {
+		got = append(got, k.ID)
+		info := inspect(t, srv, k.ID)
+		if k.Name != info.Name || k.Secret != "" {
+			t.Errorf("key %s: name %q (want %q), secret set %v", k.ID, k.Name, info.Name, k.Secret != "")
+		}
+		// The API shows times to the second.
+		if want := info.CreatedAt.Truncate(time.Second); !k.CreatedAt.Equal(want) || k.CreatedAt.IsZero() {
+			t.Errorf("key %s: created %v, the provider says %v", k.ID, k.CreatedAt, info.CreatedAt)
+		}
+	}
+	// Live keys only (not the revoked one, not the admin key), oldest first.
+	if !slices.Equal(got, ids[:2]) {
+		t.Errorf("ListKeys = %v, want %v", got, ids[:2])
+	}
+}

@@ -18,14 +18,18 @@ type fault struct {
 
 // v1 wraps a /v1 handler with the knobs and the per-route stats. Order:
 // latency, then down, then rate limit, then random errors, then the real
-// handler. A request answered by a knob never reaches authentication, so
-// it records no use on any key.
+// handler (with latency_after, the latency comes last: the handler runs and
+// its answer is held). A request answered by a knob never reaches
+// authentication, so it records no use on any key.
 func (s *Server) v1(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
 		defer s.countRequest(r, sw)
 
-		if !s.sleepLatency(r.Context(), r.URL.Path) {
+		s.mu.Lock()
+		after := s.knobs.LatencyAfter
+		s.mu.Unlock()
+		if !after && !s.sleepLatency(r.Context(), r.URL.Path) {
 			writeError(sw, statusClientClosed, "client_closed_request", "request cancelled during injected latency")
 			return
 		}
@@ -36,8 +40,51 @@ func (s *Server) v1(next http.HandlerFunc) http.Handler {
 			writeError(sw, f.status, f.code, f.message)
 			return
 		}
-		next(sw, r)
+		if !after {
+			next(sw, r)
+			return
+		}
+		held := &heldResponse{header: http.Header{}}
+		next(held, r)
+		if !s.sleepLatency(r.Context(), r.URL.Path) {
+			writeError(sw, statusClientClosed, "client_closed_request", "request cancelled while its answer was held (it took effect)")
+			return
+		}
+		held.send(sw)
 	})
+}
+
+// heldResponse keeps a handler's answer until latency_after's wait is over.
+type heldResponse struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (h *heldResponse) Header() http.Header { return h.header }
+
+func (h *heldResponse) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+
+func (h *heldResponse) Write(b []byte) (int, error) {
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	h.body = append(h.body, b...)
+	return len(b), nil
+}
+
+func (h *heldResponse) send(w http.ResponseWriter) {
+	for k, v := range h.header {
+		w.Header()[k] = v
+	}
+	if h.status != 0 {
+		w.WriteHeader(h.status)
+	}
+	w.Write(h.body)
 }
 
 // sleepLatency waits for the latency knob without holding the lock, so

@@ -10,13 +10,17 @@ import (
 // Knobs are the fault-injection settings applied to /v1 requests (see
 // docs/demo-provider.md for the order they apply in).
 type Knobs struct {
-	Latency        time.Duration // added before every /v1 request is handled
-	LatencyPath    string        // when set, Latency applies only to this /v1 path
-	ErrorRate      float64       // fraction of /v1 requests answered ErrorStatus
-	ErrorStatus    int           // status for ErrorRate and Down
-	RateLimitEvery int           // every Nth /v1 request gets 429; 0 = off
-	RetryAfter     int           // seconds, sent with every injected 429
-	Down           bool          // every /v1 request gets ErrorStatus
+	Latency     time.Duration // added before every /v1 request is handled
+	LatencyPath string        // when set, Latency applies only to this /v1 path
+	// LatencyAfter applies Latency after the handler has run instead of
+	// before: the request takes effect, then its answer is held (a client
+	// that gives up meanwhile loses the answer, not the effect).
+	LatencyAfter   bool
+	ErrorRate      float64 // fraction of /v1 requests answered ErrorStatus
+	ErrorStatus    int     // status for ErrorRate and Down
+	RateLimitEvery int     // every Nth /v1 request gets 429; 0 = off
+	RetryAfter     int     // seconds, sent with every injected 429
+	Down           bool    // every /v1 request gets ErrorStatus
 }
 
 // DefaultKnobs are the knobs after POST /_demo/reset: no faults, 503 as the
@@ -48,6 +52,7 @@ func (k Knobs) validate() error {
 type knobsJSON struct {
 	LatencyMS      int64   `json:"latency_ms"`
 	LatencyPath    string  `json:"latency_path"`
+	LatencyAfter   bool    `json:"latency_after"`
 	ErrorRate      float64 `json:"error_rate"`
 	ErrorStatus    int     `json:"error_status"`
 	RateLimitEvery int     `json:"rate_limit_every"`
@@ -59,6 +64,7 @@ func (k Knobs) view() knobsJSON {
 	return knobsJSON{
 		LatencyMS:      k.Latency.Milliseconds(),
 		LatencyPath:    k.LatencyPath,
+		LatencyAfter:   k.LatencyAfter,
 		ErrorRate:      k.ErrorRate,
 		ErrorStatus:    k.ErrorStatus,
 		RateLimitEvery: k.RateLimitEvery,
@@ -72,6 +78,7 @@ func (k Knobs) view() knobsJSON {
 type knobsPatch struct {
 	LatencyMS      *int64   `json:"latency_ms"`
 	LatencyPath    *string  `json:"latency_path"`
+	LatencyAfter   *bool    `json:"latency_after"`
 	ErrorRate      *float64 `json:"error_rate"`
 	ErrorStatus    *int     `json:"error_status"`
 	RateLimitEvery *int     `json:"rate_limit_every"`
@@ -89,6 +96,9 @@ func (p knobsPatch) apply(k Knobs) (Knobs, error) {
 	}
 	if p.LatencyPath != nil {
 		k.LatencyPath = *p.LatencyPath
+	}
+	if p.LatencyAfter != nil {
+		k.LatencyAfter = *p.LatencyAfter
 	}
 	if p.ErrorRate != nil {
 		k.ErrorRate = *p.ErrorRate

@@ -101,7 +101,7 @@ func TestKnobsValidation(t *testing.T) {
 		{"negative rate limit", `{"rate_limit_every":-2}`, "rate_limit_every"},
 		{"negative retry after", `{"retry_after":-1}`, "retry_after"},
 		{"wrong type", `{"down":"yes"}`, "down must be a boolean"},
-		{"unknown knob", `{"latency":5}`, "unknown field; allowed fields: down, error_rate, error_status, latency_ms, latency_path, rate_limit_every, retry_after"},
+		{"unknown knob", `{"latency":5}`, "unknown field; allowed fields: down, error_rate, error_status, latency_after, latency_ms, latency_path, rate_limit_every, retry_after"},
 		{"not json", `down`, "not valid JSON"},
 		{"empty", ``, "JSON object"},
 		// One bad field rejects the whole patch, including the good part.
@@ -234,5 +234,48 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestLatencyAfter: with latency_after the request takes effect first and
+// only its answer waits, so a client that gives up meanwhile has created a
+// key it never learns about (a create whose answer is lost).
+func TestLatencyAfter(t *testing.T) {
+	h := newHarness(t)
+	h.setKnobs(`{"latency_ms":10000,"latency_path":"/v1/keys","latency_after":true}`)
+	var got knobsJSON
+	h.must(http.StatusOK, "GET", "/_demo/knobs", "", nil).decode(t, &got)
+	if !got.LatencyAfter {
+		t.Fatalf("knobs %+v do not show latency_after", got)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", h.url+"/v1/keys", strings.NewReader(`{"name":"answer-lost"}`))
+	req.Header.Set("Authorization", "Bearer "+testAdminKey)
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		resp.Body.Close()
+		t.Fatalf("create answered %d within the held latency", resp.StatusCode)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the client waited %v", d)
+	}
+	if keys := h.inspect("?name=answer-lost&state=live"); len(keys) != 1 {
+		t.Fatalf("live keys named answer-lost: %v, want the 1 created before the answer was held", keys)
+	}
+	waitFor(t, "the server to record the dropped answer", func() bool {
+		var st stats
+		h.must(http.StatusOK, "GET", "/_demo/stats", "", nil).decode(t, &st)
+		return st.Status[statusClientClosed] == 1
+	})
+
+	// A short hold delivers the real answer.
+	h.setKnobs(`{"latency_ms":50}`)
+	var k keyJSON
+	h.must(http.StatusCreated, "POST", "/v1/keys", testAdminKey, map[string]any{"name": "held"}).decode(t, &k)
+	if k.ID == "" || k.Key == "" {
+		t.Fatalf("held answer %+v", k)
 	}
 }
