@@ -180,7 +180,9 @@ func (p *provider) CreateKey(ctx context.Context, kr clients.KeyRequest) (client
 	abandon := func(msg string) (clients.Key, error) {
 		err := p.shapeError(req, resp, msg)
 		if rerr := p.RevokeKey(ctx, id); rerr != nil {
-			return clients.Key{}, fmt.Errorf("%w; revoking the new key %q failed too: %v", err, id, rerr)
+			// The revoke's error may echo the new key's secret, which only
+			// this call knows.
+			return clients.Key{}, fmt.Errorf("%w; revoking the new key %q failed too: %s", err, id, httpx.Redact(rerr.Error(), key.Secret))
 		}
 		return clients.Key{}, fmt.Errorf("%w; the new key %q was revoked", err, id)
 	}
