@@ -120,7 +120,7 @@ func (p *provider) send(ctx context.Context, spec requestSpec, data, authData an
 		// A roll whose answer was lost must not be repeated blindly.
 		NoRetry: spec.op == reqRootCreate.op && p.c.roll}
 	resp, err := p.http.Do(ctx, req)
-	return req, resp, err
+	return req, resp, httpx.RedactError(err, secrets...)
 }
 
 func ok(resp *httpx.Response) bool { return resp.Status >= 200 && resp.Status < 300 }

@@ -224,7 +224,11 @@ func (c *Client) transportError(r Request, err error) error {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	msg := err.Error()
+	// Go's transport may quote what it could not parse (a malformed header
+	// line of the answer), and a provider may have echoed a credential there.
+	secrets := requestSecrets(r)
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	msg := Redact(err.Error(), secrets...)
 	if errors.Is(err, context.DeadlineExceeded) {
 		msg = "timed out"
 	} else if errors.Is(err, context.Canceled) {
@@ -356,6 +360,19 @@ func retryAfterOf(resp *Response) time.Duration {
 		return 0
 	}
 	return throttleWait(resp.Status, resp.Header, time.Now())
+}
+
+// RedactError removes secrets from the message of err when it is an *Error
+// (Do's own errors redact the request's credentials; the caller may know
+// others a provider could echo), and returns err.
+func RedactError(err error, secrets ...string) error {
+	var e *Error
+	if errors.As(err, &e) && len(secrets) > 0 {
+		secrets = slices.Clone(secrets)
+		slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+		e.Message = Redact(e.Message, secrets...)
+	}
+	return err
 }
 
 // Redact replaces every non-empty secret in s.
@@ -519,7 +536,7 @@ func (c *Client) JSON(ctx context.Context, r Request, in, out any, ex Expect) (*
 func (c *Client) Call(ctx context.Context, r Request, out any, ex Expect) (*Response, error) {
 	resp, err := c.Do(ctx, r)
 	if err != nil {
-		return nil, err
+		return nil, RedactError(err, ex.Redact...)
 	}
 	if !ex.accepts(resp.Status) {
 		message := ""
