@@ -509,7 +509,12 @@ func (tp *tmpl) renderHeaders(data any) ([]header, error) {
 				b.WriteString(t)
 			}
 		}
-		hs = append(hs, header{name: name, value: strings.TrimSpace(b.String())})
+		v := strings.TrimSpace(b.String())
+		if hasControl(v) {
+			// Go would refuse to send it: every request would fail.
+			return nil, fmt.Errorf("rendered line %d (%s): the value contains a control character", n+1, name)
+		}
+		hs = append(hs, header{name: name, value: v})
 	}
 	return hs, nil
 }
