@@ -120,7 +120,8 @@ func FuzzResponses(f *testing.F, target FuzzTarget) {
 
 		// run makes one call against the script and checks its error for
 		// the root credentials, the credentials the call sent, the secrets
-		// it was given (known) and those the server handed out in a 2xx.
+		// it was given (known) and those the server handed out in an
+		// earlier 2xx (see credentials).
 		run := func(call string, known []string, fn func() error) error {
 			fs.start(responses)
 			done := make(chan error, 1)
@@ -299,6 +300,8 @@ type fuzzServer struct {
 	n         int
 	creds     map[string]bool
 	credOrder []string
+	// handed lists, per answer served, the canaries a 2xx answer held.
+	handed [][]string
 }
 
 func newFuzzServer() *fuzzServer {
@@ -311,7 +314,7 @@ func newFuzzServer() *fuzzServer {
 func (fs *fuzzServer) start(script []ScriptResponse) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	fs.script, fs.n, fs.creds, fs.credOrder = script, 0, map[string]bool{}, nil
+	fs.script, fs.n, fs.creds, fs.credOrder, fs.handed = script, 0, map[string]bool{}, nil, nil
 }
 
 func (fs *fuzzServer) count() int {
@@ -322,11 +325,17 @@ func (fs *fuzzServer) count() int {
 
 // credentials are the credential header values the client sent since start
 // (whole and without their auth scheme) and the canary secrets handed out
-// in a 2xx answer.
+// in a 2xx answer before the last one. (What the last answer holds, the
+// client may rightly take for the provider's error text: a 2xx status it
+// does not expect, say.)
 func (fs *fuzzServer) credentials() []string {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
-	return append([]string(nil), fs.credOrder...)
+	out := append([]string(nil), fs.credOrder...)
+	for i := 0; i+1 < len(fs.handed); i++ {
+		out = append(out, fs.handed[i]...)
+	}
+	return out
 }
 
 // credentialHeader reports whether a request header carries a credential.
@@ -371,14 +380,15 @@ func (fs *fuzzServer) serve(w http.ResponseWriter, r *http.Request) {
 		resp = ScriptResponse{Status: http.StatusOK}
 	}
 	fs.n++
+	var handed []string
 	if resp.Status >= 200 && resp.Status <= 299 {
 		for _, v := range []string{"{{key}}", "{{newroot}}"} {
-			if strings.Contains(resp.Body, v) && !fs.creds[fs.vars[v]] {
-				fs.creds[fs.vars[v]] = true
-				fs.credOrder = append(fs.credOrder, fs.vars[v])
+			if strings.Contains(resp.Body, v) {
+				handed = append(handed, fs.vars[v])
 			}
 		}
 	}
+	fs.handed = append(fs.handed, handed)
 	fs.mu.Unlock()
 
 	pairs := []string{"{{cred}}", strings.Join(sent, " ")}
