@@ -265,7 +265,7 @@ func (c *client) createAPIKey(ctx context.Context, op string, attrs map[string]a
 	if err := c.call(ctx, op, http.MethodPost, "/api/v2/api_keys", c.apiKey, c.appKey, newKeyBody("api_keys", attrs), &out); err != nil {
 		return keyData{}, err
 	}
-	return c.checkCreated(op, out.Data)
+	return c.checkCreated(op, attrs["name"], out.Data)
 }
 
 func (c *client) createAppKey(ctx context.Context, op string, attrs map[string]any) (keyData, error) {
@@ -273,17 +273,18 @@ func (c *client) createAppKey(ctx context.Context, op string, attrs map[string]a
 	if err := c.call(ctx, op, http.MethodPost, "/api/v2/current_user/application_keys", c.apiKey, c.appKey, newKeyBody("application_keys", attrs), &out); err != nil {
 		return keyData{}, err
 	}
-	return c.checkCreated(op, out.Data)
+	return c.checkCreated(op, attrs["name"], out.Data)
 }
 
-func (c *client) checkCreated(op string, d keyData) (keyData, error) {
+// checkCreated checks the key created with the given name.
+func (c *client) checkCreated(op string, name any, d keyData) (keyData, error) {
 	if d.ID == "" || d.Attributes.Key == "" {
 		return keyData{}, fmt.Errorf("provider %q: %s: response has no id or key", c.http.Provider(), op)
 	}
 	if !idPattern.MatchString(d.ID) {
 		// The delete calls would refuse it: Vault could never revoke the key.
 		return keyData{}, fmt.Errorf("provider %q: %s: response has a key id Vault cannot use; delete the key named %q by hand",
-			c.http.Provider(), op, d.Attributes.Name)
+			c.http.Provider(), op, fmt.Sprint(name))
 	}
 	return d, nil
 }
