@@ -61,12 +61,14 @@ const (
 //   - return (no panic, within fuzzCallTimeout, with at most
 //     fuzzMaxRequests requests: paging and retries are bounded);
 //   - fail with an error that holds no credential: no root field, no
-//     canary secret, no credential header the client sent;
+//     secret the call was given or handed out before its last answer, no
+//     credential header the client sent;
 //   - or succeed with a result the backend can use: a created key has an
-//     id and a secret, and RevokeKey sends a request for that id (a key
-//     Vault cannot revoke would outlive its lease); FindKeys returns only
-//     keys of the name asked for, each revocable (rollback revokes them);
-//     a created root has a value for every root field the instance has.
+//     id, a secret and an expiry the backend can store, and RevokeKey
+//     sends a request for that id (a key Vault cannot revoke would outlive
+//     its lease); FindKeys returns only keys of the name asked for, each
+//     revocable (rollback revokes them); a created root has a value for
+//     every root field the instance has.
 //
 // The package's checked-in corpus, testdata/fuzz/<Target>/, holds the
 // provider's documented answers to start from.
@@ -160,8 +162,10 @@ func FuzzResponses(f *testing.F, target FuzzTarget) {
 			if key.ID == "" || key.Secret == "" {
 				t.Fatalf("CreateKey succeeded without an id or secret: %+v", redactKey(key))
 			}
-			if !key.ExpiresAt.IsZero() && (key.ExpiresAt.Year() < 1970 || key.ExpiresAt.Year() > 9999) {
-				t.Fatalf("CreateKey returned expiry %v", key.ExpiresAt)
+			// The backend stores it as JSON (years 0–9999) and refuses a
+			// key that is already expired.
+			if _, err := key.ExpiresAt.MarshalJSON(); err != nil {
+				t.Fatalf("CreateKey returned expiry %v: %v", key.ExpiresAt, err)
 			}
 			revocable("CreateKey", key.ID)
 		}
