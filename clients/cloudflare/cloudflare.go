@@ -39,6 +39,7 @@ const (
 var (
 	accountIDPattern = regexp.MustCompile(`^[0-9a-f]{32}$`)
 	tokenIDPattern   = regexp.MustCompile(`^[A-Za-z0-9]+$`)
+	statusPattern    = regexp.MustCompile(`^[a-z_]{0,20}$`)
 )
 
 var capabilities = clients.Capabilities{Expiry: true, ListByName: true, RootRotation: true}
@@ -271,6 +272,11 @@ func (c *client) create(ctx context.Context, op string, body createBody) (tokenR
 	if out.ID == "" || out.Value == "" {
 		return tokenResult{}, fmt.Errorf("provider %q: %s: response has no token id or value", c.http.Provider(), op)
 	}
+	if !tokenIDPattern.MatchString(out.ID) {
+		// delete would refuse it: Vault could never revoke the token.
+		return tokenResult{}, fmt.Errorf("provider %q: %s: response has a token id Vault cannot use; delete the token named %q by hand",
+			c.http.Provider(), op, body.Name)
+	}
 	return out, nil
 }
 
@@ -311,7 +317,13 @@ func (c *client) verify(ctx context.Context, op, token string) (string, error) {
 		return "", err
 	}
 	if out.Status != "active" {
-		return "", fmt.Errorf("provider %q: %s: token status is %q, not active", c.http.Provider(), op, out.Status)
+		// The status is the provider's text: named only when it is a plain
+		// word, so an echoed credential never reaches the error.
+		status := "not a status"
+		if statusPattern.MatchString(out.Status) {
+			status = strconv.Quote(out.Status)
+		}
+		return "", fmt.Errorf("provider %q: %s: token status is %s, not active", c.http.Provider(), op, status)
 	}
 	return out.ID, nil
 }
@@ -353,7 +365,8 @@ func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, erro
 			return nil, err
 		}
 		for _, t := range out {
-			if t.Name == name {
+			// Only ids RevokeKey accepts: rollback revokes what it finds.
+			if t.Name == name && tokenIDPattern.MatchString(t.ID) {
 				found = append(found, clients.Key{ID: t.ID, Name: t.Name})
 			}
 		}

@@ -266,7 +266,7 @@ func (c *client) createAPIKey(ctx context.Context, op string, attrs map[string]a
 	if err := c.call(ctx, op, http.MethodPost, "/api/v2/api_keys", c.apiKey, c.appKey, newKeyBody("api_keys", attrs), &out); err != nil {
 		return keyData{}, err
 	}
-	return c.checkCreated(op, out.Data)
+	return c.checkCreated(op, attrs["name"], out.Data)
 }
 
 func (c *client) createAppKey(ctx context.Context, op string, attrs map[string]any) (keyData, error) {
@@ -274,12 +274,18 @@ func (c *client) createAppKey(ctx context.Context, op string, attrs map[string]a
 	if err := c.call(ctx, op, http.MethodPost, "/api/v2/current_user/application_keys", c.apiKey, c.appKey, newKeyBody("application_keys", attrs), &out); err != nil {
 		return keyData{}, err
 	}
-	return c.checkCreated(op, out.Data)
+	return c.checkCreated(op, attrs["name"], out.Data)
 }
 
-func (c *client) checkCreated(op string, d keyData) (keyData, error) {
+// checkCreated checks the key created with the given name.
+func (c *client) checkCreated(op string, name any, d keyData) (keyData, error) {
 	if d.ID == "" || d.Attributes.Key == "" {
 		return keyData{}, fmt.Errorf("provider %q: %s: response has no id or key", c.http.Provider(), op)
+	}
+	if !idPattern.MatchString(d.ID) {
+		// The delete calls would refuse it: Vault could never revoke the key.
+		return keyData{}, fmt.Errorf("provider %q: %s: response has a key id Vault cannot use; delete the key named %q by hand",
+			c.http.Provider(), op, fmt.Sprint(name))
 	}
 	return d, nil
 }
@@ -402,8 +408,9 @@ func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, erro
 	if err != nil {
 		return nil, err
 	}
+	// Only ids RevokeKey accepts: rollback revokes what it finds.
 	for _, d := range apiKeys {
-		if d.Attributes.Name == name {
+		if d.Attributes.Name == name && idPattern.MatchString(d.ID) {
 			found = append(found, clients.Key{ID: d.ID, Name: name, Extra: map[string]string{"key_kind": kindAPIKey}})
 		}
 	}
@@ -412,7 +419,7 @@ func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, erro
 		return nil, err
 	}
 	for _, d := range appKeys {
-		if d.Attributes.Name == name {
+		if d.Attributes.Name == name && idPattern.MatchString(d.ID) {
 			found = append(found, clients.Key{ID: appIDPrefix + d.ID, Name: name, Extra: map[string]string{"key_kind": kindAppKey}})
 		}
 	}
@@ -486,7 +493,8 @@ func (c *client) findID(ctx context.Context, path, given, secret string) (string
 	}
 	match := ""
 	for _, d := range keys {
-		if d.Attributes.Last4 == want {
+		// An id outside idPattern would corrupt the root id (see parseRootID).
+		if d.Attributes.Last4 == want && idPattern.MatchString(d.ID) {
 			if match != "" {
 				return "", nil // ambiguous
 			}

@@ -133,7 +133,9 @@ func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, erro
 	}
 	keys := make([]clients.Key, 0, len(out.Keys))
 	for _, k := range out.Keys {
-		if k.Name == name {
+		// A key without an id cannot be revoked: rollback must not be
+		// handed one.
+		if k.Name == name && k.ID != "" {
 			keys = append(keys, clients.Key{ID: k.ID, Name: k.Name, ExpiresAt: k.ExpiresAt})
 		}
 	}
@@ -208,7 +210,7 @@ func (c *client) FindRoots(ctx context.Context, name string) ([]clients.Root, er
 	}
 	var roots []clients.Root
 	for _, k := range out.AdminKeys {
-		if k.Name == name {
+		if k.Name == name && k.ID != "" {
 			roots = append(roots, clients.Root{ID: k.ID})
 		}
 	}

@@ -302,7 +302,8 @@ func (p *provider) CreateKey(ctx context.Context, req clients.KeyRequest) (clien
 	if err := p.call(ctx, "create", http.MethodPost, p.keysPath(), p.token, body, &t, http.StatusCreated, http.StatusOK); err != nil {
 		return clients.Key{}, err
 	}
-	if t.ID == 0 || t.Token == "" {
+	if t.ID <= 0 || t.Token == "" {
+		// RevokeKey takes positive ids only.
 		return clients.Key{}, fmt.Errorf("provider %q: create: GitLab's response has no token id or value", p.http.Provider())
 	}
 	if d := parseDate(t.ExpiresAt); !d.IsZero() {
@@ -408,7 +409,8 @@ func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, er
 			return nil, err
 		}
 		for _, t := range list {
-			if t.Name == name && t.live() {
+			// Only ids RevokeKey accepts: rollback revokes what it finds.
+			if t.Name == name && t.live() && t.ID > 0 {
 				out = append(out, clients.Key{ID: strconv.FormatInt(t.ID, 10), Name: t.Name, ExpiresAt: parseDate(t.ExpiresAt)})
 			}
 		}
@@ -445,7 +447,7 @@ func (p *provider) CreateRoot(ctx context.Context, _ string) (clients.Root, erro
 	if err != nil {
 		return clients.Root{}, err
 	}
-	if t.ID == 0 || t.Token == "" {
+	if t.ID <= 0 || t.Token == "" {
 		// The old token may already be revoked; say so plainly.
 		return clients.Root{}, fmt.Errorf("provider %q: create_root: GitLab answered the rotation without a new token; "+
 			"the old token may be revoked: create a new personal access token and write it to the provider's token field",

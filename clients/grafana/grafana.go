@@ -150,7 +150,7 @@ func (p *provider) create(ctx context.Context, op, account, name string, seconds
 	if err := p.call(ctx, op, http.MethodPost, tokensPath(account), p.token, body, &c); err != nil {
 		return created{}, err
 	}
-	if c.ID == 0 || c.Key == "" {
+	if c.ID <= 0 || c.Key == "" { // delete takes positive ids only
 		return created{}, fmt.Errorf("provider %q: %s: Grafana's response has no token id or key", p.http.Provider(), op)
 	}
 	return c, nil
@@ -233,7 +233,7 @@ func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, er
 	}
 	var out []clients.Key
 	for _, t := range all {
-		if t.Name != name {
+		if t.Name != name || t.ID <= 0 { // only ids RevokeKey accepts
 			continue
 		}
 		k := clients.Key{ID: strconv.FormatInt(t.ID, 10), Name: t.Name}

@@ -106,7 +106,9 @@ func extractItems(body []byte, path string) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !r.IsArray() {
+	// A gjson literal (a path starting with !) can yield text that only
+	// starts like an array; it must not read as an empty list.
+	if !r.IsArray() || !validJSON([]byte(r.Raw)) {
 		return nil, fmt.Errorf("no array at %q", path)
 	}
 	var items [][]byte

@@ -2,9 +2,11 @@ package httptpl
 
 import (
 	"encoding/json"
+	"maps"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
@@ -31,12 +33,15 @@ var fuzzSeeds = [][3]string{
 	{"\x00s" + "aGVsbG8" + "\x00", "\x00", "\x00j\x00"},
 }
 
+// fuzzRootSecret is the root secret of fuzzData; no fuzzed template names it.
+const fuzzRootSecret = "rootsecret-9f1c2e"
+
 func fuzzData(name, scope, param string) createVars {
 	return createVars{
 		Key:        createKey{Name: name, ExpiresAt: "2030-01-01T00:00:00Z", ExpiresUnix: 1893456000, TTLSeconds: 60},
 		Scopes:     []string{scope, name},
 		Parameters: map[string]string{"p": param, "k" + name: scope}, // any key but "p"
-		Root:       rootVars{ID: "r", Secret: "s"},
+		Root:       rootVars{ID: "r", Secret: fuzzRootSecret},
 	}
 }
 
@@ -85,6 +90,35 @@ func FuzzRenderBody(f *testing.F) {
 		var m map[string]any
 		if err := json.Unmarshal(b0, &m); err != nil || len(m) != 3 {
 			t.Fatalf("template 0 has other members: %s", b0)
+		}
+		var v2 struct {
+			CSV string
+			All map[string]string
+			Q   string
+			M   map[string]string
+		}
+		b2, _ := tps[2].renderBody(data, formatJSON)
+		if err := json.Unmarshal(b2, &v2); err != nil || v2.CSV != scope+","+name || !maps.Equal(v2.All, data.Parameters) ||
+			!maps.Equal(v2.M, data.Parameters) {
+			t.Fatalf("template 2 round trip: %s (%v)", b2, err)
+		}
+		if q, qerr := url.QueryUnescape(v2.Q); qerr != nil || q != name {
+			t.Fatalf("template 2: urlquery gave %q, which unescapes to %q (%v)", v2.Q, q, qerr)
+		}
+		var v3 []struct{ S, T string }
+		b3, _ := tps[3].renderBody(data, formatJSON)
+		if err := json.Unmarshal(b3, &v3); err != nil || len(v3) != len(data.Scopes) {
+			t.Fatalf("template 3 has %d items for %d scopes: %s (%v)", len(v3), len(data.Scopes), b3, err)
+		}
+		for i, it := range v3 {
+			if it.S != data.Scopes[i] || it.T != data.Scopes[i] {
+				t.Fatalf("template 3 item %d = %+v, want %q", i, it, data.Scopes[i])
+			}
+		}
+		for i, tp := range tps {
+			if b, _ := tp.renderBody(data, formatJSON); strings.Contains(string(b), fuzzRootSecret) {
+				t.Fatalf("template %d, which names no root, rendered the root secret", i)
+			}
 		}
 	})
 }
@@ -180,27 +214,94 @@ func FuzzExtract(f *testing.F) {
 		f.Add([]byte(s.body), s.path)
 	}
 	f.Fuzz(func(t *testing.T, body []byte, path string) {
-		if s, err := extractString(body, path, true); err == nil && s == "" {
-			t.Fatal("a secret must not be empty")
+		valid := json.Valid(body)
+		var want gjson.Result
+		if valid {
+			// gjson itself, unguarded: a panic here is a finding even
+			// though lookup recovers from it.
+			want = gjson.GetBytes(body, strings.TrimSpace(path))
 		}
-		if id, err := extractString(body, path, false); err == nil && id == "" {
-			t.Fatal("an id must not be empty")
+		// Errors name the path, never a value: any string in the body
+		// (that the path does not spell) must stay out of them.
+		values := bodyStrings(body)
+		noValue := func(what string, err error) {
+			t.Helper()
+			if err == nil {
+				return
+			}
+			for _, v := range values {
+				if len(v) >= 6 && !strings.Contains(path, v) && strings.Contains(err.Error(), v) {
+					t.Fatalf("%s error quotes a value of the body (%q): %v", what, v, err)
+				}
+			}
 		}
-		if tm, err := extractTime(body, path); err == nil && !tm.IsZero() && tm.Year() > 9999 {
+
+		s, err := extractString(body, path, true)
+		noValue("secret", err)
+		if err == nil && (s == "" || want.Type != gjson.String || s != want.Str) {
+			t.Fatalf("secret = %q, gjson has %s %q", s, want.Type, want.Raw)
+		}
+		id, err := extractString(body, path, false)
+		noValue("id", err)
+		if err == nil {
+			if id == "" || !(want.Type == gjson.String && id == want.Str || want.Type == gjson.Number && id == want.String()) {
+				t.Fatalf("id = %q, gjson has %s %q", id, want.Type, want.Raw)
+			}
+		}
+		tm, err := extractTime(body, path)
+		noValue("expiry", err)
+		if err == nil && !tm.IsZero() && (tm.Location() != time.UTC || tm.Year() < 1970 || tm.Year() > 9999) {
 			t.Fatalf("expiry %v out of range", tm)
 		}
-		if items, err := extractItems(body, path); err == nil {
+		items, err := extractItems(body, path)
+		noValue("items", err)
+		if err == nil {
+			if !want.IsArray() || len(items) != len(want.Array()) {
+				t.Fatalf("%d items, gjson has %s", len(items), want.Raw)
+			}
 			for _, it := range items {
 				if !json.Valid(it) {
 					t.Fatalf("item %q is not JSON", it)
 				}
 			}
 		}
-		_ = errorMessage(body)
-		// gjson itself, unguarded: a panic here is a finding even though
-		// lookup recovers from it.
-		if json.Valid(body) {
-			_ = gjson.GetBytes(body, path)
+		if msg := errorMessage(body); msg != "" {
+			found := false
+			for _, p := range errorPaths {
+				if r := gjson.GetBytes(body, p); r.Type == gjson.String && r.Str == msg {
+					found = true
+					break
+				}
+			}
+			if !found || strings.TrimSpace(msg) == "" {
+				t.Fatalf("errorMessage = %q, at none of %v", msg, errorPaths)
+			}
 		}
 	})
+}
+
+// bodyStrings lists every string (keys included) of a JSON body.
+func bodyStrings(body []byte) []string {
+	var out []string
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case string:
+			out = append(out, x)
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		case map[string]any:
+			for k, e := range x {
+				out = append(out, k)
+				walk(e)
+			}
+		}
+	}
+	var v any
+	if json.Unmarshal(body, &v) == nil {
+		walk(v)
+	}
+	return out
 }

@@ -131,7 +131,7 @@ func (p *provider) send(ctx context.Context, spec requestSpec, data, authData an
 		// A roll whose answer was lost must not be repeated blindly.
 		NoRetry: spec.op == reqRootCreate.op && p.c.roll}
 	resp, err := p.http.Do(ctx, req)
-	return req, resp, err
+	return req, resp, httpx.RedactError(err, secrets...)
 }
 
 func basePath(base string) string {
@@ -198,7 +198,9 @@ func (p *provider) CreateKey(ctx context.Context, kr clients.KeyRequest) (client
 	abandon := func(msg string) (clients.Key, error) {
 		err := p.shapeError(req, resp, msg)
 		if rerr := p.RevokeKey(ctx, id); rerr != nil {
-			return clients.Key{}, fmt.Errorf("%w; revoking the new key %q failed too: %v", err, id, rerr)
+			// The revoke's error may echo the new key's secret, which only
+			// this call knows.
+			return clients.Key{}, fmt.Errorf("%w; revoking the new key %q failed too: %s", err, id, httpx.Redact(rerr.Error(), key.Secret))
 		}
 		return clients.Key{}, fmt.Errorf("%w; the new key %q was revoked", err, id)
 	}

@@ -692,6 +692,10 @@ func (tp *tmpl) renderHeadersTo(data any, rd *redactions) ([]header, error) {
 			}
 		}
 		h := header{name: name, value: strings.TrimSpace(b.String())}
+		if hasControl(h.value) {
+			// Go would refuse to send it: every request would fail.
+			return nil, fmt.Errorf("rendered line %d (%s): the value contains a control character", n+1, name)
+		}
 		if tainted {
 			rd.addCarrier(h.value)
 			if _, cred, ok := strings.Cut(h.value, " "); ok {

@@ -51,6 +51,7 @@ func TestValidate(t *testing.T) {
 		{"value completes unicode escape", map[string]string{"create_body": `{"name": "\u00{{.Key.Name}}"}`}, "create_body", "backslash"},
 		{"header name from variable", map[string]string{"create_headers": "{{.Key.Name}}: x"}, "create_headers", "header name cannot come from a variable"},
 		{"header without colon", map[string]string{"auth_header": "Bearer {{.Root.Secret}}"}, "auth_header", `not a "Name: value" header`},
+		{"control character in a header", map[string]string{"create_headers": "X-Trace: a\x15b"}, "create_headers", "control character"},
 		{"bad header name", map[string]string{"create_headers": "X Team: 1"}, "create_headers", "not a valid header name"},
 		{"unsupported content type", map[string]string{"create_headers": "Content-Type: text/plain"}, "create_headers", "neither JSON nor form"},
 		{"relative path", map[string]string{"create_path": "v1/keys"}, "create_path", "must start with /"},

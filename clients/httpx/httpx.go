@@ -321,6 +321,9 @@ func (c *Client) transportError(r Request, err error) error {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
+	// Go's transport may quote what it could not parse (a malformed header
+	// line of the answer), and a provider may have echoed a credential
+	// there: newError passes the message through the request's redactor.
 	msg := err.Error()
 	if errors.Is(err, context.DeadlineExceeded) {
 		msg = "timed out"
@@ -457,6 +460,17 @@ func retryAfterOf(resp *Response) time.Duration {
 		return 0
 	}
 	return throttleWait(resp.Status, resp.Header, time.Now())
+}
+
+// RedactError removes secrets from the message of err when it is an *Error
+// (Do's own errors already redact the request's Secrets; the caller may know
+// others a provider could echo), with the same redactor, and returns err.
+func RedactError(err error, secrets ...string) error {
+	var e *Error
+	if errors.As(err, &e) && len(secrets) > 0 {
+		e.Message = Redact(e.Message, secrets...)
+	}
+	return err
 }
 
 // RetryAfter reads the wait a response asks for: Retry-After (seconds or an
@@ -610,7 +624,7 @@ func (c *Client) JSON(ctx context.Context, r Request, in, out any, ex Expect) (*
 func (c *Client) Call(ctx context.Context, r Request, out any, ex Expect) (*Response, error) {
 	resp, err := c.Do(ctx, r)
 	if err != nil {
-		return nil, err
+		return nil, RedactError(err, ex.Redact...)
 	}
 	if !ex.accepts(resp.Status) {
 		message := ""

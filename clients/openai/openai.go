@@ -159,8 +159,10 @@ func (p *provider) CreateKey(ctx context.Context, req clients.KeyRequest) (clien
 	if err := p.call(ctx, "create", http.MethodPost, p.accountsPath(), p.adminKey, map[string]any{"name": req.Name}, &sa); err != nil {
 		return clients.Key{}, err
 	}
-	if sa.ID == "" {
-		return clients.Key{}, fmt.Errorf("provider %q: create: OpenAI's response has no service account id", p.http.Provider())
+	if !idPattern.MatchString(sa.ID) {
+		// Empty, or one RevokeKey would refuse: Vault could never revoke it.
+		return clients.Key{}, fmt.Errorf("provider %q: create: OpenAI's response has no usable service account id; "+
+			"delete the service account named %q by hand if it exists", p.http.Provider(), req.Name)
 	}
 	if sa.APIKey == nil || sa.APIKey.Value == "" {
 		// Do not leave a service account behind whose key nobody has.
@@ -223,7 +225,8 @@ func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, er
 	var out []clients.Key
 	err := each(ctx, p, "list", p.accountsPath(), p.adminKey, func(list []serviceAccount) {
 		for _, sa := range list {
-			if sa.Name == name && sa.ID != "" {
+			// Only ids RevokeKey accepts: rollback revokes what it finds.
+			if sa.Name == name && idPattern.MatchString(sa.ID) {
 				out = append(out, clients.Key{ID: sa.ID, Name: sa.Name,
 					Extra: map[string]string{"service_account_id": sa.ID, "project_id": p.projectID}})
 			}

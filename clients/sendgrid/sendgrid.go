@@ -176,6 +176,11 @@ func (c *client) create(ctx context.Context, op, name string, scopes []string, s
 	if out.APIKeyID == "" || out.APIKey == "" {
 		return createdKey{}, fmt.Errorf("provider %q: %s: response has no api_key_id or api_key", c.http.Provider(), op)
 	}
+	if !keyIDPattern.MatchString(out.APIKeyID) {
+		// delete would refuse it: the key could never be revoked by Vault.
+		return createdKey{}, fmt.Errorf("provider %q: %s: response has an api_key_id Vault cannot use; delete the key named %q by hand",
+			c.http.Provider(), op, name)
+	}
 	return out, nil
 }
 
@@ -256,7 +261,8 @@ func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, erro
 	}
 	var found []clients.Key
 	for _, k := range keys {
-		if k.Name == name {
+		// Only ids RevokeKey accepts: rollback revokes what it finds.
+		if k.Name == name && keyIDPattern.MatchString(k.APIKeyID) {
 			found = append(found, clients.Key{ID: k.APIKeyID, Name: k.Name})
 		}
 	}

@@ -297,6 +297,11 @@ func (c *client) CreateKey(ctx context.Context, req clients.KeyRequest) (clients
 	if out.SID == "" || out.Secret == "" {
 		return clients.Key{}, fmt.Errorf("provider %q: create: response has no sid or secret", c.http.Provider())
 	}
+	if !keySIDPattern.MatchString(out.SID) {
+		// RevokeKey would refuse it: the key could never be revoked by Vault.
+		return clients.Key{}, fmt.Errorf("provider %q: create: response has a sid that is not SK followed by 32 hex digits; delete the key named %q by hand",
+			c.http.Provider(), friendlyName(req.Name))
+	}
 	return clients.Key{
 		ID:     out.SID,
 		Name:   out.FriendlyName,
@@ -356,7 +361,8 @@ func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, erro
 			return nil, err
 		}
 		for _, k := range out.Keys {
-			if k.FriendlyName == want {
+			// Only sids RevokeKey accepts: rollback revokes what it finds.
+			if k.FriendlyName == want && keySIDPattern.MatchString(k.SID) {
 				found = append(found, clients.Key{ID: k.SID, Name: k.FriendlyName, Extra: map[string]string{"sid": k.SID}})
 			}
 		}
@@ -415,9 +421,9 @@ type account struct {
 	AuthToken string `json:"auth_token"`
 }
 
-func (c *client) fetchAccount(ctx context.Context, op, user, pass string) (account, error) {
+func (c *client) fetchAccount(ctx context.Context, op, user, pass string, secrets ...string) (account, error) {
 	var out account
-	if err := c.call(ctx, op, http.MethodGet, c.accountURL(".json"), user, pass, nil, &out, pass); err != nil {
+	if err := c.call(ctx, op, http.MethodGet, c.accountURL(".json"), user, pass, nil, &out, append(secrets, pass)...); err != nil {
 		return account{}, err
 	}
 	if out.SID != c.accountSID {
@@ -474,8 +480,9 @@ func (c *client) RevokeRoot(ctx context.Context, oldID string) error {
 
 // holdsPrimary reports whether the configured Auth Token is the account's
 // primary one (the Account resource shows the primary token).
-func (c *client) holdsPrimary(ctx context.Context, op string) (bool, error) {
-	acct, err := c.fetchAccount(ctx, op, c.user, c.pass)
+// secrets are other values to keep out of its errors.
+func (c *client) holdsPrimary(ctx context.Context, op string, secrets ...string) (bool, error) {
+	acct, err := c.fetchAccount(ctx, op, c.user, c.pass, secrets...)
 	if err != nil {
 		return false, err
 	}
@@ -502,7 +509,7 @@ func (c *client) DiscardRoot(ctx context.Context, newRoot clients.Root) error {
 	if tok := newRoot.Fields[fieldAuthToken]; tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(c.pass)) == 1 {
 		return fmt.Errorf("provider %q: revoke_root: refusing to discard the auth token in use", c.http.Provider())
 	}
-	primary, err := c.holdsPrimary(ctx, "revoke_root")
+	primary, err := c.holdsPrimary(ctx, "revoke_root", newRoot.Fields[fieldAuthToken])
 	if err != nil {
 		return err
 	}
