@@ -15,7 +15,7 @@ COPY cmd ./cmd
 COPY backend ./backend
 COPY clients ./clients
 COPY internal ./internal
-ARG VERSION=v0.1.0
+ARG VERSION=v0.2.0
 ENV CGO_ENABLED=0
 RUN go build -trimpath \
       -ldflags "-s -w -X github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/internal/version.Version=${VERSION}" \
@@ -31,7 +31,7 @@ ENTRYPOINT ["/usr/local/bin/demo-provider"]
 CMD ["-listen", "0.0.0.0:8300"]
 
 FROM hashicorp/vault:1.21.0 AS vault
-ARG VERSION=v0.1.0
+ARG VERSION=v0.2.0
 ENV PLUGIN_VERSION=${VERSION} \
     PLUGIN_DIR=/vault/plugins
 COPY --from=build /out/plugins/vault-plugin-secrets-thirdparty /vault/plugins/vault-plugin-secrets-thirdparty
