@@ -74,7 +74,7 @@ func main() {
 	flag.StringVar(&o.root, "root", ".", "repository root")
 	flag.StringVar(&o.binDir, "bin", "bin", "directory holding plugins/"+pluginName+" and demo-provider (relative to -root)")
 	flag.StringVar(&o.doc, "doc", "docs/performance.md", "file to update between the make-bench markers (relative to -root)")
-	flag.StringVar(&o.pluginVersion, "plugin-version", "v0.1.0", "version the plugin binary was built with (Makefile VERSION)")
+	flag.StringVar(&o.pluginVersion, "plugin-version", "v0.2.0", "version the plugin binary was built with (Makefile VERSION)")
 	flag.DurationVar(&o.duration, "duration", 8*time.Second, "measured time per cell")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unmeasured warm-up per cell")
 	flag.StringVar(&conc, "concurrency", "1,8,32", "comma-separated client counts")
