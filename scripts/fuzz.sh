@@ -59,10 +59,10 @@ while read -r pkg name; do
 		result="CRASHED${input:+ (input: $short/$input)}; see $log"
 		grep -E -m 5 '^\s+(--- FAIL|.*_test\.go:|.*\.go:[0-9]+:)' "$log" | sed 's/^/    /'
 	fi
-	summary+=("$(printf '%-44s %-20s %12s  %s' "$short" "$name" "${execs:-?}" "$result")")
+	summary+=("$(printf '%-28s %-26s %10s  %s' "$short" "$name" "${execs:-?}" "$result")")
 done <<<"$targets"
 
 echo
-printf '%-44s %-20s %12s  %s\n' package target execs result
+printf '%-28s %-26s %10s  %s\n' package target execs result
 printf '%s\n' "${summary[@]}"
 exit $crashed

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -200,9 +201,10 @@ func (p *provider) CreateKey(ctx context.Context, kr clients.KeyRequest) (client
 		if rerr := p.RevokeKey(ctx, id); rerr != nil {
 			// The revoke's error may echo the new key's secret, which only
 			// this call knows.
-			return clients.Key{}, fmt.Errorf("%w; revoking the new key %q failed too: %s", err, id, httpx.Redact(rerr.Error(), key.Secret))
+			return clients.Key{}, fmt.Errorf("%w; revoking the new key %s failed too: %s", err, shown(id, secrets...),
+				httpx.Redact(rerr.Error(), key.Secret))
 		}
-		return clients.Key{}, fmt.Errorf("%w; the new key %q was revoked", err, id)
+		return clients.Key{}, fmt.Errorf("%w; the new key %s was revoked", err, shown(id, secrets...))
 	}
 	if key.Secret, err = extractString(resp.Body, p.c.f["key_secret_path"], true); err != nil {
 		return abandon("key_secret_path: " + err.Error())
@@ -216,6 +218,12 @@ func (p *provider) CreateKey(ctx context.Context, kr clients.KeyRequest) (client
 		key.ExpiresAt = exp.UTC().Truncate(time.Second)
 	}
 	return key, nil
+}
+
+// shown quotes an id read from a response for an error: a provider could
+// have echoed a credential in its place.
+func shown(id string, secrets ...string) string {
+	return strconv.Quote(httpx.Redact(id, secrets...))
 }
 
 // checkParams rejects parameters no create template uses.
@@ -370,9 +378,9 @@ func (p *provider) CreateRoot(ctx context.Context, name string) (clients.Root, e
 			return clients.Root{}, fmt.Errorf("%w; a new root credential named %q may exist at the provider", err, name)
 		}
 		if rerr := p.revokeRootByID(ctx, newID); rerr != nil {
-			return clients.Root{}, fmt.Errorf("%w; revoking the new root %q failed too: %v", err, newID, rerr)
+			return clients.Root{}, fmt.Errorf("%w; revoking the new root %s failed too: %v", err, shown(newID, secrets...), rerr)
 		}
-		return clients.Root{}, fmt.Errorf("%w; the new root %q was revoked", err, newID)
+		return clients.Root{}, fmt.Errorf("%w; the new root %s was revoked", err, shown(newID, secrets...))
 	}
 	secrets = append(secrets, secret)
 	id := p.root.ID // a rolled root usually keeps its id
