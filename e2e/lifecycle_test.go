@@ -29,7 +29,7 @@ import (
 
 // The plugin as released in v0.1.0: the commit before issue 10's work.
 const (
-	releasedCommit  = "14ab402"
+	releasedCommit  = "14ab4024456a32cdcf5420cfc8939a2ccd60349f"
 	releasedVersion = "v0.1.0"
 	upgradeVersion  = "v0.2.0"
 )
