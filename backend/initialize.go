@@ -125,7 +125,10 @@ func (b *backend) migrate(ctx context.Context, s logical.Storage) error {
 		if e == nil {
 			continue
 		}
-		changed := b.adoptLegacyProvider(e, now)
+		changed, err := b.adoptLegacyProvider(e, now)
+		if err != nil {
+			return err
+		}
 		// v0.1.0 took plain http to any host and any request_timeout; v0.2.0
 		// refuses both at write. The entry keeps working as it did, and a
 		// read shows the choice: allow_insecure_http=true.
@@ -183,18 +186,17 @@ func (b *backend) migrate(ctx context.Context, s logical.Storage) error {
 // Its leases carry none and are not in the ledger, so a delete keeps its
 // config as a tombstone until they can no longer be outstanding (the
 // mount's max lease TTL from now). It reports whether e changed.
-func (b *backend) adoptLegacyProvider(e *providerEntry, now time.Time) bool {
+func (b *backend) adoptLegacyProvider(e *providerEntry, now time.Time) (bool, error) {
 	if e.Incarnation != "" {
-		return false
+		return false, nil
 	}
 	inc, err := newIncarnation()
 	if err != nil {
-		// crypto/rand failing is fatal elsewhere too; keep a fixed id.
-		inc = "legacy"
+		return false, err
 	}
 	e.Incarnation = inc
 	e.LegacyLeasesUntil = now.Add(b.System().MaxLeaseTTL())
-	return true
+	return true, nil
 }
 
 // listAll lists the names directly under prefix.

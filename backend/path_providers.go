@@ -427,7 +427,9 @@ func (b *backend) providerDelete(ctx context.Context, req *logical.Request, d *f
 	if err != nil || e == nil {
 		return nil, err
 	}
-	b.adoptLegacyProvider(e, b.clock.Now()) // not migrated yet
+	if _, err := b.adoptLegacyProvider(e, b.clock.Now()); err != nil { // not migrated yet
+		return nil, err
+	}
 	// Keys of this incarnation still outstanding keep its config, so that
 	// their revocations reach the account that issued them.
 	keep := b.clock.Now().Before(e.LegacyLeasesUntil)
