@@ -38,6 +38,8 @@ type rootView struct {
 	Pending       int
 	LastError     string
 	NextRetry     time.Time
+	// CanRotateRoot: the type (as configured) can rotate its root at all.
+	CanRotateRoot bool
 }
 
 func newInventory() *inventory {
@@ -76,7 +78,8 @@ func (in *inventory) deleteRole(name string) {
 
 func (in *inventory) setProvider(name string, e *providerEntry, next time.Time) {
 	v := rootView{Type: e.Type, RootKeyID: e.RootKeyID, RootAge: later(e.RootSetAt, e.RootRotatedAt), RootRotatedAt: e.RootRotatedAt,
-		NextRotation: next, Pending: len(e.PendingRootRevocations), LastError: e.LastRootRotationError, NextRetry: e.RootNextRetry}
+		NextRotation: next, Pending: len(e.PendingRootRevocations), LastError: e.LastRootRotationError, NextRetry: e.RootNextRetry,
+		CanRotateRoot: e.CanRotateRoot}
 	in.mu.Lock()
 	in.providers[name] = v
 	in.mu.Unlock()

@@ -36,6 +36,7 @@ func (b *backend) statusRead(ctx context.Context, req *logical.Request, _ *frame
 			"pending_root_revocations": p.Pending,
 			"last_error":               p.LastError,
 			"next_retry":               formatTime(p.NextRetry),
+			"root_rotation":            rootRotationSupport(p.CanRotateRoot),
 		}
 	}
 	rd := make(map[string]any, len(roles))
@@ -77,6 +78,15 @@ func (b *backend) statusRead(ctx context.Context, req *logical.Request, _ *frame
 	}}, nil
 }
 
+// rootRotationSupport says whether a provider's root can be rotated at all
+// (some types' roots are made in the provider's console only).
+func rootRotationSupport(can bool) string {
+	if can {
+		return "supported"
+	}
+	return "unsupported"
+}
+
 func ageSeconds(now, since time.Time) int64 {
 	if since.IsZero() {
 		return 0
@@ -87,7 +97,7 @@ func ageSeconds(now, since time.Time) int64 {
 const statusHelp = `
 Lists every provider and role of the mount. Providers: type, root_key_id,
 root age, last and next root rotation, pending revocations of replaced roots,
-last error and next retry. Roles: mode and provider; for dual roles the
+last error and next retry, and root_rotation (supported or unsupported). Roles: mode and provider; for dual roles the
 current key's id and age, the previous key's id and retire time, last and
 next rotation, last error and next retry. pending_revocations counts keys
 and roots waiting to be revoked. Never contains a secret.

@@ -130,6 +130,9 @@ type ptType struct {
 
 	// rootRoll: root rotation is a roll (the new root is stored first).
 	rootRoll bool
+	// rootUnsupported: the type cannot rotate its root; rotate-root must be
+	// a 400 saying so and status must show it (ptRootUnsupported).
+	rootUnsupported bool
 	// serverError is the 5xx the rotation-failure steps inject (default 503).
 	serverError int
 }
@@ -138,8 +141,10 @@ type ptType struct {
 // parallel as subtests of this one test, so the suite's final log scan (a
 // later top-level test) still runs after all of them.
 func TestProviderTypes(t *testing.T) {
-	types := []func(*testing.T) *ptType{ptSendgrid, ptTwilio, ptDatadog, ptCloudflare, ptGitlab, ptGrafana, ptOpenAI}
-	names := []string{"sendgrid", "twilio", "datadog", "cloudflare", "gitlab", "grafana", "openai"}
+	types := []func(*testing.T) *ptType{ptSendgrid, ptTwilio, ptDatadog, ptCloudflare, ptGitlab, ptGrafana, ptOpenAI,
+		ptOpenRouter}
+	names := []string{"sendgrid", "twilio", "datadog", "cloudflare", "gitlab", "grafana", "openai",
+		"openrouter"}
 	for i, mk := range types {
 		t.Run(names[i], func(t *testing.T) {
 			t.Parallel()
@@ -321,6 +326,10 @@ func ptRun(t *testing.T, tp *ptType) {
 	newRootID := ""
 	var roots []string // the root credential(s) after rotate-root
 	ok = t.Run("rotate-root", func(t *testing.T) {
+		if tp.rootUnsupported {
+			ptRootUnsupported(t, c, tp, mount, prov)
+			return
+		}
 		mark := len(tp.reqs())
 		resp := write(t, c, mount+"/rotate-root/"+prov, map[string]any{})
 		if resp == nil {
@@ -478,6 +487,9 @@ func ptRun(t *testing.T, tp *ptType) {
 	// root and discard the new one; a roll (gitlab) has stored the new root
 	// before verifying, so the plugin is not stranded either way.
 	t.Run("5xx-on-root-verify", func(t *testing.T) {
+		if tp.rootUnsupported {
+			t.Skip("the type cannot rotate its root")
+		}
 		defer px.arm(nil)
 		px.arm(func(r *http.Request) bool {
 			for _, v := range ptRequestCredentials(r) {

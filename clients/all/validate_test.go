@@ -79,6 +79,13 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{Scopes: []string{"model.read"}}, "scopes"},
 			{clients.KeyRequest{Parameters: params("team", "a")}, "parameters"},
 		}},
+		{"openrouter", map[string]string{"management_key": "sk-or-v1-x"}, []check{
+			{clients.KeyRequest{Parameters: params("limit", "2.5", "limit_reset", "monthly", "expires_at", "720h")}, ""},
+			{clients.KeyRequest{Parameters: params("limit", "-1")}, "parameters"},
+			{clients.KeyRequest{Parameters: params("limit_reset", "hourly")}, "parameters"},
+			{clients.KeyRequest{Parameters: params("expires_at", "2001-01-01T00:00:00Z")}, "parameters"},
+			{clients.KeyRequest{Scopes: []string{"chat"}}, "scopes"},
+		}},
 		{"http", map[string]string{"root_secret": "s", "create_path": "/v1/keys",
 			"create_body": `{"name": {{.Key.Name}}, "team": {{.Parameters.team}}}`, "key_id_path": "id",
 			"key_secret_path": "key", "verify_path": "/v1/whoami", "revoke_path": "/v1/keys/{{.Key.ID}}"}, []check{
