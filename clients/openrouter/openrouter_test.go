@@ -315,7 +315,7 @@ func TestServerErrorsExhausted(t *testing.T) {
 func TestAPIMessage(t *testing.T) {
 	tests := map[string]string{
 		`{"error":{"code":401,"message":"Invalid key sk-or-v1-abc...890"}}`: "Invalid key sk-or-[redacted]",
-		`{"error":{"code":404,"message":"Key not found"},"user_id":"u"}`:      "Key not found",
+		`{"error":{"code":404,"message":"Key not found"},"user_id":"u"}`:    "Key not found",
 		"bad gateway": "bad gateway",
 		"<html/>":     "",
 		`{"x":1}`:     "",
