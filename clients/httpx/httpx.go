@@ -475,11 +475,15 @@ func RedactError(err error, secrets ...string) error {
 
 // RetryAfter reads the wait a response asks for: Retry-After (seconds or an
 // HTTP date), else a rate-limit reset header (epoch seconds or seconds).
+// Okta spells it X-Rate-Limit-Reset and sends no Retry-After. An epoch
+// reset is measured from the answer's Date when it has one (the server's
+// clock, not ours), plus the second that Date was truncated by, as Okta's
+// SDKs do.
 func RetryAfter(h http.Header, now time.Time) time.Duration {
 	if d, ok := retryAfterHeader(h, now); ok {
 		return d
 	}
-	for _, name := range []string{"X-RateLimit-Reset", "RateLimit-Reset"} {
+	for _, name := range []string{"X-RateLimit-Reset", "RateLimit-Reset", "X-Rate-Limit-Reset"} {
 		v := strings.TrimSpace(h.Get(name))
 		if v == "" {
 			continue
@@ -489,7 +493,11 @@ func RetryAfter(h http.Header, now time.Time) time.Duration {
 			continue
 		}
 		if f > 1e9 { // epoch seconds
-			d := time.Unix(int64(f), 0).Sub(now)
+			base := now
+			if date, err := http.ParseTime(h.Get("Date")); err == nil {
+				base = date.Add(-time.Second)
+			}
+			d := time.Unix(int64(f), 0).Sub(base)
 			if d < 0 {
 				d = 0
 			}
