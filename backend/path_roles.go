@@ -270,6 +270,9 @@ func (b *backend) validateKeyRequest(ctx context.Context, s logical.Storage, r *
 		return nil, err
 	}
 	defer release()
+	if resp := keySlotsRoleCheck(r, pc.api.Capabilities()); resp != nil {
+		return resp, nil
+	}
 	err = pc.api.ValidateKeyRequest(clients.KeyRequest{Scopes: r.Scopes, Parameters: r.Parameters})
 	if resp := fieldErrorResponse(err); resp != nil {
 		return resp, nil

@@ -48,6 +48,12 @@ type Capabilities struct {
 	// once, the new value exists only in the response), so the backend must
 	// persist the new root before anything else.
 	NativeRoll bool
+	// MaxLiveKeys is how many issued keys the provider lets exist at once
+	// where a role issues them (Okta: two client secrets per app); 0 means
+	// no bound. A dual role holds two at most (invariant 1), so a bound of
+	// two still serves dual roles, never dynamic ones (see the backend's
+	// key_slots.go).
+	MaxLiveKeys int
 }
 
 // Config is what the backend hands a provider type to build a client.
