@@ -26,7 +26,7 @@ var slotServers sync.Map // base URL -> *slotServer
 func init() {
 	clients.Register(&clients.Type{
 		Name: twoSlotType, Description: "In-memory two-slot provider for backend tests.", BaseURLRequired: true,
-		Fields: []clients.Field{{Name: "root_token", Required: true, Sensitive: true, Description: "Root token."}},
+		Fields:       []clients.Field{{Name: "root_token", Required: true, Sensitive: true, Description: "Root token."}},
 		Capabilities: clients.Capabilities{MaxLiveKeys: 2},
 		New: func(cfg clients.Config) (clients.Provider, error) {
 			v, ok := slotServers.Load(cfg.BaseURL)
@@ -71,7 +71,7 @@ type slotClient struct {
 	name string
 }
 
-func (c *slotClient) Capabilities() clients.Capabilities        { return clients.Capabilities{MaxLiveKeys: 2} }
+func (c *slotClient) Capabilities() clients.Capabilities          { return clients.Capabilities{MaxLiveKeys: 2} }
 func (c *slotClient) ValidateKeyRequest(clients.KeyRequest) error { return nil }
 
 func (c *slotClient) CreateKey(_ context.Context, req clients.KeyRequest) (clients.Key, error) {
