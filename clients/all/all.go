@@ -8,6 +8,7 @@ import (
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/gitlab"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/grafana"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httptpl"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/okta"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/openai"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/openrouter"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/sendgrid"

@@ -79,6 +79,11 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{Scopes: []string{"model.read"}}, "scopes"},
 			{clients.KeyRequest{Parameters: params("team", "a")}, "parameters"},
 		}},
+		{"okta", map[string]string{"app_id": "0oa1", "api_token": "00tok"}, []check{
+			{clients.KeyRequest{}, ""},
+			{clients.KeyRequest{Scopes: []string{"okta.apps.read"}}, "scopes"},
+			{clients.KeyRequest{Parameters: params("status", "INACTIVE")}, "parameters"},
+		}},
 		{"openrouter", map[string]string{"management_key": "sk-or-v1-x"}, []check{
 			{clients.KeyRequest{Parameters: params("limit", "2.5", "limit_reset", "monthly", "expires_at", "720h")}, ""},
 			{clients.KeyRequest{Parameters: params("limit", "-1")}, "parameters"},
