@@ -396,7 +396,7 @@ func TestAuthFailure(t *testing.T) {
 func TestAPIMessage(t *testing.T) {
 	tests := map[string]string{
 		`{"errorCode":"E0000001","errorSummary":"Api validation failed: client_secret","errorCauses":[{"errorSummary":"client_secret: too many"}]}`: "Api validation failed: client_secret: client_secret: too many (E0000001)",
-		`{"error":"invalid_client","error_description":"Client authentication failed."}`:                                                           "invalid_client: Client authentication failed.",
+		`{"error":"invalid_client","error_description":"Client authentication failed."}`:                                                            "invalid_client: Client authentication failed.",
 		"<html/>":     "",
 		"bad gateway": "bad gateway",
 	}
