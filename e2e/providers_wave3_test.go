@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/okta/oktatest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/openrouter/openroutertest"
 )
 
@@ -102,4 +103,164 @@ func ptOpenRouter(t *testing.T) *ptType {
 		rootUnsupported: true,
 	}
 	return tp
+}
+
+// ---- okta ----
+
+// TestOktaDualRotations: an Okta app's client secrets as a dual role
+// through a real Vault. Scheduled rotations (three of them) never put more
+// than two secrets on the app, and every lease's secret authenticates
+// until its lease ends; a rotate-role during the overlap is a 400 unless
+// revoke_previous=true; a dynamic role is refused; the service app's key
+// rotates through its JWKS; an SSWS root cannot rotate.
+func TestOktaDualRotations(t *testing.T) {
+	t.Parallel()
+	c := sharedVlt.client
+	f := oktatest.NewServer()
+	t.Cleanup(f.Close)
+	mount := uniq("okta")
+	if err := sharedVlt.mount(mount); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Sys().Unmount(mount) })
+	pemKey, kid := f.ServiceKey()
+	issued.add(pemKey)
+	issued.add(f.APIToken())
+	write(t, c, mount+"/providers/okta", map[string]any{"type": "okta", "base_url": f.URL, "app_id": oktatest.AppID,
+		"client_id": oktatest.ServiceClientID, "private_key": pemKey, "private_key_id": kid, "verify_scope": "vault.verify"})
+	p := read(t, c, mount+"/providers/okta").Data
+	ptNoSecretIn(t, "provider read", p, pemKey)
+	if got := ptS(p["root_key_id"]); got != kid {
+		t.Fatalf("root_key_id = %q, want the service app's kid %q", got, kid)
+	}
+
+	// Two secret slots cannot serve a lease each.
+	_, err := c.Logical().Write(mount+"/roles/dyn", map[string]any{"provider": "okta", "mode": "dynamic"})
+	if re, ok := err.(*api.ResponseError); !ok || re.StatusCode != 400 || !strings.Contains(strings.Join(re.Errors, " "), "mode") {
+		t.Fatalf("dynamic okta role: want a 400 naming mode, got %v", err)
+	}
+
+	// Three scheduled rotations, creds read all along.
+	write(t, c, mount+"/roles/app", map[string]any{"provider": "okta", "mode": "dual", "rotation_period": "5s", "overlap": "2s", "ttl": "3s"})
+	type lease struct {
+		id, secret string
+		end        time.Time
+	}
+	var leases []lease
+	keys := map[string]bool{}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(keys) < 4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d keys after 60s of 5s rotations", len(keys))
+		}
+		start := time.Now()
+		s := readCreds(t, c, mount, "app")
+		l := lease{ptS(s.Data["key_id"]), ptS(s.Data["api_key"]), start.Add(time.Duration(s.LeaseDuration) * time.Second)}
+		if ptS(s.Data["client_id"]) != oktatest.AppID {
+			t.Fatalf("creds client_id = %v", s.Data["client_id"])
+		}
+		leases = append(leases, l)
+		keys[l.id] = true
+		if n := len(f.Secrets()); n > 2 {
+			t.Fatalf("the app holds %d client secrets", n)
+		}
+		now := time.Now()
+		for _, x := range leases {
+			if now.Before(x.end) && !f.IsLive(x.secret) {
+				t.Fatalf("the secret %s of a lease ending %s no longer authenticates (now %s)", x.id, x.end.Format(time.RFC3339Nano), now.Format(time.RFC3339Nano))
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if m := f.MaxSecrets(); m > 2 {
+		t.Fatalf("the app held %d client secrets at once", m)
+	}
+	t.Logf("%d leases over %d keys; at most %d secrets on the app", len(leases), len(keys), f.MaxSecrets())
+
+	// Manual rotations: stop the schedule, wait for the previous key to
+	// retire, then rotate by hand.
+	write(t, c, mount+"/roles/app", map[string]any{"rotation_period": "1h", "overlap": "10m"})
+	for end := time.Now().Add(20 * time.Second); ptS(read(t, c, mount+"/roles/app").Data["previous_key_id"]) != ""; {
+		if time.Now().After(end) {
+			t.Fatal("the previous key never retired")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	rot := write(t, c, mount+"/rotate-role/app", map[string]any{})
+	if len(f.Secrets()) != 2 {
+		t.Fatalf("%d secrets after a rotation, want 2", len(f.Secrets()))
+	}
+	before := len(f.Requests())
+	_, err = c.Logical().Write(mount+"/rotate-role/app", map[string]any{})
+	if re, ok := err.(*api.ResponseError); !ok || re.StatusCode != 400 || !strings.Contains(strings.Join(re.Errors, " "), "revoke_previous=true") {
+		t.Fatalf("rotate-role during the overlap: want a 400 naming revoke_previous, got %v", err)
+	}
+	if seen := f.Requests()[before:]; len(seen) != 0 {
+		t.Fatalf("the refused rotation sent %d requests", len(seen))
+	}
+	old := ptS(rot.Data["previous_key_id"])
+	rot = write(t, c, mount+"/rotate-role/app", map[string]any{"revoke_previous": true})
+	if secrets := f.Secrets(); len(secrets) != 1 || secrets[0].ID != ptS(rot.Data["key_id"]) || f.MaxSecrets() > 2 {
+		t.Fatalf("after revoke_previous: %d secrets (max %d), want only %s", len(secrets), f.MaxSecrets(), rot.Data["key_id"])
+	}
+	for _, x := range leases {
+		if x.id == old && f.IsLive(x.secret) {
+			t.Fatal("revoke_previous left the previous secret working")
+		}
+	}
+
+	// rotate-root: add a key to the service app's JWKS, sign with it,
+	// deactivate and delete the old one.
+	rr := write(t, c, mount+"/rotate-root/okta", map[string]any{})
+	newKid := ptS(rr.Data["root_key_id"])
+	jwks := f.JWKS()
+	if newKid == "" || newKid == kid || len(jwks) != 1 || jwks[0].Kid != newKid || f.IsLive(pemKey) {
+		t.Fatalf("after rotate-root: kid %q, JWKS %v, old key live %v", newKid, jwks, f.IsLive(pemKey))
+	}
+	mark := len(f.Requests())
+	rot = write(t, c, mount+"/rotate-role/app", map[string]any{"revoke_previous": true})
+	auth := map[string]bool{}
+	for _, r := range f.Requests()[mark:] {
+		if strings.HasPrefix(r.Path, "/api/v1/") {
+			auth[r.Auth] = true
+		}
+	}
+	if len(auth) != 1 || !auth["jwk:"+newKid] {
+		t.Fatalf("rotate-role after rotate-root authenticated as %v, want jwk:%s", auth, newKid)
+	}
+	if s := readCreds(t, c, mount, "app"); !f.IsLive(ptS(s.Data["api_key"])) || ptS(s.Data["key_id"]) != ptS(rot.Data["key_id"]) {
+		t.Fatal("creds after rotate-root do not authenticate")
+	}
+
+	// An Okta 429 (X-Rate-Limit-Reset, no Retry-After) is waited out.
+	f.FailNext(1, http.StatusTooManyRequests)
+	start := time.Now()
+	write(t, c, mount+"/rotate-role/app", map[string]any{"revoke_previous": true})
+	if took := time.Since(start); took < 900*time.Millisecond {
+		t.Errorf("the retry after Okta's 429 came after %s, before its X-Rate-Limit-Reset", took)
+	}
+
+	// An SSWS root is not rotatable: 400, and status says so.
+	write(t, c, mount+"/providers/ssws", map[string]any{"type": "okta", "base_url": f.URL, "app_id": oktatest.AppID, "api_token": f.APIToken()})
+	_, err = c.Logical().Write(mount+"/rotate-root/ssws", map[string]any{})
+	if re, ok := err.(*api.ResponseError); !ok || re.StatusCode != 400 || !strings.Contains(strings.Join(re.Errors, " "), "cannot rotate its root") {
+		t.Fatalf("rotate-root of an SSWS root: want a 400 saying it cannot rotate, got %v", err)
+	}
+	st := read(t, c, mount+"/status").Data
+	if got := ptS(ptGet(st, "providers", "ssws", "root_rotation")); got != "unsupported" {
+		t.Errorf("status root_rotation of the SSWS provider = %q", got)
+	}
+	if got := ptS(ptGet(st, "providers", "okta", "root_rotation")); got != "supported" {
+		t.Errorf("status root_rotation of the service-app provider = %q", got)
+	}
+
+	// Okta keeps one active secret per app: deleting the role cannot
+	// revoke the last one, and says why instead of dropping it silently.
+	_, err = c.Logical().Delete(mount + "/roles/app")
+	if err == nil || !strings.Contains(err.Error(), "only active secret") {
+		t.Fatalf("delete of the role holding the app's only secret = %v", err)
+	}
+	if len(f.Secrets()) != 1 {
+		t.Fatalf("%d secrets after the refused delete", len(f.Secrets()))
+	}
 }
