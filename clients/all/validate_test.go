@@ -79,6 +79,12 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{Scopes: []string{"model.read"}}, "scopes"},
 			{clients.KeyRequest{Parameters: params("team", "a")}, "parameters"},
 		}},
+		{"databricks", map[string]string{"token": "dapi1"}, []check{
+			{clients.KeyRequest{Parameters: params("lifetime_seconds", "3600")}, ""},
+			{clients.KeyRequest{Parameters: params("kind", "oauth_secret", "service_principal_id", "12", "application_id", "app")}, ""},
+			{clients.KeyRequest{Parameters: params("kind", "oauth_secret")}, "parameters"},
+			{clients.KeyRequest{Parameters: params("kind", "oauth_secret", "service_principal_id", "12", "application_id", "app"), Scopes: []string{"sql"}}, "scopes"},
+		}},
 		{"okta", map[string]string{"app_id": "0oa1", "api_token": "00tok"}, []check{
 			{clients.KeyRequest{}, ""},
 			{clients.KeyRequest{Scopes: []string{"okta.apps.read"}}, "scopes"},
