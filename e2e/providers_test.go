@@ -111,6 +111,9 @@ type ptType struct {
 	checkDualCreate func(t *testing.T, r ptReq, auth string)
 	// isDelete: r is the documented delete of the key with Vault key_id id.
 	isDelete func(r ptReq, id string) bool
+	// anyDelete: r deletes some key (default: any DELETE request), for
+	// APIs that delete with a POST (databricks' token/delete).
+	anyDelete func(r ptReq) bool
 	// isVerify: r is the documented verify of key id, made with that key.
 	isVerify func(r ptReq, id string) bool
 	// verifyPath is the path (GET) of the verify request, for the fault proxy.
@@ -142,9 +145,9 @@ type ptType struct {
 // later top-level test) still runs after all of them.
 func TestProviderTypes(t *testing.T) {
 	types := []func(*testing.T) *ptType{ptSendgrid, ptTwilio, ptDatadog, ptCloudflare, ptGitlab, ptGrafana, ptOpenAI,
-		ptOpenRouter}
+		ptOpenRouter, ptDatabricks}
 	names := []string{"sendgrid", "twilio", "datadog", "cloudflare", "gitlab", "grafana", "openai",
-		"openrouter"}
+		"openrouter", "databricks"}
 	for i, mk := range types {
 		t.Run(names[i], func(t *testing.T) {
 			t.Parallel()
@@ -475,7 +478,11 @@ func ptRun(t *testing.T, tp *ptType) {
 		if len(creates) != 1 {
 			t.Fatalf("want one create, saw:\n%s", ptDump(seen))
 		}
-		dels := ptFilter(seen, func(r ptReq) bool { return r.Method == http.MethodDelete })
+		anyDelete := tp.anyDelete
+		if anyDelete == nil {
+			anyDelete = func(r ptReq) bool { return r.Method == http.MethodDelete }
+		}
+		dels := ptFilter(seen, anyDelete)
 		if len(dels) != 1 || tp.isDelete(dels[0], cur) {
 			t.Fatalf("the unverified new key must be deleted (and only it), saw:\n%s", ptDump(seen))
 		}

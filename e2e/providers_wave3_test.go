@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/databricks/databrickstest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/okta/oktatest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/openrouter/openroutertest"
 )
@@ -263,4 +264,130 @@ func TestOktaDualRotations(t *testing.T) {
 	if len(f.Secrets()) != 1 {
 		t.Fatalf("%d secrets after the refused delete", len(f.Secrets()))
 	}
+}
+
+// ---- databricks ----
+
+// ptDatabricks: a PAT root issuing PATs (dynamic, with lifetime_seconds
+// = the lease's max TTL; dual), rotated by minting its successor; extra
+// drives a dual role of service-principal OAuth secrets.
+func ptDatabricks(t *testing.T) *ptType {
+	f := databrickstest.NewServer()
+	t.Cleanup(f.Close)
+	rootValue, seeded := f.RootPAT()
+	isPATDelete := func(r ptReq) bool { return r.at(http.MethodPost, "/api/2.0/token/delete") }
+	tp := &ptType{
+		name: "databricks", url: f.URL,
+		reqs: func() []ptReq {
+			return ptMap(f.Requests(), func(r databrickstest.Recorded) ptReq {
+				return ptReq{Method: r.Method, Path: r.Path, Query: ptQuery(r.Query), Auth: r.Auth, Body: r.Body}
+			})
+		},
+		isLive:   f.IsLive,
+		failNext: f.FailNext,
+		liveIssued: func() []string {
+			return ptNotRoots(f.LivePATs(), func(k databrickstest.PAT) (string, string) { return k.Comment, "pat:" + k.ID })
+		},
+		provider:    map[string]any{"type": "databricks", "token": rootValue, "token_id": seeded},
+		rootID:      seeded,
+		rootSecrets: []string{rootValue},
+		rootLabel: func(id string) string {
+			if id == seeded {
+				return "root"
+			}
+			return "pat:" + id
+		},
+		dynRole:  map[string]any{"scopes": []string{"sql"}},
+		dualRole: map[string]any{"parameters": map[string]any{"lifetime_seconds": "7776000"}},
+		isCreate: func(r ptReq) bool { return r.at(http.MethodPost, "/api/2.0/token/create") },
+		checkCreate: func(t *testing.T, r ptReq, s *api.Secret, auth string) {
+			t.Helper()
+			ptEq(t, "create auth (Bearer <root PAT>)", r.Auth, auth)
+			ptEq(t, "create comment", ptS(r.Body["comment"]), ptS(s.Data["key_name"]))
+			ptEqList(t, "create scopes", ptL(r.Body["scopes"]), []string{"sql"})
+			// max_ttl is 10m: the token dies at Databricks with the lease.
+			if n, _ := r.Body["lifetime_seconds"].(float64); n < 590 || n > 610 {
+				t.Errorf("create lifetime_seconds = %v, want the lease's max TTL (600)", r.Body["lifetime_seconds"])
+			}
+			ptEq(t, "creds kind", ptS(s.Data["kind"]), "pat")
+			ptEq(t, "creds key_id", ptS(s.Data["key_id"]), "pat:"+ptS(s.Data["token_id"]))
+			if exp, err := time.Parse(time.RFC3339, ptS(s.Data["expires_at"])); err != nil || time.Until(exp) > 11*time.Minute {
+				t.Errorf("creds expires_at %v: %v", s.Data["expires_at"], err)
+			}
+		},
+		checkDualCreate: func(t *testing.T, r ptReq, auth string) {
+			if n, _ := r.Body["lifetime_seconds"].(float64); n != 7776000 {
+				t.Errorf("dual create lifetime_seconds = %v", r.Body["lifetime_seconds"])
+			}
+		},
+		isDelete: func(r ptReq, id string) bool {
+			return isPATDelete(r) && "pat:"+ptS(r.Body["token_id"]) == id
+		},
+		anyDelete: func(r ptReq) bool { return isPATDelete(r) || r.Method == http.MethodDelete },
+		isVerify: func(r ptReq, id string) bool {
+			return r.at(http.MethodGet, "/api/2.0/preview/scim/v2/Me") && "pat:"+strings.TrimPrefix(r.Auth, "pat:") == id && r.Auth != "root"
+		},
+		verifyPath: "/api/2.0/preview/scim/v2/Me",
+	}
+	tp.checkRoot = func(t *testing.T, seen []ptReq, oldID, newID string) {
+		ptExpectSeq(t, "databricks PAT root rotation", seen,
+			ptM("POST token/create with the root", func(r ptReq) bool {
+				return r.is("POST", "/api/2.0/token/create", "root") && ptVaultRoot(r.Body["comment"]) && r.Body["lifetime_seconds"] == float64(7776000)
+			}),
+			ptM("GET scim Me with the new PAT", func(r ptReq) bool { return r.is("GET", "/api/2.0/preview/scim/v2/Me", "pat:"+newID) }),
+			ptM("POST token/delete of the old PAT with the new one", func(r ptReq) bool {
+				return r.is("POST", "/api/2.0/token/delete", "pat:"+newID) && ptS(r.Body["token_id"]) == oldID
+			}))
+	}
+	tp.newRoots = func(t *testing.T) []string {
+		return ptLiveRoots(t, f.LivePATs(), 1, func(k databrickstest.PAT) (string, string) { return k.Comment, k.Value })
+	}
+	tp.afterRoot = func(t *testing.T, p map[string]any, newID string) {
+		ptEq(t, "provider token_id after rotation", ptS(p["token_id"]), newID)
+	}
+	// A dual role of service-principal OAuth secrets: create + verify at
+	// the OIDC token endpoint, rotate, revoke_previous; the quota of five.
+	tp.extra = func(t *testing.T, c *api.Client, mount string) {
+		role := mount + "/roles/sp"
+		write(t, c, role, map[string]any{"provider": "databricks-prov", "mode": "dual", "rotation_period": "1h", "overlap": "10m",
+			"parameters": map[string]any{"kind": "oauth_secret", "service_principal_id": databrickstest.AppSPID,
+				"application_id": databrickstest.AppSPAppID, "lifetime_seconds": "86400"}})
+		s := readCreds(t, c, mount, "sp")
+		if ptS(s.Data["client_id"]) != databrickstest.AppSPAppID || !f.IsLive(ptS(s.Data["api_key"])) ||
+			!strings.HasPrefix(ptS(s.Data["key_id"]), "sp:"+databrickstest.AppSPID+":") {
+			t.Fatalf("oauth secret creds = %v", s.Data["key_id"])
+		}
+		write(t, c, mount+"/rotate-role/sp", map[string]any{})
+		if n := len(f.Secrets(databrickstest.AppSPID)); n != 2 {
+			t.Fatalf("%d secrets after a rotation, want 2", n)
+		}
+		// Secrets made by hand fill the quota: revoke_previous frees a
+		// slot first and succeeds; then, at five, a rotation fails clearly
+		// without asking for a sixth.
+		for i := 0; i < 3; i++ {
+			issued.add(f.AddSecret(databrickstest.AppSPID).Value)
+		}
+		write(t, c, mount+"/rotate-role/sp", map[string]any{"revoke_previous": true})
+		if n := len(f.Secrets(databrickstest.AppSPID)); n != 4 {
+			t.Fatalf("%d secrets after revoke_previous, want 4", n)
+		}
+		issued.add(f.AddSecret(databrickstest.AppSPID).Value)
+		mark := len(f.Requests())
+		_, err := c.Logical().Write(mount+"/rotate-role/sp", map[string]any{})
+		if err == nil || !strings.Contains(err.Error(), "already has 5 OAuth secrets") {
+			t.Fatalf("rotate-role at the quota = %v", err)
+		}
+		for _, r := range f.Requests()[mark:] {
+			if r.Method == http.MethodPost {
+				t.Fatalf("a sixth secret was asked for: %s %s", r.Method, r.Path)
+			}
+		}
+		if _, err := c.Logical().Delete(role); err != nil {
+			t.Fatalf("delete sp role: %v", err)
+		}
+		if n := len(f.Secrets(databrickstest.AppSPID)); n != 4 {
+			t.Fatalf("%d secrets after the role's delete, want the 4 made by hand", n)
+		}
+	}
+	return tp
 }
