@@ -2,6 +2,7 @@
 package all
 
 import (
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/auth0"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/cloudflare"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/databricks"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/datadog"

@@ -79,6 +79,11 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{Scopes: []string{"model.read"}}, "scopes"},
 			{clients.KeyRequest{Parameters: params("team", "a")}, "parameters"},
 		}},
+		{"auth0", map[string]string{"client_id": "abc", "client_secret": "s"}, []check{
+			{clients.KeyRequest{Scopes: []string{"read:orders"}, Parameters: params("audience", "https://api.example.com")}, ""},
+			{clients.KeyRequest{}, "parameters"},
+			{clients.KeyRequest{Scopes: []string{"read orders"}, Parameters: params("audience", "https://api.example.com")}, "scopes"},
+		}},
 		{"databricks", map[string]string{"token": "dapi1"}, []check{
 			{clients.KeyRequest{Parameters: params("lifetime_seconds", "3600")}, ""},
 			{clients.KeyRequest{Parameters: params("kind", "oauth_secret", "service_principal_id", "12", "application_id", "app")}, ""},
