@@ -345,7 +345,7 @@ func (p *provider) VerifyRoot(ctx context.Context, root clients.Root) error {
 			return nil
 		}
 		var he *httpx.Error
-		if attempt >= len(p.waits) || !errors.As(err, &he) || (he.Status != http.StatusUnauthorized && he.Status != http.StatusForbidden) {
+		if attempt >= len(p.waits) || !errors.As(err, &he) || he.Status != http.StatusUnauthorized {
 			return err
 		}
 		select {
