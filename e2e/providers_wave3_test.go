@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/auth0/auth0test"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/databricks/databrickstest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/okta/oktatest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/openrouter/openroutertest"
@@ -390,4 +391,131 @@ func ptDatabricks(t *testing.T) *ptType {
 		}
 	}
 	return tp
+}
+
+// ---- auth0 ----
+
+// TestAuth0Clients: Auth0 M2M applications through a real Vault. A dynamic
+// lease is an application granted the role's scopes on the API, deleted
+// on revoke; a dual role rotates to a new application; a 429 is waited
+// out; rotate-root rolls Vault's own client secret (stored first) and
+// waits out Auth0's propagation delay in verification; creds work with
+// the new root.
+func TestAuth0Clients(t *testing.T) {
+	t.Parallel()
+	c := sharedVlt.client
+	f := auth0test.NewServer()
+	t.Cleanup(f.Close)
+	mount := uniq("auth0")
+	if err := sharedVlt.mount(mount); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Sys().Unmount(mount) })
+	root := f.RootSecret()
+	issued.add(root)
+	write(t, c, mount+"/providers/a0", map[string]any{"type": "auth0", "base_url": f.URL, "client_id": auth0test.RootClientID, "client_secret": root})
+	p := read(t, c, mount+"/providers/a0").Data
+	ptNoSecretIn(t, "provider read", p, root)
+	oldRootID := ptS(p["root_key_id"])
+	if !strings.HasPrefix(oldRootID, "secret-") {
+		t.Fatalf("root_key_id = %q", oldRootID)
+	}
+	params := map[string]any{"audience": auth0test.API}
+	_, err := c.Logical().Write(mount+"/roles/bad", map[string]any{"provider": "a0", "mode": "dynamic"})
+	if re, ok := err.(*api.ResponseError); !ok || re.StatusCode != 400 || !strings.Contains(strings.Join(re.Errors, " "), "audience is required") {
+		t.Fatalf("a role without audience: want a 400 naming it, got %v", err)
+	}
+
+	// Dynamic: one application per lease, deleted on revoke.
+	write(t, c, mount+"/roles/dyn", map[string]any{"provider": "a0", "mode": "dynamic", "ttl": "5m", "scopes": []string{"read:orders"}, "parameters": params})
+	mark := len(f.Requests())
+	s := readCreds(t, c, mount, "dyn")
+	id, secret := ptS(s.Data["key_id"]), ptS(s.Data["api_key"])
+	if ptS(s.Data["client_id"]) != id || ptS(s.Data["audience"]) != auth0test.API || !f.IsLive(secret) {
+		t.Fatalf("creds: client_id %v audience %v live %v", s.Data["client_id"], s.Data["audience"], f.IsLive(secret))
+	}
+	var paths []string
+	for _, r := range f.Requests()[mark:] {
+		paths = append(paths, r.Method+" "+r.Path+" "+r.Auth)
+	}
+	got := strings.Join(paths, "\n")
+	for _, want := range []string{"POST /api/v2/clients root", "POST /api/v2/client-grants root"} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("creds requests lack %q:\n%s", want, got)
+		}
+	}
+	if err := c.Sys().Revoke(s.LeaseID); err != nil {
+		t.Fatal(err)
+	}
+	if f.IsLive(secret) || len(f.LiveClients()) != 0 {
+		t.Fatalf("after revoke: secret live %v, %d applications", f.IsLive(secret), len(f.LiveClients()))
+	}
+
+	// A 429 is waited out (Retry-After: 1).
+	f.FailNext(1, http.StatusTooManyRequests)
+	start := time.Now()
+	s = readCreds(t, c, mount, "dyn")
+	if took := time.Since(start); took < 900*time.Millisecond {
+		t.Errorf("the retry after a 429 came after %s", took)
+	}
+	if err := c.Sys().Revoke(s.LeaseID); err != nil {
+		t.Fatal(err)
+	}
+
+	// Dual: a new application per rotation; revoke_previous deletes the old.
+	write(t, c, mount+"/roles/dual", map[string]any{"provider": "a0", "mode": "dual", "rotation_period": "1h", "overlap": "10m", "parameters": params})
+	k1 := readCreds(t, c, mount, "dual")
+	mark = len(f.Requests())
+	rot := write(t, c, mount+"/rotate-role/dual", map[string]any{})
+	verified := false
+	for _, r := range f.Requests()[mark:] {
+		verified = verified || (r.Path == "/oauth/token" && r.Auth == "client:"+ptS(rot.Data["key_id"]) && r.Form["audience"] == auth0test.API && r.Status == 200)
+	}
+	if !verified {
+		t.Fatal("rotate-role did not verify the new application with a token for its audience")
+	}
+	k2 := readCreds(t, c, mount, "dual")
+	if ptS(k2.Data["key_id"]) != ptS(rot.Data["key_id"]) || !f.IsLive(ptS(k1.Data["api_key"])) || !f.IsLive(ptS(k2.Data["api_key"])) {
+		t.Fatal("during the overlap both applications must work")
+	}
+	write(t, c, mount+"/rotate-role/dual", map[string]any{"revoke_previous": true})
+	if f.IsLive(ptS(k1.Data["api_key"])) || f.IsLive(ptS(k2.Data["api_key"])) || len(f.LiveClients()) != 1 {
+		t.Fatalf("revoke_previous left %d applications", len(f.LiveClients()))
+	}
+
+	// rotate-root: a roll, stored first, verified through the propagation.
+	f.SetPropagation(1)
+	rr := write(t, c, mount+"/rotate-root/a0", map[string]any{})
+	for _, w := range rr.Warnings {
+		t.Errorf("rotate-root warning: %s", w)
+	}
+	newRoot := f.RootSecret()
+	issued.add(newRoot)
+	ptNoSecretIn(t, "rotate-root response", rr.Data, root, newRoot)
+	if id := ptS(rr.Data["root_key_id"]); id == oldRootID || id == "" || f.IsLive(root) {
+		t.Fatalf("after rotate-root: root_key_id %q (old %q), old secret live %v", id, oldRootID, f.IsLive(root))
+	}
+	p = read(t, c, mount+"/providers/a0").Data
+	if e := ptS(p["last_root_rotation_error"]); e != "" {
+		t.Fatalf("last_root_rotation_error = %q", e)
+	}
+	mark = len(f.Requests())
+	s = readCreds(t, c, mount, "dyn")
+	if !f.IsLive(ptS(s.Data["api_key"])) {
+		t.Fatal("creds after rotate-root do not work")
+	}
+	for _, r := range f.Requests()[mark:] {
+		if strings.HasPrefix(r.Path, "/api/v2/") && r.Auth != "mgmt:"+auth0test.Fingerprint(newRoot) {
+			t.Fatalf("a Management API call after rotate-root authenticated as %q", r.Auth)
+		}
+	}
+	if err := c.Sys().Revoke(s.LeaseID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Logical().Delete(mount + "/roles/dual"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.LiveClients()); n != 0 {
+		t.Fatalf("%d applications left", n)
+	}
 }
