@@ -120,3 +120,24 @@ func TestRenderIsStable(t *testing.T) {
 		t.Fatal("two renders differ")
 	}
 }
+
+// docs/monitoring.md says what each panel answers.
+func TestEveryPanelIsDocumented(t *testing.T) {
+	b, err := render()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d jsonDashboard
+	if err := json.Unmarshal(b, &d); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../../docs/monitoring.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range d.Panels {
+		if p.Type != "row" && !bytes.Contains(doc, []byte("\n| "+p.Title+" | ")) {
+			t.Errorf("docs/monitoring.md has no row for panel %q in its panel table", p.Title)
+		}
+	}
+}

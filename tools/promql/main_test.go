@@ -86,3 +86,27 @@ func TestBrokenFilesFail(t *testing.T) {
 		t.Errorf("interpolated %+v", ok)
 	}
 }
+
+// docs/monitoring.md says when each alert of rules.yml fires.
+func TestEveryAlertIsDocumented(t *testing.T) {
+	exprs, errs := check(dashFile, rulesFile)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	doc, err := os.ReadFile("../../docs/monitoring.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range exprs {
+		if name, ok := strings.CutPrefix(e.Source, "rule vault-thirdparty/"); ok {
+			n++
+			if !strings.Contains(string(doc), "\n| `"+name+"` | ") {
+				t.Errorf("docs/monitoring.md has no row for alert %s in its alert table", name)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no alerts in the group vault-thirdparty")
+	}
+}
