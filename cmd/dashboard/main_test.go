@@ -52,10 +52,9 @@ type jsonDashboard struct {
 	} `json:"templating"`
 }
 
-// What the docs, the provisioning and the e2e suite rely on: the
-// variables, a query in every panel on the chosen data source, unique
-// titles, and the panels the issue asks for.
-func TestDashboardShape(t *testing.T) {
+// rendered is the generated dashboard, decoded.
+func rendered(t *testing.T) jsonDashboard {
+	t.Helper()
 	b, err := render()
 	if err != nil {
 		t.Fatal(err)
@@ -64,6 +63,14 @@ func TestDashboardShape(t *testing.T) {
 	if err := json.Unmarshal(b, &d); err != nil {
 		t.Fatal(err)
 	}
+	return d
+}
+
+// What the docs, the provisioning and the e2e suite rely on: the
+// variables, a query in every panel on the chosen data source, unique
+// titles, and the panels the issue asks for.
+func TestDashboardShape(t *testing.T) {
+	d := rendered(t)
 	if d.UID != dashboardUID {
 		t.Errorf("uid %q", d.UID)
 	}
@@ -123,14 +130,7 @@ func TestRenderIsStable(t *testing.T) {
 
 // docs/monitoring.md says what each panel answers.
 func TestEveryPanelIsDocumented(t *testing.T) {
-	b, err := render()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d jsonDashboard
-	if err := json.Unmarshal(b, &d); err != nil {
-		t.Fatal(err)
-	}
+	d := rendered(t)
 	doc, err := os.ReadFile("../../docs/monitoring.md")
 	if err != nil {
 		t.Fatal(err)
