@@ -73,6 +73,12 @@ type backend struct {
 	// clients caches built provider clients by provider name (tombstones:
 	// by tombstoneClientKey).
 	clients sync.Map
+	// clientGens holds a *clientGeneration per provider name (see
+	// cachedClient).
+	clientGens sync.Map
+	// testHookClientBuilt, set by tests only, runs in cachedClient between
+	// building a client and caching it.
+	testHookClientBuilt func(provider string)
 
 	marker markerCache
 	// ledgerCounts counts the dynamic keys outstanding per provider.
