@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	texttemplate "text/template"
 	"text/template/parse"
 	"time"
@@ -350,7 +349,7 @@ func rolesUsingProvider(ctx context.Context, s logical.Storage, name string) (ma
 // nameTemplates holds parsed name templates (*nameTemplate) by their text:
 // parsing, and the uniqueness match, are a measurable share of a dynamic
 // creds read.
-var nameTemplates sync.Map
+var nameTemplates parseCache[*nameTemplate]
 
 type nameTemplate struct {
 	t template.StringTemplate
@@ -436,8 +435,8 @@ func randomBase62(n int) (string, error) {
 
 // parseNameTemplate parses a name template once per distinct text.
 func parseNameTemplate(tmpl string) (*nameTemplate, error) {
-	if v, ok := nameTemplates.Load(tmpl); ok {
-		return v.(*nameTemplate), nil
+	if nt, ok := nameTemplates.get(tmpl); ok {
+		return nt, nil
 	}
 	tree, err := checkNameTemplate(tmpl)
 	if err != nil {
@@ -454,7 +453,7 @@ func parseNameTemplate(tmpl string) (*nameTemplate, error) {
 		return nil, err
 	}
 	nt := &nameTemplate{t: t, plan: compileNamePlan(tree), unique: uniqueNameRe.MatchString(tmpl)}
-	nameTemplates.Store(tmpl, nt)
+	nameTemplates.put(tmpl, nt)
 	return nt, nil
 }
 
@@ -566,8 +565,8 @@ var uniqueNameRe = regexp.MustCompile(`\{\{[^}]*\b(random|uuid)\b[^}]*\}\}`)
 // nameTemplateUnique reports whether a name_template gives every attempt
 // its own name, which WAL rollback relies on to find a key by name.
 func nameTemplateUnique(tmpl string) bool {
-	if v, ok := nameTemplates.Load(tmpl); ok {
-		return v.(*nameTemplate).unique
+	if nt, ok := nameTemplates.get(tmpl); ok {
+		return nt.unique
 	}
 	return uniqueNameRe.MatchString(tmpl)
 }
