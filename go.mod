@@ -4,6 +4,7 @@ go 1.25.7
 
 require (
 	github.com/go-jose/go-jose/v4 v4.1.4
+	github.com/grafana/grafana-foundation-sdk/go v0.0.22
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/go-retryablehttp v0.7.8
 	github.com/hashicorp/go-uuid v1.0.3

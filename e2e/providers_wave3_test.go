@@ -20,6 +20,16 @@ import (
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/openrouter/openroutertest"
 )
 
+func init() {
+	ptTypes["openrouter"] = ptOpenRouter
+	ptTypes["databricks"] = ptDatabricks
+	// Driven by suites of their own: okta issues in dual mode only (no
+	// dynamic step), auth0 verifies with a POST and creates in two calls
+	// (application, then grant).
+	ptOwnSuites["okta"] = true  // TestOktaDualRotations
+	ptOwnSuites["auth0"] = true // TestAuth0Clients
+}
+
 // ptRootUnsupported checks a type that cannot rotate its root: rotate-root
 // is a 400 saying so, nothing is sent to the provider, and status shows
 // root rotation as unsupported.
