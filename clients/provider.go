@@ -184,6 +184,17 @@ func NoParameters(req KeyRequest, why string) error {
 	return &FieldError{Field: "parameters", Message: "unknown parameter " + strings.Join(names, ", ") + ": " + why}
 }
 
+// ParameterNames returns the names of req's parameters, sorted, so that a
+// type checks them (and reports the first bad one) in a stable order.
+func ParameterNames(req KeyRequest) []string {
+	names := make([]string, 0, len(req.Parameters))
+	for k := range req.Parameters {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return names
+}
+
 // FieldError is a user error about one configuration field.
 type FieldError struct {
 	Field   string

@@ -19,14 +19,13 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/tokencache"
 )
 
 const (
@@ -99,10 +98,7 @@ type provider struct {
 	audience string
 	now      func() time.Time
 	waits    []time.Duration
-
-	mu       sync.Mutex
-	token    string
-	tokenExp time.Time
+	tokens   *tokencache.Cache
 }
 
 func newProvider(cfg clients.Config) (clients.Provider, error) {
@@ -110,8 +106,10 @@ func newProvider(cfg clients.Config) (clients.Provider, error) {
 	if aud == "" {
 		aud = cfg.BaseURL + "/api/v2/"
 	}
-	return &provider{http: cfg.HTTP, base: cfg.BaseURL, clientID: cfg.Fields[fieldClientID],
-		secret: strings.TrimSpace(cfg.Fields[fieldClientSecret]), audience: aud, now: time.Now, waits: propagationWaits}, nil
+	p := &provider{http: cfg.HTTP, base: cfg.BaseURL, clientID: cfg.Fields[fieldClientID],
+		secret: strings.TrimSpace(cfg.Fields[fieldClientSecret]), audience: aud, now: time.Now, waits: propagationWaits}
+	p.tokens = &tokencache.Cache{Slack: tokenSlack, Now: func() time.Time { return p.now() }}
+	return p, nil
 }
 
 func (p *provider) Capabilities() clients.Capabilities { return capabilities }
@@ -119,20 +117,9 @@ func (p *provider) Capabilities() clients.Capabilities { return capabilities }
 // ---- the Management API token ----
 
 func (p *provider) mgmtToken(ctx context.Context) (string, error) {
-	p.mu.Lock()
-	tok, exp := p.token, p.tokenExp
-	p.mu.Unlock()
-	if tok != "" && p.now().Before(exp.Add(-tokenSlack)) {
-		return tok, nil
-	}
-	tok, exp, err := p.clientToken(ctx, "token", p.clientID, p.secret, p.audience)
-	if err != nil {
-		return "", err
-	}
-	p.mu.Lock()
-	p.token, p.tokenExp = tok, exp
-	p.mu.Unlock()
-	return tok, nil
+	return p.tokens.Get(ctx, "", func(ctx context.Context) (string, time.Time, error) {
+		return p.clientToken(ctx, "token", p.clientID, p.secret, p.audience)
+	})
 }
 
 // clientToken asks /oauth/token for a client-credentials token.
@@ -175,12 +162,7 @@ type keySpec struct {
 
 func (p *provider) spec(req clients.KeyRequest) (keySpec, error) {
 	s := keySpec{description: "Issued by Vault; deleted when its lease ends."}
-	names := make([]string, 0, len(req.Parameters))
-	for k := range req.Parameters {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
+	for _, k := range clients.ParameterNames(req) {
 		v := strings.TrimSpace(req.Parameters[k])
 		switch k {
 		case paramAudience:
@@ -382,9 +364,7 @@ func (p *provider) api(ctx context.Context, op, method, path string, in, out any
 }
 
 func (p *provider) rootSecrets() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return []string{p.secret, p.token}
+	return append([]string{p.secret}, p.tokens.Values()...)
 }
 
 // apiMessage extracts Auth0's {"statusCode","error","message","errorCode"}

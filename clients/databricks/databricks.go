@@ -16,14 +16,13 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/tokencache"
 )
 
 const (
@@ -141,14 +140,7 @@ type provider struct {
 	rootSPID     string
 	rootLifetime int64
 	now          func() time.Time
-
-	mu     sync.Mutex
-	cached map[string]cachedToken // by token endpoint
-}
-
-type cachedToken struct {
-	value string
-	exp   time.Time
+	tokens       *tokencache.Cache // by token endpoint
 }
 
 func newProvider(cfg clients.Config) (clients.Provider, error) {
@@ -161,10 +153,12 @@ func newProvider(cfg clients.Config) (clients.Provider, error) {
 	if acct == "" {
 		acct = defaultAccountURL
 	}
-	return &provider{http: cfg.HTTP, base: cfg.BaseURL, accountURL: acct, accountID: f[fieldAccountID],
+	p := &provider{http: cfg.HTTP, base: cfg.BaseURL, accountURL: acct, accountID: f[fieldAccountID],
 		token: strings.TrimSpace(f[fieldToken]), tokenID: f[fieldTokenID], clientID: f[fieldClientID],
 		clientSecret: f[fieldClientSecret], secretID: f[fieldClientSecretID], rootSPID: f[fieldRootSPID],
-		rootLifetime: life, now: time.Now, cached: map[string]cachedToken{}}, nil
+		rootLifetime: life, now: time.Now}
+	p.tokens = &tokencache.Cache{Slack: tokenSlack, Now: func() time.Time { return p.now() }}
+	return p, nil
 }
 
 func (p *provider) Capabilities() clients.Capabilities { return typeCapabilities }
@@ -201,12 +195,7 @@ func (p *provider) spec(req clients.KeyRequest) (keySpec, error) {
 		return keySpec{}, &clients.FieldError{Field: "parameters", Message: fmt.Sprintf(format, a...)}
 	}
 	s := keySpec{kind: kindPAT}
-	names := make([]string, 0, len(req.Parameters))
-	for k := range req.Parameters {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
+	for _, k := range clients.ParameterNames(req) {
 		v := strings.TrimSpace(req.Parameters[k])
 		switch k {
 		case paramKind:
@@ -571,19 +560,12 @@ func (p *provider) rootAuth(ctx context.Context, account bool) (string, error) {
 	if account {
 		u = p.tokenURL()
 	}
-	p.mu.Lock()
-	c := p.cached[u]
-	p.mu.Unlock()
-	if c.value != "" && p.now().Before(c.exp.Add(-tokenSlack)) {
-		return "Bearer " + c.value, nil
-	}
-	tok, exp, err := p.oauthToken(ctx, "token", u, p.clientID, p.clientSecret)
+	tok, err := p.tokens.Get(ctx, u, func(ctx context.Context) (string, time.Time, error) {
+		return p.oauthToken(ctx, "token", u, p.clientID, p.clientSecret)
+	})
 	if err != nil {
 		return "", err
 	}
-	p.mu.Lock()
-	p.cached[u] = cachedToken{tok, exp}
-	p.mu.Unlock()
 	return "Bearer " + tok, nil
 }
 
@@ -647,13 +629,7 @@ func (p *provider) call(ctx context.Context, op, method, u, auth string, in, out
 }
 
 func (p *provider) rootSecrets() []string {
-	out := []string{p.token, p.clientSecret}
-	p.mu.Lock()
-	for _, c := range p.cached {
-		out = append(out, c.value)
-	}
-	p.mu.Unlock()
-	return out
+	return append([]string{p.token, p.clientSecret}, p.tokens.Values()...)
 }
 
 // apiMessage extracts Databricks' {"error_code","message"} (or the 1.2

@@ -26,13 +26,13 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/tokencache"
 )
 
 const (
@@ -143,11 +143,8 @@ type provider struct {
 	key      crypto.Signer
 	keyID    string
 
-	now func() time.Time
-
-	mu       sync.Mutex
-	token    string
-	tokenExp time.Time
+	now    func() time.Time
+	tokens *tokencache.Cache
 }
 
 func newProvider(cfg clients.Config) (clients.Provider, error) {
@@ -155,6 +152,7 @@ func newProvider(cfg clients.Config) (clients.Provider, error) {
 	p := &provider{http: cfg.HTTP, base: cfg.BaseURL, appID: f[fieldAppID], appClientID: f[fieldAppClientID],
 		authServer: f[fieldAuthServer], verifyScope: f[fieldVerifyScope], apiToken: strings.TrimSpace(f[fieldAPIToken]),
 		clientID: f[fieldClientID], keyPEM: f[fieldPrivateKey], keyID: f[fieldPrivateKeyID], now: time.Now}
+	p.tokens = &tokencache.Cache{Slack: tokenSlack, Now: func() time.Time { return p.now() }}
 	if p.appClientID == "" {
 		p.appClientID = p.appID
 	}
@@ -228,21 +226,12 @@ func (p *provider) authHeader(ctx context.Context) (string, error) {
 	if p.apiToken != "" {
 		return "SSWS " + p.apiToken, nil
 	}
-	p.mu.Lock()
-	tok, exp := p.token, p.tokenExp
-	p.mu.Unlock()
-	if tok != "" && p.now().Before(exp.Add(-tokenSlack)) {
-		return "Bearer " + tok, nil
-	}
-	// Not under mu: two calls at once may both fetch a token, which is
-	// harmless; holding mu over a request would stall every other call.
-	tok, exp, err := p.accessToken(ctx, p.key, p.keyID, "token")
+	tok, err := p.tokens.Get(ctx, "", func(ctx context.Context) (string, time.Time, error) {
+		return p.accessToken(ctx, p.key, p.keyID, "token")
+	})
 	if err != nil {
 		return "", err
 	}
-	p.mu.Lock()
-	p.token, p.tokenExp = tok, exp
-	p.mu.Unlock()
 	return "Bearer " + tok, nil
 }
 
@@ -580,11 +569,7 @@ func (p *provider) form(ctx context.Context, op, u, auth string, form url.Values
 }
 
 func (p *provider) rootSecrets() []string {
-	out := []string{p.apiToken, p.keyPEM}
-	p.mu.Lock()
-	out = append(out, p.token)
-	p.mu.Unlock()
-	return out
+	return append([]string{p.apiToken, p.keyPEM}, p.tokens.Values()...)
 }
 
 func basicAuth(user, pass string) string {

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -132,15 +131,10 @@ func (p *provider) createBody(req clients.KeyRequest) (map[string]any, time.Time
 		body["workspace_id"] = p.workspaceID
 	}
 	expires := req.ExpiresAt
-	names := make([]string, 0, len(req.Parameters))
-	for k := range req.Parameters {
-		names = append(names, k)
-	}
-	sort.Strings(names)
 	bad := func(format string, a ...any) (map[string]any, time.Time, error) {
 		return nil, time.Time{}, &clients.FieldError{Field: "parameters", Message: fmt.Sprintf(format, a...)}
 	}
-	for _, k := range names {
+	for _, k := range clients.ParameterNames(req) {
 		v := strings.TrimSpace(req.Parameters[k])
 		switch k {
 		case paramLimit:
