@@ -171,22 +171,12 @@ func apiError(status int, errName, message, code string) response {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	raw, body := fakeapi.ReadJSON(r)
-	var form url.Values
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		form, _ = url.ParseQuery(string(raw))
-		body = nil
-	}
+	raw, body, form := fakeapi.ReadRequest(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec := Recorded{Method: r.Method, Path: r.URL.Path, Query: map[string]string{}, Body: body, Form: map[string]string{}}
+	rec := Recorded{Method: r.Method, Path: r.URL.Path, Query: map[string]string{}, Body: body, Form: fakeapi.FormFields(form, "client_secret")}
 	for k := range r.URL.Query() {
 		rec.Query[k] = r.URL.Query().Get(k)
-	}
-	for k := range form {
-		if k != "client_secret" {
-			rec.Form[k] = form.Get(k)
-		}
 	}
 	h := w.Header()
 	h.Set("x-ratelimit-limit", "50")

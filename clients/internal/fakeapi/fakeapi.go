@@ -12,7 +12,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -118,4 +120,28 @@ func ReadJSON(r *http.Request) (raw []byte, body map[string]any) {
 		_ = json.Unmarshal(raw, &body)
 	}
 	return raw, body
+}
+
+// ReadRequest is ReadJSON for fakes whose token endpoints take forms: a
+// form-encoded body comes back as form (and body is nil), any other as
+// body, raw either way.
+func ReadRequest(r *http.Request) (raw []byte, body map[string]any, form url.Values) {
+	raw, body = ReadJSON(r)
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		form, _ = url.ParseQuery(string(raw))
+		body = nil
+	}
+	return raw, body, form
+}
+
+// FormFields is a form's first values by name, less the names in hide (the
+// ones that carry a secret), for a fake's log of requests.
+func FormFields(form url.Values, hide ...string) map[string]string {
+	out := map[string]string{}
+	for k := range form {
+		if !slices.Contains(hide, k) {
+			out[k] = form.Get(k)
+		}
+	}
+	return out
 }

@@ -95,3 +95,19 @@ func TestReadJSON(t *testing.T) {
 		t.Errorf("number decoded as %T, want float64 as before", body["n"])
 	}
 }
+
+func TestReadRequest(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader("grant_type=client_credentials&client_secret=s3cret"))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	raw, body, form := ReadRequest(r)
+	if body != nil || form.Get("grant_type") != "client_credentials" || len(raw) == 0 {
+		t.Fatalf("form request: body %v form %v", body, form)
+	}
+	if f := FormFields(form, "client_secret"); len(f) != 1 || f["grant_type"] != "client_credentials" {
+		t.Fatalf("FormFields = %v", f)
+	}
+	_, body, form = ReadRequest(httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"a":1}`)))
+	if body["a"] != float64(1) || form != nil {
+		t.Fatalf("JSON request: body %v form %v", body, form)
+	}
+}

@@ -266,22 +266,12 @@ func oauthError(status int, code, desc string) response {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
-	raw, body := fakeapi.ReadJSON(r)
-	var form url.Values
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		form, _ = url.ParseQuery(string(raw))
-		body = nil
-	}
+	raw, body, form := fakeapi.ReadRequest(r)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rec := Recorded{Method: r.Method, Path: r.URL.Path, Query: map[string]string{}, Body: body, Form: map[string]string{}}
+	rec := Recorded{Method: r.Method, Path: r.URL.Path, Query: map[string]string{}, Body: body, Form: fakeapi.FormFields(form, "client_assertion")}
 	for k := range r.URL.Query() {
 		rec.Query[k] = r.URL.Query().Get(k)
-	}
-	for k := range form {
-		if k != "client_assertion" {
-			rec.Form[k] = form.Get(k)
-		}
 	}
 	now := s.now()
 	date := time.Now().UTC().Truncate(time.Second)
