@@ -190,6 +190,7 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage, name string
 		ne.RootKeyID = root.ID
 	}
 	ne.RootRotatedAt = b.clock.Now()
+	ne.RootExpiresAt, ne.RootExpiryFrom = root.ExpiresAt, ne.RootRotatedAt
 	ne.LastRootRotationError, ne.RootFailures, ne.RootNextRetry = "", 0, time.Time{}
 
 	if roll {
@@ -292,12 +293,18 @@ func (b *backend) revokeOldRoots(ctx context.Context, s logical.Storage, name st
 	}
 }
 
-// nextRootRotation is when the provider's root is next rotated on a timer.
+// nextRootRotation is when the provider's root is next rotated on a timer:
+// its period or schedule, or earlier its expiry deadline (rootRenewAt).
+// disable_automated_rotation turns both off.
 func (b *backend) nextRootRotation(e *providerEntry) time.Time {
-	if !e.CanRotateRoot || !e.Rotation.automated() {
+	if !e.CanRotateRoot || e.Rotation.Disabled {
 		return time.Time{}
 	}
-	return e.Rotation.next(later(e.RootSetAt, e.RootRotatedAt))
+	var next time.Time
+	if e.Rotation.automated() {
+		next = e.Rotation.next(later(e.RootSetAt, e.RootRotatedAt))
+	}
+	return earliest(next, rootRenewAt(e))
 }
 
 // rootDue is when the scheduler must next look at the provider: pending
@@ -344,7 +351,9 @@ func (b *backend) rootJob(ctx context.Context, name string) time.Time {
 		e.RootFailures++
 		e.LastRootRotationError = err.Error()
 		e.RootNextRetry = now.Add(retryDelay(e.RootFailures, e.Rotation.minInterval(now), err))
-		if w := e.Rotation.Window; w > 0 && e.Rotation.Schedule != "" && e.RootNextRetry.After(next.Add(w)) {
+		renewAt := rootRenewAt(e)
+		expiryDriven := !renewAt.IsZero() && !now.Before(renewAt)
+		if w := e.Rotation.Window; w > 0 && e.Rotation.Schedule != "" && !expiryDriven && e.RootNextRetry.After(next.Add(w)) {
 			// Past the window: skip to the next scheduled time.
 			e.RootSetAt = now
 			e.RootNextRetry, e.RootFailures = time.Time{}, 0

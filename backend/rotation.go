@@ -54,7 +54,8 @@ func (b *backend) createVerifiedKey(ctx context.Context, s logical.Storage, pc *
 	if err != nil {
 		return nil, fmt.Errorf("writing WAL: %w", err)
 	}
-	key, err := pc.api.CreateKey(ctx, clients.KeyRequest{Name: name, Scopes: role.Scopes, Parameters: role.Parameters})
+	requested := requestedKeyExpiry(role, pc.api.Capabilities().Expiry, b.clock.Now())
+	key, err := pc.api.CreateKey(ctx, clients.KeyRequest{Name: name, Scopes: role.Scopes, Parameters: role.Parameters, ExpiresAt: requested})
 	if err != nil {
 		if definitelyNotCreated(err) {
 			_ = framework.DeleteWAL(ctx, s, walID)
@@ -78,7 +79,7 @@ func (b *backend) createVerifiedKey(ctx context.Context, s logical.Storage, pc *
 		return nil, fmt.Errorf("the new key failed verification and was not promoted: %w", err)
 	}
 	return &dualKey{ID: key.ID, Name: key.Name, Secret: key.Secret, Extra: key.Extra, ExpiresAt: key.ExpiresAt,
-		Incarnation: pc.entry.Incarnation, walID: walID2}, nil
+		RequestedExpiresAt: requested, Incarnation: pc.entry.Incarnation, walID: walID2}, nil
 }
 
 // verifyKey checks a new key, retrying briefly: some providers take a
@@ -153,8 +154,10 @@ func (b *backend) rotateRole(ctx context.Context, s logical.Storage, name string
 	if opt.manual || scheduled.IsZero() {
 		scheduled = promoted // a manual rotation resets the schedule from now
 	}
-	next := role.Rotation.next(promoted)
-	key.PromotedAt, key.LeaseCapAt = promoted, next.Add(role.Overlap)
+	key.PromotedAt = promoted
+	key.RenewAt = keyRenewAt(role, key)
+	next := earliest(role.Rotation.next(promoted), key.RenewAt)
+	key.LeaseCapAt = next.Add(role.Overlap)
 	old := st.Current
 	if old != nil {
 		// The old key's leases end by its lease cap, and none outlives the
@@ -271,7 +274,11 @@ func (b *backend) recordRoleFailure(ctx context.Context, name string, role *role
 	st.Failures++
 	st.LastError, st.LastErrorAt = prefix+err.Error(), now
 	st.NextRetry = now.Add(retryDelay(st.Failures, role.Rotation.minInterval(now), err))
-	if w := role.Rotation.Window; w > 0 && role.Rotation.Schedule != "" && st.NextRetry.After(st.NextRotation.Add(w)) {
+	// The window does not apply once the key's expiry deadline has come:
+	// skipping to the next scheduled time would let the key expire.
+	renewAt := keyRenewAt(role, st.Current)
+	expiryDriven := !renewAt.IsZero() && !now.Before(renewAt)
+	if w := role.Rotation.Window; w > 0 && role.Rotation.Schedule != "" && !expiryDriven && st.NextRetry.After(st.NextRotation.Add(w)) {
 		st.NextRotation = role.Rotation.next(now)
 		st.NextRetry, st.Failures = time.Time{}, 0
 		st.LastError += " (rotation window passed; waiting for the next scheduled time)"

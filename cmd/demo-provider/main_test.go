@@ -197,7 +197,7 @@ func TestRunPassesFaultFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{"latency_ms": 2.0, "latency_path": "", "latency_after": false, "error_rate": 0.25, "error_status": 503.0,
-		"rate_limit_every": 3.0, "retry_after": 7.0, "down": false}
+		"rate_limit_every": 3.0, "retry_after": 7.0, "down": false, "forbid": []any{}}
 	if !reflect.DeepEqual(knobs, want) {
 		t.Errorf("knobs = %v, want %v", knobs, want)
 	}
