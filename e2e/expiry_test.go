@@ -318,3 +318,68 @@ func TestRootRotatedBeforeExpiry(t *testing.T) {
 		t.Fatalf("the expiring root is %s, want revoked", k.State)
 	}
 }
+
+// Issue 15, acceptance 3: dry_run on a role and on a root. The demo
+// provider shows the rehearsal key (and root) created and revoked, the
+// role's current key and the root unchanged; with the root lacking a
+// permission the answer names the failed step and nothing is left live.
+func TestDryRunRehearsal(t *testing.T) {
+	d, err := startDemo("dryrun")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sharedVlt.client
+	provider, role := dualRole(t, c, d, "thirdparty", map[string]any{"rotation_period": "1h", "overlap": "10m"})
+	cur := read(t, c, "thirdparty/roles/"+role).Data["current_key_id"]
+	rootID := read(t, c, "thirdparty/providers/"+provider).Data["root_key_id"]
+
+	s := write(t, c, "thirdparty/rotate-role/"+role, map[string]any{"dry_run": true})
+	steps, _ := s.Data["steps"].([]any)
+	if len(steps) != 3 {
+		t.Fatalf("steps %v", s.Data["steps"])
+	}
+	for _, st := range steps {
+		if m := st.(map[string]any); m["ok"] != true {
+			t.Fatalf("step %v", m)
+		}
+	}
+	k := d.key(t, fmt.Sprint(s.Data["key_id"]))
+	if k.State != "revoked" || !strings.Contains(k.Name, "rehearsal") {
+		t.Fatalf("rehearsal key %+v: want created and revoked", k)
+	}
+	if got := read(t, c, "thirdparty/roles/"+role).Data["current_key_id"]; got != cur {
+		t.Fatalf("current key %v, want %v unchanged", got, cur)
+	}
+	if d.key(t, fmt.Sprint(cur)).State != "live" {
+		t.Fatal("the current key is no longer live")
+	}
+
+	s = write(t, c, "thirdparty/rotate-root/"+provider, map[string]any{"dry_run": true})
+	if r := d.key(t, fmt.Sprint(s.Data["root_key_id"])); r.State != "revoked" || r.Kind != "admin" {
+		t.Fatalf("rehearsal root %+v: want an admin key created and revoked", r)
+	}
+	if got := read(t, c, "thirdparty/providers/"+provider).Data["root_key_id"]; got != rootID {
+		t.Fatalf("root %v, want %v unchanged", got, rootID)
+	}
+
+	live := func() int { return len(d.keys(t, "state=live")) }
+	before := live()
+	for _, tc := range []struct{ path, route, step string }{
+		{"thirdparty/rotate-role/" + role, "POST /v1/keys", "create"},
+		{"thirdparty/rotate-role/" + role, "GET /v1/whoami", "verify"},
+		{"thirdparty/rotate-root/" + provider, "POST /v1/admin-keys", "create_root"},
+	} {
+		d.setKnobs(t, map[string]any{"forbid": []string{tc.route}})
+		_, err := c.Logical().Write(tc.path, map[string]any{"dry_run": true})
+		if err == nil || !strings.Contains(err.Error(), "failed at step "+tc.step) || !strings.Contains(err.Error(), tc.route) {
+			t.Fatalf("%s with %s forbidden: %v; want the step %s and the call named", tc.path, tc.route, err, tc.step)
+		}
+		d.setKnobs(t, map[string]any{"forbid": []string{}})
+		if n := live(); n != before {
+			t.Fatalf("%d live keys after the failed rehearsal at %s, want %d", n, tc.step, before)
+		}
+	}
+	if got := read(t, c, "thirdparty/roles/"+role).Data; got["current_key_id"] != cur || got["last_rotation_error"] != "" {
+		t.Fatalf("role after failed rehearsals: current %v, last error %v", got["current_key_id"], got["last_rotation_error"])
+	}
+}
