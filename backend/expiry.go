@@ -64,7 +64,10 @@ func keyRenewAt(role *roleEntry, k *dualKey) time.Time {
 		return time.Time{}
 	}
 	rb := role.RenewBefore
-	if rb == 0 && !k.RequestedExpiresAt.IsZero() && !k.ExpiresAt.Before(k.RequestedExpiresAt) {
+	// Providers round expiry times (to the second, to the day): one
+	// within a minute of the request counts as honoured.
+	honoured := !k.RequestedExpiresAt.IsZero() && !k.ExpiresAt.Before(k.RequestedExpiresAt.Add(-time.Minute))
+	if rb == 0 && honoured {
 		rb = role.Overlap + dualExpiryMargin/2
 	}
 	return renewDeadline(k.ExpiresAt, k.PromotedAt, rb)
@@ -99,7 +102,8 @@ func requestedKeyExpiry(role *roleEntry, canExpire bool, now time.Time) time.Tim
 	if next.IsZero() {
 		return time.Time{}
 	}
-	return next.Add(role.Overlap + dualExpiryMargin)
+	// Whole seconds: providers take RFC 3339 times without fractions.
+	return next.Add(role.Overlap + dualExpiryMargin).Truncate(time.Second)
 }
 
 // expiryWarning is status's note for a secret close to its expiry while

@@ -42,6 +42,12 @@ func (r *rehearsal) run(step string, f func() error) bool {
 	return err == nil
 }
 
+// stepCredential names the credential each step's call is made with.
+var stepCredential = map[string]string{
+	"create": "the stored root", "revoke": "the stored root", "verify": "the new key",
+	"create_root": "the stored root", "revoke_root": "the stored root", "verify_root": "the new root",
+}
+
 // failure is the error of a failed rehearsal: the step and the call that
 // failed (with a hint when the provider refused the credential), every
 // step's outcome and latency, and what is left.
@@ -49,7 +55,7 @@ func (r *rehearsal) failure(what, left string) error {
 	hint := ""
 	var he *httpx.Error
 	if errors.As(r.err, &he) && (he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden) {
-		hint = " (the credential lacks the permission for this call)"
+		hint = fmt.Sprintf(" (%s lacks the permission for this call)", stepCredential[r.failed])
 	}
 	var done []string
 	for _, s := range r.steps {

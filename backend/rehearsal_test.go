@@ -104,7 +104,7 @@ func TestRehearseRoleFailures(t *testing.T) {
 
 	e.forbid("POST /v1/keys")
 	resp, err := e.do(logical.UpdateOperation, "rotate-role/r", map[string]any{"dry_run": true})
-	wantFailedStep(t, resp, err, "create", "POST /v1/keys", "HTTP 403", "lacks the permission", "nothing was created")
+	wantFailedStep(t, resp, err, "create", "POST /v1/keys", "HTTP 403", "the stored root lacks the permission", "nothing was created")
 	e.forbid()
 
 	e.rejectVerify.Store(true)
