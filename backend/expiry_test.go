@@ -333,3 +333,26 @@ func TestEntriesWithoutExpiryFieldsLoadAndRotate(t *testing.T) {
 		t.Fatal("the old-shaped provider's root did not rotate")
 	}
 }
+
+// renew_before on a provider that cannot rotate its root is a 400 naming
+// it; dry_run on a roll-style type (whose create kills the stored root) is
+// a 400 naming dry_run, and nothing is called or stored.
+func TestExpiryAndDryRunRefusals(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ms := newMemServer(t)
+	resp, err := e.do(logical.CreateOperation, "providers/nr", map[string]any{"type": noRotateType, "base_url": ms.url, "root_token": ms.root, "renew_before": "1h"})
+	e.userError(resp, err, "renew_before")
+	if p, _ := getProvider(context.Background(), e.storage, "nr"); p != nil {
+		t.Fatal("a refused create stored the provider")
+	}
+	roll := newMemServer(t)
+	e.must(logical.CreateOperation, "providers/roll", map[string]any{"type": rollType, "base_url": roll.url, "root_token": roll.root})
+	before := e.storedProvider("roll").Fields["root_token"]
+	resp, err = e.do(logical.UpdateOperation, "rotate-root/roll", map[string]any{"dry_run": true})
+	e.userError(resp, err, "dry_run")
+	if id, secret := roll.currentRoot(); id != "root_0" || secret != before || e.storedProvider("roll").Fields["root_token"] != before {
+		t.Fatal("a refused rehearsal rolled the root")
+	}
+	e.wantNoWAL(" after a refused rehearsal")
+}

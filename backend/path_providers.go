@@ -329,8 +329,8 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 		}
 	}
 	e.CanRotateRoot = pc.api.Capabilities().RootRotation
-	if !e.CanRotateRoot && rot.automated() {
-		for _, k := range []string{"rotation_period", "rotation_schedule"} {
+	if !e.CanRotateRoot && (rot.automated() || e.RenewBefore > 0) {
+		for _, k := range []string{"rotation_period", "rotation_schedule", "renew_before"} {
 			if _, ok := req.Data[k]; ok {
 				return logical.ErrorResponse("%s: provider type %q (as configured) cannot rotate its root credential", k, e.Type), nil
 			}
