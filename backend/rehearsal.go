@@ -42,6 +42,19 @@ func (r *rehearsal) run(step string, f func() error) bool {
 	return err == nil
 }
 
+// verifyAndRevoke runs the verify and revoke steps (named with suffix) on
+// the rehearsal's key or root (what, id), revoking it whatever the verify
+// said, drops the WAL entry that guards it once it is revoked, and says
+// what is left.
+func (r *rehearsal) verifyAndRevoke(ctx context.Context, s logical.Storage, suffix, what, id, walID string, verify, revoke func() error) string {
+	r.run("verify"+suffix, verify)
+	if !r.run("revoke"+suffix, revoke) {
+		return fmt.Sprintf("the rehearsal %s %s could not be revoked: its WAL entry stays and WAL rollback revokes it", what, id)
+	}
+	_ = framework.DeleteWAL(ctx, s, walID)
+	return fmt.Sprintf("the rehearsal %s %s was revoked; nothing is left live", what, id)
+}
+
 // stepCredential names the credential each step's call is made with.
 var stepCredential = map[string]string{
 	"create": "the stored root", "revoke": "the stored root", "verify": "the new key",
@@ -98,13 +111,9 @@ func (b *backend) rehearseRole(ctx context.Context, s logical.Storage, name stri
 	})
 	left := createdNothing(r.err)
 	if created {
-		r.run("verify", func() error { return b.verifyKey(ctx, pc, key) })
-		if r.run("revoke", func() error { return pc.api.RevokeKey(ctx, key.ID) }) {
-			_ = framework.DeleteWAL(ctx, s, walID)
-			left = fmt.Sprintf("the rehearsal key %s was revoked; nothing is left live", key.ID)
-		} else {
-			left = fmt.Sprintf("the rehearsal key %s could not be revoked: its WAL entry stays and WAL rollback revokes it", key.ID)
-		}
+		left = r.verifyAndRevoke(ctx, s, "", "key", key.ID, walID,
+			func() error { return b.verifyKey(ctx, pc, key) },
+			func() error { return pc.api.RevokeKey(ctx, key.ID) })
 	}
 	if r.err != nil {
 		return nil, r.failure(fmt.Sprintf("role %q", name), left)
@@ -156,13 +165,9 @@ func (b *backend) rehearseRoot(ctx context.Context, s logical.Storage, name stri
 	})
 	left := createdNothing(r.err)
 	if created {
-		r.run("verify_root", func() error { return pc.api.VerifyRoot(ctx, root) })
-		if r.run("revoke_root", func() error { return b.discardRoot(ctx, pc, root) }) {
-			_ = framework.DeleteWAL(ctx, s, walID2)
-			left = fmt.Sprintf("the rehearsal root %s was revoked; nothing is left live", root.ID)
-		} else {
-			left = fmt.Sprintf("the rehearsal root %s could not be revoked: its WAL entry stays and WAL rollback revokes it", root.ID)
-		}
+		left = r.verifyAndRevoke(ctx, s, "_root", "root", root.ID, walID2,
+			func() error { return pc.api.VerifyRoot(ctx, root) },
+			func() error { return b.discardRoot(ctx, pc, root) })
 	}
 	if r.err != nil {
 		return nil, r.failure(fmt.Sprintf("the root of provider %q", name), left)
