@@ -356,3 +356,45 @@ func TestExpiryAndDryRunRefusals(t *testing.T) {
 	}
 	e.wantNoWAL(" after a refused rehearsal")
 }
+
+// A dual role whose key reaches its expiry deadline while the provider
+// refuses the rotation keeps retrying with backoff past its
+// rotation_window (skipping to the next scheduled time would let the key
+// expire), and status shows the time left.
+func TestFailingRoleExpiryRotationIgnoresTheWindow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.provider("p")
+	start := e.clock.Now() // 12:00; the schedule fires at 03:00, 15h later
+	// The key expires at 03:00 + 1h overlap + 24h = start+40h; renew_before
+	// 39h puts the deadline at start+1h.
+	e.dualRole("r", map[string]any{"rotation_period": 0, "rotation_schedule": "0 3 * * *", "rotation_window": "1m",
+		"overlap": "1h", "renew_before": int((39 * time.Hour).Seconds())})
+	first := e.state("r").Current.ID
+	if nr := e.state("r").NextRotation; !nr.Equal(start.Add(time.Hour)) {
+		t.Fatalf("next rotation %s, want the deadline start+1h", nr)
+	}
+	e.forbid("POST /v1/keys")
+	e.b.sched.start()
+	e.clock.Advance(time.Hour)
+	e.settle()
+	for i := 0; i < 12; i++ {
+		e.clock.Advance(backoffMax)
+		e.settle()
+	}
+	st := e.state("r")
+	if st.Current.ID != first || st.Failures < 10 || !st.NextRotation.Equal(start.Add(time.Hour)) {
+		t.Fatalf("key %s, %d failures, next rotation %s: want retries past the window on the deadline", st.Current.ID, st.Failures, st.NextRotation)
+	}
+	rs := e.must(logical.ReadOperation, "status", nil).Data["roles"].(map[string]any)["r"].(map[string]any)
+	left := st.Current.ExpiresAt.Sub(e.clock.Now()).Truncate(time.Second)
+	if w, _ := rs["expiry_warning"].(string); !strings.Contains(w, "current key expires at the provider in "+left.String()) {
+		t.Fatalf("status %v: want the time left (%s) in expiry_warning", rs, left)
+	}
+	e.forbid()
+	e.clock.Advance(backoffMax)
+	e.settle()
+	if e.state("r").Current.ID == first {
+		t.Fatal("not rotated once the provider took creates again")
+	}
+}
