@@ -193,3 +193,24 @@ func TestRehearseRoot(t *testing.T) {
 	}
 	e.wantNoWAL(" after a failed root rehearsal")
 }
+
+// A provider that quotes the request's credential in its error text: the
+// rehearsal's error (which lists every step) carries no secret.
+func TestRehearsalErrorsCarryNoSecret(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.provider("p")
+	e.dualRole("r", nil)
+	e.echoAuth.Store(true)
+	for _, path := range []string{"rotate-role/r", "rotate-root/p"} {
+		_, err := e.do(logical.UpdateOperation, path, map[string]any{"dry_run": true})
+		if err == nil {
+			t.Fatalf("%s: the rehearsal succeeded against a failing provider", path)
+		}
+		for _, s := range append(e.issuedSecrets(), e.adminKey) {
+			if strings.Contains(err.Error(), s) || strings.Contains(e.logs.String(), s) {
+				t.Fatalf("%s: a secret is in the error or the log: %v", path, err)
+			}
+		}
+	}
+}
