@@ -98,6 +98,20 @@ func (p *deadlineProvider) RootID(ctx context.Context) (id string, err error) {
 	return id, err
 }
 
+// InspectRoot keeps the wrapped type's InspectRoot (see inspectRoot),
+// else answers RootID's id alone.
+func (p *deadlineProvider) InspectRoot(ctx context.Context) (r clients.Root, err error) {
+	err = p.call(ctx, "verify_root", func(ctx context.Context) error {
+		if ri, ok := p.Provider.(clients.RootInspector); ok {
+			r, err = ri.InspectRoot(ctx)
+			return err
+		}
+		r.ID, err = p.Provider.RootID(ctx)
+		return err
+	})
+	return r, err
+}
+
 func (p *deadlineProvider) CreateRoot(ctx context.Context, name string) (r clients.Root, err error) {
 	err = p.call(ctx, "create_root", func(ctx context.Context) error { r, err = p.Provider.CreateRoot(ctx, name); return err })
 	return r, err

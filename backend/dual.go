@@ -24,6 +24,13 @@ type dualKey struct {
 	Secret    string            `json:"secret"`
 	Extra     map[string]string `json:"extra,omitempty"`
 	ExpiresAt time.Time         `json:"expires_at"`
+	// RequestedExpiresAt is the expiry Vault asked for at create (zero
+	// where the type has no expiry on create, and for keys written before
+	// it was recorded).
+	RequestedExpiresAt time.Time `json:"requested_expires_at,omitempty"`
+	// RenewAt is the key's expiry deadline (keyRenewAt) as of its
+	// promotion or the role's last write; zero when it does not expire.
+	RenewAt time.Time `json:"renew_at,omitempty"`
 	// PromotedAt is when the key became current.
 	PromotedAt time.Time `json:"promoted_at"`
 	// LeaseCapAt is the latest end of any lease handed out (or that may be
@@ -110,18 +117,28 @@ func (st *dualState) nextDue() time.Time {
 // may run: while the key is current, until max(next rotation, now) +
 // overlap (at least its recorded cap); once previous, until its retire
 // time. ok is false when the key is neither.
+//
+// No lease runs past the key's provider-side expiry: the key dies then
+// whatever Vault does.
 func (st *dualState) leaseEnd(keyID string, overlap time.Duration, now time.Time) (end time.Time, ok bool) {
+	var k *dualKey
 	switch {
 	case st.Current != nil && st.Current.ID == keyID:
+		k = st.Current
 		end = now.Add(overlap)
-		if st.Current.LeaseCapAt.After(end) {
-			end = st.Current.LeaseCapAt
+		if k.LeaseCapAt.After(end) {
+			end = k.LeaseCapAt
 		}
-		return end, true
 	case st.Previous != nil && st.Previous.ID == keyID:
-		return st.Previous.RetireAt, true
+		k = st.Previous
+		end = k.RetireAt
+	default:
+		return time.Time{}, false
 	}
-	return time.Time{}, false
+	if !k.ExpiresAt.IsZero() && k.ExpiresAt.Before(end) {
+		end = k.ExpiresAt
+	}
+	return end, true
 }
 
 // applyDualFields checks and applies the dual-only fields of a role.
@@ -146,7 +163,8 @@ func (b *backend) applyDualFields(d *framework.FieldData, r *roleEntry, creating
 	if r.Overlap >= p {
 		return logical.ErrorResponse("overlap (%s) must be less than the rotation interval (%s)", r.Overlap, p)
 	}
-	return nil
+	r.RenewBefore, resp = parseRenewBefore(d, r.RenewBefore)
+	return resp
 }
 
 // writeDualRole stores a dual role: on create it first issues, verifies and
@@ -166,8 +184,10 @@ func (b *backend) writeDualRole(ctx context.Context, s logical.Storage, name str
 			}
 			return nil, fmt.Errorf("creating the role's first key: %w", err)
 		}
-		next := r.Rotation.next(now)
-		key.PromotedAt, key.LeaseCapAt = now, next.Add(r.Overlap)
+		key.PromotedAt = now
+		key.RenewAt = keyRenewAt(r, key)
+		next := earliest(r.Rotation.next(now), key.RenewAt)
+		key.LeaseCapAt = next.Add(r.Overlap)
 		st := &dualState{Current: key, NextRotation: next, LastRotation: now}
 		if err := putJSON(ctx, s, rolePrefix+name, r); err != nil {
 			return nil, err // the WAL entry still names the key: rollback revokes it
@@ -191,7 +211,10 @@ func (b *backend) writeDualRole(ctx context.Context, s logical.Storage, name str
 	}
 	// A new period or schedule counts from the last rotation; leases already
 	// handed out keep their end (LeaseCapAt only grows).
-	st.NextRotation = r.Rotation.next(st.LastRotation)
+	if st.Current != nil {
+		st.Current.RenewAt = keyRenewAt(r, st.Current)
+	}
+	st.NextRotation = earliest(r.Rotation.next(st.LastRotation), keyRenewAt(r, st.Current))
 	if st.Current != nil {
 		if c := st.NextRotation.Add(r.Overlap); c.After(st.Current.LeaseCapAt) {
 			st.Current.LeaseCapAt = c
@@ -210,16 +233,22 @@ func (b *backend) fillDualRead(ctx context.Context, s logical.Storage, name stri
 	if st == nil {
 		st = &dualState{}
 	}
+	data["renew_before"] = int64(r.RenewBefore.Seconds())
 	data["current_key_id"], data["current_key_created"], data["current_key_age"] = "", "", int64(0)
+	data["expires_at"], data["requested_expires_at"], data["renew_at"] = "", "", ""
 	if c := st.Current; c != nil {
 		data["current_key_id"] = c.ID
 		data["current_key_created"] = formatTime(c.PromotedAt)
 		data["current_key_age"] = int64(b.clock.Now().Sub(c.PromotedAt).Seconds())
+		data["expires_at"] = formatTime(c.ExpiresAt)
+		data["requested_expires_at"] = formatTime(c.RequestedExpiresAt)
+		data["renew_at"] = formatTime(c.RenewAt)
 	}
-	data["previous_key_id"], data["previous_key_retires"] = "", ""
+	data["previous_key_id"], data["previous_key_retires"], data["previous_key_expires_at"] = "", "", ""
 	if p := st.Previous; p != nil {
 		data["previous_key_id"] = p.ID
 		data["previous_key_retires"] = formatTime(p.RetireAt)
+		data["previous_key_expires_at"] = formatTime(p.ExpiresAt)
 	}
 	data["next_rotation"] = formatTime(st.NextRotation)
 	data["last_rotation"] = formatTime(st.LastRotation)

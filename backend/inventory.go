@@ -27,6 +27,10 @@ type roleView struct {
 	LastRotation       time.Time
 	LastError          string
 	NextRetry          time.Time
+	// ExpiresAt and RenewAt: the current key's provider-side expiry and
+	// the deadline it is rotated by because of it (zero: none).
+	ExpiresAt time.Time
+	RenewAt   time.Time
 }
 
 type rootView struct {
@@ -38,6 +42,8 @@ type rootView struct {
 	Pending       int
 	LastError     string
 	NextRetry     time.Time
+	ExpiresAt     time.Time
+	RenewAt       time.Time
 	// CanRotateRoot: the type (as configured) can rotate its root at all.
 	CanRotateRoot bool
 }
@@ -63,6 +69,7 @@ func (in *inventory) setRole(name string, st *dualState) {
 	v := roleView{Mode: modeDual, Provider: old.Provider, NextRotation: st.NextRotation, LastRotation: st.LastRotation, LastError: st.LastError, NextRetry: st.NextRetry}
 	if c := st.Current; c != nil {
 		v.CurrentKeyID, v.CurrentKeyCreated = c.ID, c.PromotedAt
+		v.ExpiresAt, v.RenewAt = c.ExpiresAt, c.RenewAt
 	}
 	if p := st.Previous; p != nil {
 		v.PreviousKeyID, v.PreviousKeyRetires = p.ID, p.RetireAt
@@ -79,7 +86,7 @@ func (in *inventory) deleteRole(name string) {
 func (in *inventory) setProvider(name string, e *providerEntry, next time.Time) {
 	v := rootView{Type: e.Type, RootKeyID: e.RootKeyID, RootAge: later(e.RootSetAt, e.RootRotatedAt), RootRotatedAt: e.RootRotatedAt,
 		NextRotation: next, Pending: len(e.PendingRootRevocations), LastError: e.LastRootRotationError, NextRetry: e.RootNextRetry,
-		CanRotateRoot: e.CanRotateRoot}
+		ExpiresAt: e.RootExpiresAt, RenewAt: rootRenewAt(e), CanRotateRoot: e.CanRotateRoot}
 	in.mu.Lock()
 	in.providers[name] = v
 	in.mu.Unlock()

@@ -79,6 +79,8 @@ var (
 		"Replaced keys and roots not yet revoked (previous keys in their overlap included).", nil, nil)
 	descFailing = prometheus.NewDesc("thirdparty_rotation_failing",
 		"1 while the secret's last rotation attempt failed.", []string{"kind", "name"}, nil)
+	descExpiry = prometheus.NewDesc("thirdparty_secret_expiry_timestamp_seconds",
+		"Provider-side expiry of the current secret (Unix time): a dual role's current key (kind=role) or a provider's root (kind=root); absent when it does not expire or the provider does not say.", []string{"kind", "name"}, nil)
 	descRetire = prometheus.NewDesc("thirdparty_previous_key_retire_timestamp_seconds",
 		"When a dual role's previous key is revoked (Unix time); absent when there is none.", []string{"role"}, nil)
 	descLedger = prometheus.NewDesc("thirdparty_ledger_entries",
@@ -99,6 +101,7 @@ func (c inventoryCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descPending
 	ch <- descFailing
 	ch <- descRetire
+	ch <- descExpiry
 	ch <- descScheduler
 	ch <- descLedger
 	ch <- descTombstones
@@ -109,7 +112,10 @@ func (c inventoryCollector) Collect(ch chan<- prometheus.Metric) {
 	now := c.b.clock.Now()
 	roles, providers := c.b.inventory.snapshot()
 	pending := 0
-	emit := func(kind, name string, since, next time.Time, lastErr string) {
+	emit := func(kind, name string, since, next, expires time.Time, lastErr string) {
+		if !expires.IsZero() {
+			ch <- prometheus.MustNewConstMetric(descExpiry, prometheus.GaugeValue, float64(expires.Unix()), kind, name)
+		}
 		if !since.IsZero() {
 			ch <- prometheus.MustNewConstMetric(descAge, prometheus.GaugeValue, now.Sub(since).Seconds(), kind, name)
 		}
@@ -130,13 +136,13 @@ func (c inventoryCollector) Collect(ch chan<- prometheus.Metric) {
 			pending++
 			ch <- prometheus.MustNewConstMetric(descRetire, prometheus.GaugeValue, float64(r.PreviousKeyRetires.Unix()), r.name)
 		}
-		emit("role", r.name, r.CurrentKeyCreated, r.NextRotation, r.LastError)
+		emit("role", r.name, r.CurrentKeyCreated, r.NextRotation, r.ExpiresAt, r.LastError)
 		ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, "role", r.name, r.Provider)
 	}
 	for _, p := range providers {
 		ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, "root", p.name, p.name)
 		pending += p.Pending
-		emit("root", p.name, p.RootAge, p.NextRotation, p.LastError)
+		emit("root", p.name, p.RootAge, p.NextRotation, p.ExpiresAt, p.LastError)
 	}
 	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(pending))
 	running := 0.0
@@ -190,6 +196,7 @@ raw HTTP body (scrape /v1/<mount>/metrics with a Vault token):
   thirdparty_next_rotation_timestamp_seconds{kind,name}
   thirdparty_rotation_failing{kind,name}
   thirdparty_previous_key_retire_timestamp_seconds{role}
+  thirdparty_secret_expiry_timestamp_seconds{kind,name}
   thirdparty_scheduler_running
   thirdparty_keys_issued_total{role}
   thirdparty_keys_revoked_total{role}

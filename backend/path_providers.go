@@ -54,6 +54,14 @@ type providerEntry struct {
 	LastRootRotationError  string    `json:"last_root_rotation_error"`
 	RootFailures           int       `json:"root_failures"`
 	RootNextRetry          time.Time `json:"root_next_retry"`
+	// RootExpiresAt is the current root's provider-side expiry (zero: none
+	// or unknown), learned at RootExpiryFrom. Entries written before these
+	// fields existed load with both zero: no expiry-driven rotation.
+	RootExpiresAt  time.Time `json:"root_expires_at,omitempty"`
+	RootExpiryFrom time.Time `json:"root_expiry_from,omitempty"`
+	// RenewBefore: rotate the root at the latest this long before
+	// RootExpiresAt (0: one third of its lifetime).
+	RenewBefore time.Duration `json:"renew_before,omitempty"`
 }
 
 // Defaults applied on create.
@@ -87,6 +95,7 @@ func commonProviderFields() map[string]*framework.FieldSchema {
 	for k, v := range rotationFields("the provider's root credential", false) {
 		f[k] = v
 	}
+	f["renew_before"] = renewBeforeField("the root credential")
 	return f
 }
 
@@ -301,6 +310,9 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 		return resp, nil
 	}
 	e.Rotation = rot
+	if e.RenewBefore, resp = parseRenewBefore(d, e.RenewBefore); resp != nil {
+		return resp, nil
+	}
 
 	pc, err := b.buildClient(name, e)
 	if err != nil {
@@ -317,8 +329,8 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 		}
 	}
 	e.CanRotateRoot = pc.api.Capabilities().RootRotation
-	if !e.CanRotateRoot && rot.automated() {
-		for _, k := range []string{"rotation_period", "rotation_schedule"} {
+	if !e.CanRotateRoot && (rot.automated() || e.RenewBefore > 0) {
+		for _, k := range []string{"rotation_period", "rotation_schedule", "renew_before"} {
 			if _, ok := req.Data[k]; ok {
 				return logical.ErrorResponse("%s: provider type %q (as configured) cannot rotate its root credential", k, e.Type), nil
 			}
@@ -328,13 +340,14 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 		// Learn the root's id now (an authenticated call, so a wrong root,
 		// or a new destination that does not take it, is caught here rather
 		// than at the first creds read).
-		id, err := pc.withDeadline().api.RootID(ctx)
+		root, err := inspectRoot(ctx, pc.withDeadline().api)
 		if err != nil {
 			return logical.ErrorResponse("%s: the provider did not accept the root credential: %s", strings.Join(sensitiveFields(typ), ", "), err.Error()), nil
 		}
-		if id != "" {
-			e.RootKeyID = id
+		if root.ID != "" {
+			e.RootKeyID = root.ID
 		}
+		e.RootExpiresAt, e.RootExpiryFrom = root.ExpiresAt, b.clock.Now()
 	}
 	if secretChanged {
 		e.RootSetAt = b.clock.Now()
@@ -346,6 +359,16 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 		return nil, err
 	}
 	return nil, nil
+}
+
+// inspectRoot learns the configured root's id, and its expiry where the
+// type can tell it.
+func inspectRoot(ctx context.Context, api clients.Provider) (clients.Root, error) {
+	if ri, ok := api.(clients.RootInspector); ok {
+		return ri.InspectRoot(ctx)
+	}
+	id, err := api.RootID(ctx)
+	return clients.Root{ID: id}, err
 }
 
 // rolesStillValid checks each role of provider name against the client
@@ -399,6 +422,8 @@ func (b *backend) providerRead(ctx context.Context, req *logical.Request, d *fra
 		"last_root_rotation_error": e.LastRootRotationError,
 		"next_root_rotation":       formatTime(b.nextRootRotation(e)),
 		"pending_root_revocations": len(e.PendingRootRevocations),
+		"expires_at":               formatTime(e.RootExpiresAt),
+		"renew_before":             int64(e.RenewBefore.Seconds()),
 	}
 	e.Rotation.fill(data)
 	data["disable_automated_rotation"] = e.Rotation.Disabled

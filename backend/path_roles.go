@@ -53,6 +53,9 @@ type roleEntry struct {
 	// Dual roles only.
 	Rotation rotationConfig `json:"rotation"`
 	Overlap  time.Duration  `json:"overlap"`
+	// RenewBefore: rotate the current key at the latest this long before
+	// its provider-side expiry (0: the default, see keyRenewAt).
+	RenewBefore time.Duration `json:"renew_before,omitempty"`
 }
 
 func pathRoles(b *backend) []*framework.Path {
@@ -110,6 +113,7 @@ func roleFields() map[string]*framework.FieldSchema {
 	for k, v := range rotationFields("the role's key (dual roles only)", true) {
 		fields[k] = v
 	}
+	fields["renew_before"] = renewBeforeField("the current key (dual roles only)")
 	return fields
 }
 
@@ -231,7 +235,7 @@ func (b *backend) roleWrite(ctx context.Context, req *logical.Request, d *framew
 			return resp, nil
 		}
 	} else {
-		for _, k := range []string{"rotation_period", "rotation_schedule", "rotation_window", "overlap"} {
+		for _, k := range []string{"rotation_period", "rotation_schedule", "rotation_window", "overlap", "renew_before"} {
 			if _, ok := req.Data[k]; ok {
 				return logical.ErrorResponse("%s applies only to dual roles", k), nil
 			}

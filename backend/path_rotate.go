@@ -31,6 +31,8 @@ func pathRotate(b *backend) []*framework.Path {
 				"name": {Type: framework.TypeLowerCaseString, Required: true, Description: "Name of the dual role to rotate."},
 				"revoke_previous": {Type: framework.TypeBool, Default: false,
 					Description: "Revoke the replaced key (and any previous key) at once instead of after the overlap. The response to a leaked key: readers holding the old key lose it immediately."},
+				"dry_run": {Type: framework.TypeBool, Default: false,
+					Description: "Rehearse instead of rotating: create a key with the role's options, verify it, revoke it, and report each step's outcome and latency. Nothing is promoted or stored (but a WAL entry while the key exists)."},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{Callback: b.rotateRoleWrite,
@@ -44,6 +46,8 @@ func pathRotate(b *backend) []*framework.Path {
 			Pattern: "rotate-root/" + nameRegex("name"),
 			Fields: map[string]*framework.FieldSchema{
 				"name": {Type: framework.TypeLowerCaseString, Required: true, Description: "Name of the provider whose root credential to rotate."},
+				"dry_run": {Type: framework.TypeBool, Default: false,
+					Description: "Rehearse instead of rotating: create a root credential as a rotation would, verify it, revoke it with the stored root, and report each step's outcome and latency. Nothing is stored (but a WAL entry while it exists). Not for roll-style types."},
 			},
 			Operations: map[logical.Operation]framework.OperationHandler{
 				logical.UpdateOperation: &framework.PathOperation{Callback: b.rotateRootWrite,
@@ -72,6 +76,12 @@ func (b *backend) rotateRoleWrite(ctx context.Context, req *logical.Request, d *
 	st, err := getDualState(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
+	}
+	if d.Get("dry_run").(bool) {
+		if d.Get("revoke_previous").(bool) {
+			return logical.ErrorResponse("dry_run: a rehearsal revokes nothing of the role's; drop revoke_previous"), nil
+		}
+		return b.rehearseRole(ctx, req.Storage, name, role, st)
 	}
 	if st == nil {
 		st = &dualState{}
@@ -119,6 +129,12 @@ func (b *backend) rotateRootWrite(ctx context.Context, req *logical.Request, d *
 	}
 	if !e.CanRotateRoot {
 		return logical.ErrorResponse("name: provider %q (type %s, as configured) cannot rotate its root credential", name, e.Type), nil
+	}
+	if d.Get("dry_run").(bool) {
+		if len(e.PendingRootRevocations) > 0 {
+			return logical.ErrorResponse("dry_run: the root replaced by the last rotation of %q is not revoked yet; a rehearsal would make a third live root", name), nil
+		}
+		return b.rehearseRoot(ctx, req.Storage, name, e)
 	}
 	if len(e.PendingRootRevocations) > 0 {
 		// Settle the last rotation first, so at most two roots live at once.
@@ -190,6 +206,7 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage, name string
 		ne.RootKeyID = root.ID
 	}
 	ne.RootRotatedAt = b.clock.Now()
+	ne.RootExpiresAt, ne.RootExpiryFrom = root.ExpiresAt, ne.RootRotatedAt
 	ne.LastRootRotationError, ne.RootFailures, ne.RootNextRetry = "", 0, time.Time{}
 
 	if roll {
@@ -213,13 +230,10 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage, name string
 		return &ne, nil
 	}
 
-	wal.RootID = root.ID
-	walID2, err := framework.PutWAL(ctx, s, walKindRoot, &wal)
+	walID2, err := b.recordRootInWAL(ctx, s, pc, wal, walID, root)
 	if err != nil {
-		b.discardRoot(ctx, pc, root)
-		return nil, fmt.Errorf("writing WAL: %w", err)
+		return nil, err
 	}
-	_ = framework.DeleteWAL(ctx, s, walID)
 	if err := pc.api.VerifyRoot(ctx, root); err != nil {
 		if b.discardRoot(ctx, pc, root) == nil {
 			_ = framework.DeleteWAL(ctx, s, walID2)
@@ -236,6 +250,19 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage, name string
 	b.rootBarrier(name)
 	b.revokeOldRoots(ctx, s, name, &ne)
 	return &ne, nil
+}
+
+// recordRootInWAL names a new root in its WAL entry, in place of the entry
+// written before the create; if that fails the root is discarded.
+func (b *backend) recordRootInWAL(ctx context.Context, s logical.Storage, pc *providerClient, wal walRoot, walID string, root clients.Root) (string, error) {
+	wal.RootID = root.ID
+	walID2, err := framework.PutWAL(ctx, s, walKindRoot, &wal)
+	if err != nil {
+		b.discardRoot(ctx, pc, root)
+		return "", fmt.Errorf("writing WAL: %w", err)
+	}
+	_ = framework.DeleteWAL(ctx, s, walID)
+	return walID2, nil
 }
 
 // discardRoot removes a new root that was never stored, using the old one.
@@ -292,12 +319,18 @@ func (b *backend) revokeOldRoots(ctx context.Context, s logical.Storage, name st
 	}
 }
 
-// nextRootRotation is when the provider's root is next rotated on a timer.
+// nextRootRotation is when the provider's root is next rotated on a timer:
+// its period or schedule, or earlier its expiry deadline (rootRenewAt).
+// disable_automated_rotation turns both off.
 func (b *backend) nextRootRotation(e *providerEntry) time.Time {
-	if !e.CanRotateRoot || !e.Rotation.automated() {
+	if !e.CanRotateRoot || e.Rotation.Disabled {
 		return time.Time{}
 	}
-	return e.Rotation.next(later(e.RootSetAt, e.RootRotatedAt))
+	var next time.Time
+	if e.Rotation.automated() {
+		next = e.Rotation.next(later(e.RootSetAt, e.RootRotatedAt))
+	}
+	return earliest(next, rootRenewAt(e))
 }
 
 // rootDue is when the scheduler must next look at the provider: pending
@@ -344,7 +377,9 @@ func (b *backend) rootJob(ctx context.Context, name string) time.Time {
 		e.RootFailures++
 		e.LastRootRotationError = err.Error()
 		e.RootNextRetry = now.Add(retryDelay(e.RootFailures, e.Rotation.minInterval(now), err))
-		if w := e.Rotation.Window; w > 0 && e.Rotation.Schedule != "" && e.RootNextRetry.After(next.Add(w)) {
+		renewAt := rootRenewAt(e)
+		expiryDriven := !renewAt.IsZero() && !now.Before(renewAt)
+		if w := e.Rotation.Window; w > 0 && e.Rotation.Schedule != "" && !expiryDriven && e.RootNextRetry.After(next.Add(w)) {
 			// Past the window: skip to the next scheduled time.
 			e.RootSetAt = now
 			e.RootNextRetry, e.RootFailures = time.Time{}, 0
@@ -381,6 +416,12 @@ third live key) unless revoke_previous=true.
 revoke_previous=true is the response to a leaked key: the replaced key (and
 any previous key) is revoked at once. Returns the new key's id (never the
 secret) and the previous key's retire time.
+
+dry_run=true rehearses the rotation: a key is created with the role's
+options, verified and revoked; the answer lists each step (create, verify,
+revoke) with its outcome and latency. Nothing is promoted or stored except
+the WAL entry that gets the key revoked by rollback should Vault stop
+mid-rehearsal. A failed step is an error naming the step and the call.
 `
 
 const rotateRootHelp = `
@@ -390,4 +431,9 @@ revoked. Provider types whose API only offers a roll (the old value dies at
 once) store the new root before anything else. Afterwards only Vault knows
 the root. Returns the new root's id, never the secret. Automated rotation is
 set with the provider's rotation_period or rotation_schedule.
+
+dry_run=true rehearses the rotation: a root is created as a rotation would
+create it, verified with itself and revoked with the stored root; the answer
+lists each step (create_root, verify_root, revoke_root) with its outcome and
+latency. The stored root is unchanged. Roll-style types cannot rehearse.
 `

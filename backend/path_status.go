@@ -36,6 +36,10 @@ func (b *backend) statusRead(ctx context.Context, req *logical.Request, _ *frame
 			"pending_root_revocations": p.Pending,
 			"last_error":               p.LastError,
 			"next_retry":               formatTime(p.NextRetry),
+			"expires_at":               formatTime(p.ExpiresAt),
+			"expires_in_seconds":       untilSeconds(now, p.ExpiresAt),
+			"renew_at":                 formatTime(p.RenewAt),
+			"expiry_warning":           expiryWarning("root", now, p.ExpiresAt, p.RenewAt, p.LastError),
 			"root_rotation":            rootRotationSupport(p.CanRotateRoot),
 		}
 	}
@@ -55,6 +59,10 @@ func (b *backend) statusRead(ctx context.Context, req *logical.Request, _ *frame
 			v["next_rotation"] = formatTime(r.NextRotation)
 			v["last_error"] = r.LastError
 			v["next_retry"] = formatTime(r.NextRetry)
+			v["expires_at"] = formatTime(r.ExpiresAt)
+			v["expires_in_seconds"] = untilSeconds(now, r.ExpiresAt)
+			v["renew_at"] = formatTime(r.RenewAt)
+			v["expiry_warning"] = expiryWarning("current key", now, r.ExpiresAt, r.RenewAt, r.LastError)
 		}
 		rd[r.name] = v
 	}
@@ -78,6 +86,14 @@ func (b *backend) statusRead(ctx context.Context, req *logical.Request, _ *frame
 	}}, nil
 }
 
+// untilSeconds is the time left until t in seconds (0 when t is unset).
+func untilSeconds(now, t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return int64(t.Sub(now).Seconds())
+}
+
 // rootRotationSupport says whether a provider's root can be rotated at all
 // (some types' roots are made in the provider's console only).
 func rootRotationSupport(can bool) string {
@@ -97,9 +113,13 @@ func ageSeconds(now, since time.Time) int64 {
 const statusHelp = `
 Lists every provider and role of the mount. Providers: type, root_key_id,
 root age, last and next root rotation, pending revocations of replaced roots,
-last error and next retry, and root_rotation (supported or unsupported). Roles: mode and provider; for dual roles the
-current key's id and age, the previous key's id and retire time, last and
-next rotation, last error and next retry. pending_revocations counts keys
+last error and next retry, and root_rotation (supported or unsupported).
+Roles: mode and provider; for dual roles the current key's id and age, the previous key's id and retire time, last and
+next rotation, last error and next retry. Both show the secret's
+provider-side expiry (expires_at, expires_in_seconds), the deadline it is
+rotated by because of it (renew_at) and, while a rotation fails or is
+overdue for that deadline, expiry_warning with the time left.
+pending_revocations counts keys
 and roots waiting to be revoked. Never contains a secret.
 `
 

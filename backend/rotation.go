@@ -41,36 +41,10 @@ func (e errPreviousNotRetired) Error() string {
 // before the create; the caller deletes it (finishKeyWAL) once the key is
 // recorded in storage. A key that fails verification is revoked.
 func (b *backend) createVerifiedKey(ctx context.Context, s logical.Storage, pc *providerClient, roleName string, role *roleEntry, purpose string) (*dualKey, error) {
-	marker, err := b.mountMarker(ctx, s)
+	key, requested, walID2, err := b.createKeyUnderWAL(ctx, s, pc, roleName, role, purpose, "rotation")
 	if err != nil {
 		return nil, err
 	}
-	name, err := renderKeyName(role.NameTemplate, nameVars{Role: roleName, Display: "rotation", Marker: marker})
-	if err != nil {
-		return nil, fmt.Errorf("name_template: %w", err)
-	}
-	wal := walKey{Provider: role.Provider, Role: roleName, Name: name, Purpose: purpose, UniqueName: nameTemplateUnique(role.NameTemplate)}
-	walID, err := framework.PutWAL(ctx, s, walKindKey, &wal)
-	if err != nil {
-		return nil, fmt.Errorf("writing WAL: %w", err)
-	}
-	key, err := pc.api.CreateKey(ctx, clients.KeyRequest{Name: name, Scopes: role.Scopes, Parameters: role.Parameters})
-	if err != nil {
-		if definitelyNotCreated(err) {
-			_ = framework.DeleteWAL(ctx, s, walID)
-		}
-		return nil, err
-	}
-	wal.KeyID = key.ID
-	walID2, err := framework.PutWAL(ctx, s, walKindKey, &wal)
-	if err != nil {
-		if rerr := b.revokeNow(pc, key.ID); rerr != nil {
-			b.Logger().Warn("could not revoke an abandoned key; WAL rollback will retry", "provider", pc.name, "key_id", key.ID, "error", rerr)
-		}
-		return nil, fmt.Errorf("writing WAL: %w", err)
-	}
-	_ = framework.DeleteWAL(ctx, s, walID)
-
 	if err := b.verifyKey(ctx, pc, key); err != nil {
 		if rerr := pc.api.RevokeKey(ctx, key.ID); rerr == nil {
 			_ = framework.DeleteWAL(ctx, s, walID2)
@@ -78,7 +52,47 @@ func (b *backend) createVerifiedKey(ctx context.Context, s logical.Storage, pc *
 		return nil, fmt.Errorf("the new key failed verification and was not promoted: %w", err)
 	}
 	return &dualKey{ID: key.ID, Name: key.Name, Secret: key.Secret, Extra: key.Extra, ExpiresAt: key.ExpiresAt,
-		Incarnation: pc.entry.Incarnation, walID: walID2}, nil
+		RequestedExpiresAt: requested, Incarnation: pc.entry.Incarnation, walID: walID2}, nil
+}
+
+// createKeyUnderWAL creates a role's key at the provider (named with
+// display as the template's DisplayName, with the same scopes, parameters
+// and requested expiry as any rotation) under a WAL entry that names the
+// key once it exists. It returns the key, the expiry asked for, and the
+// entry's id, which the caller deletes once the key is recorded or
+// revoked.
+func (b *backend) createKeyUnderWAL(ctx context.Context, s logical.Storage, pc *providerClient, roleName string, role *roleEntry, purpose, display string) (clients.Key, time.Time, string, error) {
+	marker, err := b.mountMarker(ctx, s)
+	if err != nil {
+		return clients.Key{}, time.Time{}, "", err
+	}
+	name, err := renderKeyName(role.NameTemplate, nameVars{Role: roleName, Display: display, Marker: marker})
+	if err != nil {
+		return clients.Key{}, time.Time{}, "", fmt.Errorf("name_template: %w", err)
+	}
+	wal := walKey{Provider: role.Provider, Role: roleName, Name: name, Purpose: purpose, UniqueName: nameTemplateUnique(role.NameTemplate)}
+	walID, err := framework.PutWAL(ctx, s, walKindKey, &wal)
+	if err != nil {
+		return clients.Key{}, time.Time{}, "", fmt.Errorf("writing WAL: %w", err)
+	}
+	requested := requestedKeyExpiry(role, pc.api.Capabilities().Expiry, b.clock.Now())
+	key, err := pc.api.CreateKey(ctx, clients.KeyRequest{Name: name, Scopes: role.Scopes, Parameters: role.Parameters, ExpiresAt: requested})
+	if err != nil {
+		if definitelyNotCreated(err) {
+			_ = framework.DeleteWAL(ctx, s, walID)
+		}
+		return clients.Key{}, time.Time{}, "", err
+	}
+	wal.KeyID = key.ID
+	walID2, err := framework.PutWAL(ctx, s, walKindKey, &wal)
+	if err != nil {
+		if rerr := b.revokeNow(pc, key.ID); rerr != nil {
+			b.Logger().Warn("could not revoke an abandoned key; WAL rollback will retry", "provider", pc.name, "key_id", key.ID, "error", rerr)
+		}
+		return clients.Key{}, time.Time{}, "", fmt.Errorf("writing WAL: %w", err)
+	}
+	_ = framework.DeleteWAL(ctx, s, walID)
+	return key, requested, walID2, nil
 }
 
 // verifyKey checks a new key, retrying briefly: some providers take a
@@ -153,8 +167,10 @@ func (b *backend) rotateRole(ctx context.Context, s logical.Storage, name string
 	if opt.manual || scheduled.IsZero() {
 		scheduled = promoted // a manual rotation resets the schedule from now
 	}
-	next := role.Rotation.next(promoted)
-	key.PromotedAt, key.LeaseCapAt = promoted, next.Add(role.Overlap)
+	key.PromotedAt = promoted
+	key.RenewAt = keyRenewAt(role, key)
+	next := earliest(role.Rotation.next(promoted), key.RenewAt)
+	key.LeaseCapAt = next.Add(role.Overlap)
 	old := st.Current
 	if old != nil {
 		// The old key's leases end by its lease cap, and none outlives the
@@ -271,7 +287,11 @@ func (b *backend) recordRoleFailure(ctx context.Context, name string, role *role
 	st.Failures++
 	st.LastError, st.LastErrorAt = prefix+err.Error(), now
 	st.NextRetry = now.Add(retryDelay(st.Failures, role.Rotation.minInterval(now), err))
-	if w := role.Rotation.Window; w > 0 && role.Rotation.Schedule != "" && st.NextRetry.After(st.NextRotation.Add(w)) {
+	// The window does not apply once the key's expiry deadline has come:
+	// skipping to the next scheduled time would let the key expire.
+	renewAt := keyRenewAt(role, st.Current)
+	expiryDriven := !renewAt.IsZero() && !now.Before(renewAt)
+	if w := role.Rotation.Window; w > 0 && role.Rotation.Schedule != "" && !expiryDriven && st.NextRetry.After(st.NextRotation.Add(w)) {
 		st.NextRotation = role.Rotation.next(now)
 		st.NextRetry, st.Failures = time.Time{}, 0
 		st.LastError += " (rotation window passed; waiting for the next scheduled time)"

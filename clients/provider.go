@@ -101,6 +101,9 @@ type Key struct {
 type Root struct {
 	ID     string
 	Fields map[string]string
+	// ExpiresAt is the root's provider-side expiry where the API reports
+	// one, zero when none (or unknown).
+	ExpiresAt time.Time
 }
 
 // Provider is one configured third-party API.
@@ -216,6 +219,14 @@ type KeyLister interface {
 // name, so WAL rollback can discard a new root whose id was never recorded.
 type RootFinder interface {
 	FindRoots(ctx context.Context, name string) ([]Root, error)
+}
+
+// RootInspector is implemented by types that can tell, with the configured
+// root, its id and provider-side expiry (Root.ID and Root.ExpiresAt; Fields
+// stay empty). The backend calls it instead of RootID when a root is
+// written, so an operator-supplied root's expiry is known from the start.
+type RootInspector interface {
+	InspectRoot(ctx context.Context) (Root, error)
 }
 
 // RootDiscarder is implemented by types where throwing away a new root that

@@ -127,8 +127,9 @@ func TestHTTPTypeDemoExample(t *testing.T) {
 		if d.whoami(t, ka) != http.StatusOK {
 			t.Fatalf("whoami with the dual key")
 		}
-		if k := htKey(t, d, ida); !slices.Equal(k.Scopes, []string{"read", "write"}) || !k.ExpiresAt.IsZero() {
-			t.Errorf("dual key at the demo: scopes %v expires %s; want [read write] and no expiry", k.Scopes, k.ExpiresAt)
+		// Expiry: the key's latest retire time (1h + 10m) plus 24h.
+		if k := htKey(t, d, ida); !slices.Equal(k.Scopes, []string{"read", "write"}) || !ptNear(k.ExpiresAt, time.Now().Add(ptDualLifetime)) {
+			t.Errorf("dual key at the demo: scopes %v expires %s; want [read write] and about %s from now", k.Scopes, k.ExpiresAt, ptDualLifetime)
 		}
 
 		before := htStats(t, d)

@@ -973,7 +973,7 @@ func ptCloudflare(t *testing.T) *ptType {
 				t.Errorf("creds expires_at %v, want %s", s.Data["expires_at"], exp)
 			}
 		},
-		checkDualCreate: ptDualLacks("expires_on"),
+		checkDualCreate: ptDualExpiresOn("expires_on"),
 		isDelete:        func(r ptReq, id string) bool { return r.at(http.MethodDelete, "/user/tokens/"+id) },
 		isVerify:        func(r ptReq, id string) bool { return r.is(http.MethodGet, "/user/tokens/verify", "token:"+id) },
 		verifyPath:      "/user/tokens/verify",
@@ -1063,7 +1063,14 @@ func ptGitlab(t *testing.T) *ptType {
 		},
 		checkDualCreate: func(t *testing.T, r ptReq, auth string) {
 			ptEqList(t, "dual create scopes (default)", ptL(r.Body["scopes"]), []string{"read_api"})
-			ptEq(t, "dual create expires_at (expires_in_days=7)", ptS(r.Body["expires_at"]), day(today().AddDate(0, 0, 7)))
+			// Vault asks for an expiry (its latest retire time plus 24h), so
+			// expires_in_days does not apply; GitLab's date is that instant
+			// rounded up to midnight UTC.
+			at := time.Now().UTC().Add(ptDualLifetime)
+			want := time.Date(at.Year(), at.Month(), at.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, 1)
+			if got := ptS(r.Body["expires_at"]); got != day(want) && got != day(want.AddDate(0, 0, 1)) {
+				t.Errorf("dual create expires_at %s, want %s (about %s from now, rounded up to a date)", got, day(want), ptDualLifetime)
+			}
 		},
 		isDelete: func(r ptReq, id string) bool { return r.at(http.MethodDelete, tokens+"/"+id) },
 		isVerify: func(r ptReq, id string) bool {
@@ -1179,10 +1186,15 @@ func ptGrafana(t *testing.T) *ptType {
 				t.Errorf("creds lack expires_at")
 			}
 		},
-		checkDualCreate: ptDualLacks("secondsToLive"),
-		isDelete:        func(r ptReq, id string) bool { return r.at(http.MethodDelete, keys+"/"+id) },
-		isVerify:        func(r ptReq, id string) bool { return r.is(http.MethodGet, "/api/org", "token:"+id) },
-		verifyPath:      "/api/org",
+		checkDualCreate: func(t *testing.T, r ptReq, auth string) {
+			ttl, err := strconv.Atoi(ptS(r.Body["secondsToLive"]))
+			if d := time.Duration(ttl)*time.Second - ptDualLifetime; err != nil || d < -time.Minute || d > time.Minute {
+				t.Errorf("dual create secondsToLive %v, want about %s", r.Body["secondsToLive"], ptDualLifetime)
+			}
+		},
+		isDelete:   func(r ptReq, id string) bool { return r.at(http.MethodDelete, keys+"/"+id) },
+		isVerify:   func(r ptReq, id string) bool { return r.is(http.MethodGet, "/api/org", "token:"+id) },
+		verifyPath: "/api/org",
 	}
 	tp.checkRoot = func(t *testing.T, seen []ptReq, oldID, newID string) {
 		ptExpectSeq(t, "grafana root token rotation", seen,
@@ -1605,12 +1617,25 @@ func ptCreateAuthName(t *testing.T, r ptReq, s *api.Secret, auth, scheme string)
 	ptEq(t, "create name", ptS(r.Body["name"]), ptS(s.Data["key_name"]))
 }
 
-// ptDualLacks is a checkDualCreate: a dual key's create sends no field (an
-// expiry a dual key must not have).
-func ptDualLacks(field string) func(t *testing.T, r ptReq, auth string) {
+// ptDualLifetime is the provider-side lifetime Vault asks for a dual key of
+// the runner's role (rotation_period 1h, overlap 10m): its latest retire
+// time plus the 24h margin (see docs/api/roles.md#expiry).
+const ptDualLifetime = time.Hour + 10*time.Minute + 24*time.Hour
+
+// ptNear reports whether got is want give or take a minute (the create
+// ran moments before the check).
+func ptNear(got, want time.Time) bool {
+	d := got.Sub(want)
+	return d > -time.Minute && d < time.Minute
+}
+
+// ptDualExpiresOn checks that a dual key's create asked for ptDualLifetime
+// in the RFC 3339 field.
+func ptDualExpiresOn(field string) func(t *testing.T, r ptReq, auth string) {
 	return func(t *testing.T, r ptReq, auth string) {
-		if v, ok := r.Body[field]; ok {
-			t.Errorf("a dual key got %s %v", field, v)
+		got, err := time.Parse(time.RFC3339, ptS(r.Body[field]))
+		if err != nil || !ptNear(got, time.Now().Add(ptDualLifetime)) {
+			t.Errorf("a dual key's create has %s %v, want about %s from now", field, r.Body[field], ptDualLifetime)
 		}
 	}
 }

@@ -309,12 +309,19 @@ func (c *client) CreateKey(ctx context.Context, req clients.KeyRequest) (clients
 
 // verify calls the token verify endpoint with token and returns its id.
 func (c *client) verify(ctx context.Context, op, token string) (string, error) {
+	r, err := c.verifyToken(ctx, op, token)
+	return r.ID, err
+}
+
+// verifyToken is verify returning the token's expiry (expires_on) too.
+func (c *client) verifyToken(ctx context.Context, op, token string) (clients.Root, error) {
 	var out struct {
-		ID     string `json:"id"`
-		Status string `json:"status"`
+		ID        string `json:"id"`
+		Status    string `json:"status"`
+		ExpiresOn string `json:"expires_on"`
 	}
 	if _, err := c.call(ctx, op, http.MethodGet, c.tokens+"/verify", token, nil, &out, token); err != nil {
-		return "", err
+		return clients.Root{}, err
 	}
 	if out.Status != "active" {
 		// The status is the provider's text: named only when it is a plain
@@ -323,9 +330,11 @@ func (c *client) verify(ctx context.Context, op, token string) (string, error) {
 		if statusPattern.MatchString(out.Status) {
 			status = strconv.Quote(out.Status)
 		}
-		return "", fmt.Errorf("provider %q: %s: token status is %s, not active", c.http.Provider(), op, status)
+		return clients.Root{}, fmt.Errorf("provider %q: %s: token status is %s, not active", c.http.Provider(), op, status)
 	}
-	return out.ID, nil
+	r := clients.Root{ID: out.ID}
+	r.ExpiresAt, _ = time.Parse(time.RFC3339, out.ExpiresOn)
+	return r, nil
 }
 
 func (c *client) VerifyKey(ctx context.Context, key clients.Key) error {
@@ -382,6 +391,11 @@ func (c *client) RootID(ctx context.Context) (string, error) {
 	return c.verify(ctx, "verify_root", c.token)
 }
 
+// InspectRoot is RootID with the root token's expires_on.
+func (c *client) InspectRoot(ctx context.Context) (clients.Root, error) {
+	return c.verifyToken(ctx, "verify_root", c.token)
+}
+
 // CreateRoot reads the root token's own policies and condition and creates
 // a token with the same ones. The new token does not inherit an expiry.
 func (c *client) CreateRoot(ctx context.Context, name string) (clients.Root, error) {
@@ -407,7 +421,9 @@ func (c *client) CreateRoot(ctx context.Context, name string) (clients.Root, err
 	if err != nil {
 		return clients.Root{}, err
 	}
-	return clients.Root{ID: out.ID, Fields: map[string]string{fieldAPIToken: out.Value}}, nil
+	root := clients.Root{ID: out.ID, Fields: map[string]string{fieldAPIToken: out.Value}}
+	root.ExpiresAt, _ = time.Parse(time.RFC3339, out.ExpiresOn)
+	return root, nil
 }
 
 // VerifyRoot verifies the new token and checks it can read itself, which

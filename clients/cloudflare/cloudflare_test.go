@@ -437,3 +437,26 @@ func TestValidate(t *testing.T) {
 		t.Errorf("capabilities = %+v", typ.Capabilities)
 	}
 }
+
+// The root token's expires_on is what InspectRoot reports; a rotated root
+// (created without one) reports none.
+func TestInspectRootExpiry(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	at := time.Now().Add(72 * time.Hour).UTC().Truncate(time.Second)
+	srv := cloudflaretest.NewServer(cloudflaretest.WithRootExpiry(at))
+	defer srv.Close()
+	p := newProvider(t, srv, rootFields(srv))
+	ri, ok := p.(clients.RootInspector)
+	if !ok {
+		t.Fatal("cloudflare does not implement RootInspector")
+	}
+	root, err := ri.InspectRoot(ctx)
+	if err != nil || root.ID != srv.RootTokenID() || !root.ExpiresAt.Equal(at) {
+		t.Fatalf("InspectRoot = %+v, %v; want id %s expiring %s", root, err, srv.RootTokenID(), at)
+	}
+	created, err := p.CreateRoot(ctx, "vault-root-2")
+	if err != nil || !created.ExpiresAt.IsZero() {
+		t.Fatalf("CreateRoot = expiry %s, %v; want none", created.ExpiresAt, err)
+	}
+}

@@ -159,11 +159,18 @@ func (c *client) ListKeys(ctx context.Context) ([]clients.Key, error) {
 }
 
 func (c *client) RootID(ctx context.Context) (string, error) {
+	r, err := c.InspectRoot(ctx)
+	return r.ID, err
+}
+
+// InspectRoot asks the demo provider which admin key the configured one is
+// and when it expires.
+func (c *client) InspectRoot(ctx context.Context) (clients.Root, error) {
 	var out apiKey
 	if err := c.call(ctx, "verify_root", http.MethodGet, "/v1/whoami", c.adminKey, nil, &out); err != nil {
-		return "", err
+		return clients.Root{}, err
 	}
-	return out.ID, nil
+	return clients.Root{ID: out.ID, ExpiresAt: out.ExpiresAt}, nil
 }
 
 func (c *client) CreateRoot(ctx context.Context, name string) (clients.Root, error) {
@@ -174,7 +181,7 @@ func (c *client) CreateRoot(ctx context.Context, name string) (clients.Root, err
 	if out.ID == "" || out.AdminKey == "" {
 		return clients.Root{}, fmt.Errorf("provider %q: create_root: response has no admin key id or value", c.http.Provider())
 	}
-	return clients.Root{ID: out.ID, Fields: map[string]string{"admin_key": out.AdminKey}}, nil
+	return clients.Root{ID: out.ID, Fields: map[string]string{"admin_key": out.AdminKey}, ExpiresAt: out.ExpiresAt}, nil
 }
 
 func (c *client) VerifyRoot(ctx context.Context, root clients.Root) error {

@@ -502,3 +502,20 @@ func TestListKeys(t *testing.T) {
 		t.Errorf("ListKeys = %v, want %v", got, ids[:2])
 	}
 }
+
+// InspectRoot and CreateRoot report an admin key's expiry.
+func TestRootExpiry(t *testing.T) {
+	srv := demoserver.New(demoserver.Options{AdminKey: adminKey, RetryAfter: 1, AdminKeyTTL: time.Hour})
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	p := newProvider(t, ts.URL, adminKey)
+	root, err := p.(clients.RootInspector).InspectRoot(context.Background())
+	want := inspect(t, srv, srv.AdminKeyID()).ExpiresAt.Truncate(time.Second) // the API shows whole seconds
+	if err != nil || root.ID != srv.AdminKeyID() || want.IsZero() || !root.ExpiresAt.Equal(want) {
+		t.Fatalf("InspectRoot = %+v, %v; want expiry %s", root, err, want)
+	}
+	created, err := p.CreateRoot(context.Background(), "vault-root-2")
+	if err != nil || !created.ExpiresAt.IsZero() {
+		t.Fatalf("CreateRoot = expiry %s, %v; want none", created.ExpiresAt, err)
+	}
+}

@@ -420,11 +420,18 @@ func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, er
 }
 
 func (p *provider) RootID(ctx context.Context) (string, error) {
+	r, err := p.InspectRoot(ctx)
+	return r.ID, err
+}
+
+// InspectRoot reads the configured token's id and expiry (GitLab tokens
+// stop working at 00:00 UTC on their expires_at date).
+func (p *provider) InspectRoot(ctx context.Context) (clients.Root, error) {
 	t, err := p.self(ctx, "verify_root", p.token, false)
 	if err != nil {
-		return "", err
+		return clients.Root{}, err
 	}
-	return strconv.FormatInt(t.ID, 10), nil
+	return clients.Root{ID: strconv.FormatInt(t.ID, 10), ExpiresAt: parseDate(t.ExpiresAt)}, nil
 }
 
 // CreateRoot rolls the configured token with POST
@@ -453,7 +460,7 @@ func (p *provider) CreateRoot(ctx context.Context, _ string) (clients.Root, erro
 			"the old token may be revoked: create a new personal access token and write it to the provider's token field",
 			p.http.Provider())
 	}
-	return clients.Root{ID: strconv.FormatInt(t.ID, 10), Fields: map[string]string{fieldToken: t.Token}}, nil
+	return clients.Root{ID: strconv.FormatInt(t.ID, 10), Fields: map[string]string{fieldToken: t.Token}, ExpiresAt: parseDate(t.ExpiresAt)}, nil
 }
 
 // lifetimeDays is the token's lifetime (expires_at minus its creation day),

@@ -398,6 +398,9 @@ func TestRootRotation(t *testing.T) {
 			if want := today().AddDate(0, 0, tt.wantDays).Format(dateLayout); rotate.Body["expires_at"] != want {
 				t.Fatalf("new root expires_at = %v, want %s", rotate.Body["expires_at"], want)
 			}
+			if want := today().AddDate(0, 0, tt.wantDays); !root.ExpiresAt.Equal(want) {
+				t.Fatalf("CreateRoot reports expiry %s, want %s", root.ExpiresAt, want)
+			}
 
 			// Roll semantics: the old token is dead at once.
 			if srv.IsLive(oldSecret) {
@@ -419,6 +422,9 @@ func TestRootRotation(t *testing.T) {
 			}
 			if id, err := cur.RootID(ctx); err != nil || id != root.ID {
 				t.Fatalf("RootID after rotation = %q, %v", id, err)
+			}
+			if got, err := cur.InspectRoot(ctx); err != nil || !got.ExpiresAt.Equal(root.ExpiresAt) {
+				t.Fatalf("InspectRoot after rotation = %+v, %v; want expiry %s", got, err, root.ExpiresAt)
 			}
 			if _, err := cur.CreateKey(ctx, clients.KeyRequest{Name: "after-rotation"}); err != nil {
 				t.Fatalf("CreateKey with the new root: %v", err)

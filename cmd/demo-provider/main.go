@@ -32,6 +32,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:8300", "`address` to listen on; keep it on loopback, /_demo is unauthenticated")
 	adminKey := fs.String("admin-key", "", "initial admin key `value`; a random one is generated and printed when empty")
+	adminKeyTTL := fs.Duration("admin-key-ttl", 0, "the initial admin key expires this `long` after start (0 = never)")
 	latency := fs.Duration("latency", 0, "added to every /v1 request")
 	errorRate := fs.Float64("error-rate", 0, "`fraction` (0..1) of /v1 requests answered 503")
 	rateLimitEvery := fs.Int("rate-limit-every", 0, "answer every `N`th /v1 request 429 (0 = off)")
@@ -42,6 +43,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "demo-provider: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *adminKeyTTL < 0 {
+		fmt.Fprintln(stderr, "demo-provider: -admin-key-ttl must not be negative")
 		return 2
 	}
 	if msg := checkFlags(*latency, *errorRate, *rateLimitEvery, *retryAfter); msg != "" {
@@ -74,6 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		ErrorRate:      *errorRate,
 		RateLimitEvery: *rateLimitEvery,
 		RetryAfter:     *retryAfter,
+		AdminKeyTTL:    *adminKeyTTL,
 		Log:            logTo,
 	})
 

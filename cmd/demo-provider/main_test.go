@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -197,7 +198,7 @@ func TestRunPassesFaultFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{"latency_ms": 2.0, "latency_path": "", "latency_after": false, "error_rate": 0.25, "error_status": 503.0,
-		"rate_limit_every": 3.0, "retry_after": 7.0, "down": false}
+		"rate_limit_every": 3.0, "retry_after": 7.0, "down": false, "forbid": []any{}}
 	if !reflect.DeepEqual(knobs, want) {
 		t.Errorf("knobs = %v, want %v", knobs, want)
 	}
@@ -243,4 +244,30 @@ func runInProcess(t *testing.T, args ...string) (baseURL string, stop func() (in
 		t.Fatalf("first stdout line %q", line)
 	}
 	return baseURL, stop
+}
+
+// TestRunAdminKeyTTL: -admin-key-ttl makes the initial admin key expire
+// (whoami shows when); a negative value is refused.
+func TestRunAdminKeyTTL(t *testing.T) {
+	baseURL, stop := runInProcess(t, "-listen", "127.0.0.1:0", "-admin-key", testAdminKey, "-quiet", "-admin-key-ttl", "1h")
+	defer stop()
+	req, _ := http.NewRequest(http.MethodGet, baseURL+"/v1/whoami", nil)
+	req.Header.Set("Authorization", "Bearer "+testAdminKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var who struct {
+		ExpiresAt time.Time `json:"expires_at"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&who)
+	resp.Body.Close()
+	if err != nil || who.ExpiresAt.Before(time.Now().Add(59*time.Minute)) || who.ExpiresAt.After(time.Now().Add(time.Hour)) {
+		t.Fatalf("whoami expires_at = %s, %v; want an hour from now", who.ExpiresAt, err)
+	}
+
+	var stderr bytes.Buffer
+	if code := run(context.Background(), []string{"-admin-key-ttl", "-1s"}, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "-admin-key-ttl") {
+		t.Fatalf("negative -admin-key-ttl: exit %d, stderr %q", code, stderr.String())
+	}
 }

@@ -2,7 +2,6 @@ package demoserver
 
 import (
 	"net/http"
-	"time"
 )
 
 // adminKeyJSON is an admin key as the /v1 API shows it.
@@ -11,10 +10,11 @@ type adminKeyJSON struct {
 	Name      string `json:"name"`
 	AdminKey  string `json:"admin_key,omitempty"` // the secret: only in the create response
 	CreatedAt string `json:"created_at"`
+	ExpiresAt string `json:"expires_at,omitempty"`
 }
 
 func adminKeyView(rec *record) adminKeyJSON {
-	return adminKeyJSON{ID: rec.id, Name: rec.name, CreatedAt: formatTime(rec.createdAt)}
+	return adminKeyJSON{ID: rec.id, Name: rec.name, CreatedAt: formatTime(rec.createdAt), ExpiresAt: formatTime(rec.expiresAt)}
 }
 
 // POST /v1/admin-keys
@@ -23,7 +23,8 @@ func (s *Server) createAdminKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var req struct {
-		Name string `json:"name"`
+		Name      string  `json:"name"`
+		ExpiresAt *string `json:"expires_at"`
 	}
 	// The body is optional: an unnamed admin key is fine.
 	if err := decodeBody(w, r, &req, true, false); err != nil {
@@ -34,10 +35,15 @@ func (s *Server) createAdminKey(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
+	expiresAt, err := s.parseExpiry(req.ExpiresAt)
+	if err != nil {
+		badRequest(w, err)
+		return
+	}
 
 	secret := newSecret(KindAdmin)
 	s.mu.Lock()
-	view := adminKeyView(s.addLocked(KindAdmin, req.Name, secret, nil, time.Time{}))
+	view := adminKeyView(s.addLocked(KindAdmin, req.Name, secret, nil, expiresAt))
 	s.mu.Unlock()
 
 	view.AdminKey = secret

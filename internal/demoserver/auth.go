@@ -2,6 +2,7 @@ package demoserver
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -42,7 +43,12 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (record, b
 			rec.uses++
 			rec.lastUsedAt = now
 			caller := *rec
+			forbidden := slices.Contains(s.knobs.Forbid, r.Pattern)
 			s.mu.Unlock()
+			if forbidden {
+				writeError(w, http.StatusForbidden, "forbidden", "this key lacks the permission for "+r.Pattern+" (demo knob forbid)")
+				return record{}, false
+			}
 			return caller, true
 		case StateRevoked:
 			message = "API key has been revoked"

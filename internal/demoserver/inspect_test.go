@@ -182,7 +182,7 @@ func TestReset(t *testing.T) {
 
 	var kn knobsJSON
 	h.must(http.StatusOK, "GET", "/_demo/knobs", "", nil).decode(t, &kn)
-	if kn != DefaultKnobs().view() {
+	if !reflect.DeepEqual(kn, DefaultKnobs().view()) {
 		t.Errorf("knobs after reset = %+v", kn)
 	}
 	var st stats

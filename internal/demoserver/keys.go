@@ -52,18 +52,10 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, err)
 		return
 	}
-	var expiresAt time.Time
-	if req.ExpiresAt != nil {
-		t, err := time.Parse(time.RFC3339, *req.ExpiresAt)
-		if err != nil {
-			badRequest(w, errors.New("expires_at must be an RFC3339 timestamp such as 2030-01-02T15:04:05Z"))
-			return
-		}
-		if !t.After(s.nowUTC()) {
-			badRequest(w, errors.New("expires_at must be in the future"))
-			return
-		}
-		expiresAt = t.UTC()
+	expiresAt, err := s.parseExpiry(req.ExpiresAt)
+	if err != nil {
+		badRequest(w, err)
+		return
 	}
 
 	secret := newSecret(KindKey)
@@ -73,6 +65,22 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 
 	view.Key = secret
 	writeJSON(w, http.StatusCreated, view)
+}
+
+// parseExpiry checks an optional expires_at of a create request: absent is
+// no expiry; present, it must be an RFC3339 time in the future.
+func (s *Server) parseExpiry(v *string) (time.Time, error) {
+	if v == nil {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, *v)
+	if err != nil {
+		return time.Time{}, errors.New("expires_at must be an RFC3339 timestamp such as 2030-01-02T15:04:05Z")
+	}
+	if !t.After(s.nowUTC()) {
+		return time.Time{}, errors.New("expires_at must be in the future")
+	}
+	return t.UTC(), nil
 }
 
 // GET /v1/keys[?name=]

@@ -21,6 +21,10 @@ type Knobs struct {
 	RateLimitEvery int     // every Nth /v1 request gets 429; 0 = off
 	RetryAfter     int     // seconds, sent with every injected 429
 	Down           bool    // every /v1 request gets ErrorStatus
+	// Forbid lists /v1 routes ("POST /v1/keys", as in GET /_demo/stats)
+	// that every key, once authenticated, is refused with 403: a key
+	// lacking a permission.
+	Forbid []string
 }
 
 // DefaultKnobs are the knobs after POST /_demo/reset: no faults, 503 as the
@@ -45,19 +49,25 @@ func (k Knobs) validate() error {
 	case k.RetryAfter < 0:
 		return errors.New("retry_after must not be negative")
 	}
+	for _, f := range k.Forbid {
+		if !isV1Route(f) {
+			return fmt.Errorf("forbid: %q is not a /v1 route such as \"POST /v1/keys\"", f)
+		}
+	}
 	return nil
 }
 
 // knobsJSON is the wire form served by GET /_demo/knobs.
 type knobsJSON struct {
-	LatencyMS      int64   `json:"latency_ms"`
-	LatencyPath    string  `json:"latency_path"`
-	LatencyAfter   bool    `json:"latency_after"`
-	ErrorRate      float64 `json:"error_rate"`
-	ErrorStatus    int     `json:"error_status"`
-	RateLimitEvery int     `json:"rate_limit_every"`
-	RetryAfter     int     `json:"retry_after"`
-	Down           bool    `json:"down"`
+	LatencyMS      int64    `json:"latency_ms"`
+	LatencyPath    string   `json:"latency_path"`
+	LatencyAfter   bool     `json:"latency_after"`
+	ErrorRate      float64  `json:"error_rate"`
+	ErrorStatus    int      `json:"error_status"`
+	RateLimitEvery int      `json:"rate_limit_every"`
+	RetryAfter     int      `json:"retry_after"`
+	Down           bool     `json:"down"`
+	Forbid         []string `json:"forbid"`
 }
 
 func (k Knobs) view() knobsJSON {
@@ -70,6 +80,7 @@ func (k Knobs) view() knobsJSON {
 		RateLimitEvery: k.RateLimitEvery,
 		RetryAfter:     k.RetryAfter,
 		Down:           k.Down,
+		Forbid:         append([]string{}, k.Forbid...),
 	}
 }
 
@@ -84,6 +95,7 @@ type knobsPatch struct {
 	RateLimitEvery *int     `json:"rate_limit_every"`
 	RetryAfter     *int     `json:"retry_after"`
 	Down           *bool    `json:"down"`
+	Forbid         []string `json:"forbid"`
 }
 
 func (p knobsPatch) apply(k Knobs) (Knobs, error) {
@@ -114,6 +126,12 @@ func (p knobsPatch) apply(k Knobs) (Knobs, error) {
 	}
 	if p.Down != nil {
 		k.Down = *p.Down
+	}
+	if p.Forbid != nil {
+		k.Forbid = nil // an empty list turns the knob off
+		if len(p.Forbid) > 0 {
+			k.Forbid = append([]string{}, p.Forbid...)
+		}
 	}
 	return k, k.validate()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -101,7 +102,7 @@ func TestKnobsValidation(t *testing.T) {
 		{"negative rate limit", `{"rate_limit_every":-2}`, "rate_limit_every"},
 		{"negative retry after", `{"retry_after":-1}`, "retry_after"},
 		{"wrong type", `{"down":"yes"}`, "down must be a boolean"},
-		{"unknown knob", `{"latency":5}`, "unknown field; allowed fields: down, error_rate, error_status, latency_after, latency_ms, latency_path, rate_limit_every, retry_after"},
+		{"unknown knob", `{"latency":5}`, "unknown field; allowed fields: down, error_rate, error_status, forbid, latency_after, latency_ms, latency_path, rate_limit_every, retry_after"},
 		{"not json", `down`, "not valid JSON"},
 		{"empty", ``, "JSON object"},
 		// One bad field rejects the whole patch, including the good part.
@@ -128,8 +129,8 @@ func TestKnobsPartialUpdate(t *testing.T) {
 	h.setKnobs(`{"error_rate":0.25}`)
 	var got knobsJSON
 	h.must(http.StatusOK, "GET", "/_demo/knobs", "", nil).decode(t, &got)
-	want := knobsJSON{LatencyMS: 5, ErrorRate: 0.25, ErrorStatus: 503, RateLimitEvery: 0, RetryAfter: 9}
-	if got != want {
+	want := knobsJSON{LatencyMS: 5, ErrorRate: 0.25, ErrorStatus: 503, RateLimitEvery: 0, RetryAfter: 9, Forbid: []string{}}
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("knobs = %+v, want %+v", got, want)
 	}
 }

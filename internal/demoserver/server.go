@@ -34,6 +34,9 @@ type Options struct {
 	Log io.Writer
 	// Now is the clock for timestamps and expiry; nil means time.Now.
 	Now func() time.Time
+	// AdminKeyTTL, when positive, makes the initial admin key expire this
+	// long after the server starts (a root with a provider-side expiry).
+	AdminKeyTTL time.Duration
 }
 
 // Server is the fake provider. It implements http.Handler.
@@ -80,7 +83,11 @@ func New(opts Options) *Server {
 	if opts.Log != nil {
 		s.logger = log.New(opts.Log, "", log.LstdFlags)
 	}
-	s.adminID = s.addLocked(KindAdmin, "initial", opts.AdminKey, nil, time.Time{}).id // no other goroutine has s yet
+	var adminExpiry time.Time
+	if opts.AdminKeyTTL > 0 {
+		adminExpiry = s.nowUTC().Add(opts.AdminKeyTTL)
+	}
+	s.adminID = s.addLocked(KindAdmin, "initial", opts.AdminKey, nil, adminExpiry).id // no other goroutine has s yet
 	s.mux = s.buildMux()
 	return s
 }
@@ -88,6 +95,17 @@ func New(opts Options) *Server {
 // AdminKeyID returns the id of the initial admin key (Options.AdminKey),
 // whether or not it is still live.
 func (s *Server) AdminKeyID() string { return s.adminID }
+
+// isV1Route reports whether pattern is a /v1 route ("POST /v1/keys"), as
+// the forbid knob names them.
+func isV1Route(pattern string) bool {
+	for _, rt := range (*Server)(nil).routes() {
+		if strings.HasPrefix(rt.path, "/v1/") && rt.method+" "+rt.path == pattern {
+			return true
+		}
+	}
+	return false
+}
 
 type route struct {
 	method, path string

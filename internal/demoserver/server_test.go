@@ -63,7 +63,7 @@ func TestGoAPIMatchesHTTP(t *testing.T) {
 func TestNewAppliesOptions(t *testing.T) {
 	s := New(Options{AdminKey: testAdminKey, Latency: time.Second, ErrorRate: 0.5, RateLimitEvery: 4, RetryAfter: 9})
 	want := Knobs{Latency: time.Second, ErrorRate: 0.5, ErrorStatus: 503, RateLimitEvery: 4, RetryAfter: 9}
-	if got := s.Knobs(); got != want {
+	if got := s.Knobs(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Knobs() = %+v, want %+v", got, want)
 	}
 	if keys := s.Keys(); len(keys) != 1 || keys[0].ID != s.AdminKeyID() || keys[0].Name != "initial" || keys[0].Kind != KindAdmin {
@@ -109,7 +109,7 @@ func TestSetKnobs(t *testing.T) {
 	}
 	var view knobsJSON
 	h.must(http.StatusOK, "GET", "/_demo/knobs", "", nil).decode(t, &view)
-	if view != k.view() {
+	if !reflect.DeepEqual(view, k.view()) {
 		t.Errorf("GET /_demo/knobs = %+v after SetKnobs(%+v)", view, k)
 	}
 	// The count restarts: the first request passes, the second is limited.
@@ -123,7 +123,7 @@ func TestSetKnobs(t *testing.T) {
 			t.Errorf("SetKnobs(%+v) accepted", bad)
 		}
 	}
-	if got := h.srv.Knobs(); got != k {
+	if got := h.srv.Knobs(); !reflect.DeepEqual(got, k) {
 		t.Errorf("rejected SetKnobs calls changed the knobs to %+v", got)
 	}
 	h.srv.SetKnobs(Knobs{ErrorStatus: 502, Down: true})

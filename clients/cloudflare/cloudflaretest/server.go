@@ -92,6 +92,11 @@ func WithRootCondition(condition string) Option {
 	return func(s *Server) { s.tokens[s.rootID].Condition = json.RawMessage(condition) }
 }
 
+// WithRootExpiry gives the seeded root an expires_on.
+func WithRootExpiry(at time.Time) Option {
+	return func(s *Server) { s.tokens[s.rootID].ExpiresOn = at.UTC().Truncate(time.Second) }
+}
+
 // WithClock replaces the clock that decides whether a token has expired.
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
 
