@@ -10,5 +10,6 @@ import (
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httptpl"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/openai"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/sendgrid"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/tailscale"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/twilio"
 )

@@ -79,6 +79,11 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{Scopes: []string{"model.read"}}, "scopes"},
 			{clients.KeyRequest{Parameters: params("team", "a")}, "parameters"},
 		}},
+		{"tailscale", map[string]string{"api_key": "tskey-api-x"}, []check{
+			{clients.KeyRequest{Scopes: []string{"tag:ci"}, Parameters: params("reusable", "true", "ephemeral", "false")}, ""},
+			{clients.KeyRequest{Scopes: []string{"ci"}}, "scopes"},
+			{clients.KeyRequest{Parameters: params("reusable", "maybe")}, "parameters"},
+		}},
 		{"http", map[string]string{"root_secret": "s", "create_path": "/v1/keys",
 			"create_body": `{"name": {{.Key.Name}}, "team": {{.Parameters.team}}}`, "key_id_path": "id",
 			"key_secret_path": "key", "verify_path": "/v1/whoami", "revoke_path": "/v1/keys/{{.Key.ID}}"}, []check{
