@@ -113,7 +113,8 @@ type ptType struct {
 	isDelete func(r ptReq, id string) bool
 	// isVerify: r is the documented verify of key id, made with that key.
 	isVerify func(r ptReq, id string) bool
-	// verifyPath is the path (GET) of the verify request, for the fault proxy.
+	// verifyPath is the path (GET) of the verify request, for the fault
+	// proxy; one ending in "/" is the prefix of the key's own path.
 	verifyPath string
 
 	// checkRoot checks the calls of rotate-root (reqs since the call) given
@@ -130,6 +131,9 @@ type ptType struct {
 
 	// rootRoll: root rotation is a roll (the new root is stored first).
 	rootRoll bool
+	// noRootRotation: the type cannot rotate its root; rotate-root must be
+	// refused (ptRootUnsupported) and the root-rotation steps are skipped.
+	noRootRotation bool
 	// serverError is the 5xx the rotation-failure steps inject (default 503).
 	serverError int
 }
@@ -138,8 +142,8 @@ type ptType struct {
 // parallel as subtests of this one test, so the suite's final log scan (a
 // later top-level test) still runs after all of them.
 func TestProviderTypes(t *testing.T) {
-	types := []func(*testing.T) *ptType{ptSendgrid, ptTwilio, ptDatadog, ptCloudflare, ptGitlab, ptGrafana, ptOpenAI}
-	names := []string{"sendgrid", "twilio", "datadog", "cloudflare", "gitlab", "grafana", "openai"}
+	types := []func(*testing.T) *ptType{ptSendgrid, ptTwilio, ptDatadog, ptCloudflare, ptGitlab, ptGrafana, ptOpenAI, ptTailscale}
+	names := []string{"sendgrid", "twilio", "datadog", "cloudflare", "gitlab", "grafana", "openai", "tailscale"}
 	for i, mk := range types {
 		t.Run(names[i], func(t *testing.T) {
 			t.Parallel()
@@ -321,6 +325,10 @@ func ptRun(t *testing.T, tp *ptType) {
 	newRootID := ""
 	var roots []string // the root credential(s) after rotate-root
 	ok = t.Run("rotate-root", func(t *testing.T) {
+		if tp.noRootRotation {
+			ptRootUnsupported(t, c, tp, mount, prov)
+			return
+		}
 		mark := len(tp.reqs())
 		resp := write(t, c, mount+"/rotate-root/"+prov, map[string]any{})
 		if resp == nil {
@@ -448,7 +456,11 @@ func ptRun(t *testing.T, tp *ptType) {
 	// not be promoted, and must be deleted again.
 	t.Run("5xx-on-verify", func(t *testing.T) {
 		defer px.arm(nil)
-		px.arm(func(r *http.Request) bool { return r.Method == http.MethodGet && r.URL.Path == tp.verifyPath })
+		px.arm(func(r *http.Request) bool {
+			// A verifyPath ending in "/" is the prefix of a path naming the key.
+			return r.Method == http.MethodGet && (r.URL.Path == tp.verifyPath ||
+				strings.HasSuffix(tp.verifyPath, "/") && strings.HasPrefix(r.URL.Path, tp.verifyPath))
+		})
 		mark := len(tp.reqs())
 		_, err := c.Logical().Write(mount+"/rotate-role/"+dual, map[string]any{})
 		px.arm(nil)
@@ -478,6 +490,9 @@ func ptRun(t *testing.T, tp *ptType) {
 	// root and discard the new one; a roll (gitlab) has stored the new root
 	// before verifying, so the plugin is not stranded either way.
 	t.Run("5xx-on-root-verify", func(t *testing.T) {
+		if tp.noRootRotation {
+			t.Skip("the type cannot rotate its root")
+		}
 		defer px.arm(nil)
 		px.arm(func(r *http.Request) bool {
 			for _, v := range ptRequestCredentials(r) {

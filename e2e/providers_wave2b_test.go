@@ -1,0 +1,158 @@
+//go:build e2e
+
+package e2e
+
+// Provider types of wave 2, part B (vercel, dockerhub, npm, elasticsearch,
+// tailscale), driven by ptRun in providers_test.go.
+
+import (
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/tailscale/tailscaletest"
+)
+
+// ptRootUnsupported: rotate-root on a provider whose type cannot rotate its
+// root is a 400 that says so and reaches nothing; status shows root
+// rotation unsupported; an automated root rotation cannot be set up.
+func ptRootUnsupported(t *testing.T, c *api.Client, tp *ptType, mount, prov string) {
+	t.Helper()
+	mark := len(tp.reqs())
+	_, err := c.Logical().Write(mount+"/rotate-root/"+prov, map[string]any{})
+	re, ok := err.(*api.ResponseError)
+	if !ok || re.StatusCode != 400 || !strings.Contains(strings.Join(re.Errors, "; "), "cannot rotate its root") {
+		t.Fatalf("rotate-root on a type that cannot rotate its root: want a 400 saying so, got %v", err)
+	}
+	if seen := tp.reqs()[mark:]; len(seen) != 0 {
+		t.Errorf("the refused rotate-root reached the provider:\n%s", ptDump(seen))
+	}
+	st := read(t, c, mount+"/status").Data
+	if got := ptS(ptGet(st, "providers", prov, "root_rotation")); got != "unsupported" {
+		t.Errorf("status providers.%s.root_rotation = %q, want unsupported", prov, got)
+	}
+	_, err = c.Logical().Write(mount+"/providers/"+prov, map[string]any{"rotation_period": "720h"})
+	if re, ok := err.(*api.ResponseError); !ok || re.StatusCode != 400 || !strings.Contains(strings.Join(re.Errors, "; "), "rotation_period") {
+		t.Errorf("rotation_period on a type that cannot rotate its root: want a 400 naming it, got %v", err)
+	}
+}
+
+// ---- tailscale ----
+
+func ptTailscale(t *testing.T) *ptType {
+	f := tailscaletest.NewServer()
+	t.Cleanup(f.Close)
+	keys := "/api/v2/tailnet/" + tailscaletest.Tailnet + "/keys"
+	return &ptType{
+		name: "tailscale", url: f.URL, baseSuffix: "/api/v2",
+		reqs: func() []ptReq {
+			return ptMap(f.Requests(), func(r tailscaletest.Recorded) ptReq {
+				return ptReq{Method: r.Method, Path: r.Path, Auth: r.Auth, Body: r.Body}
+			})
+		},
+		isLive:      f.IsLive,
+		failNext:    f.FailNext,
+		liveIssued:  func() []string { return ptMap(f.LiveKeys(), func(k tailscaletest.AuthKey) string { return k.ID }) },
+		provider:    map[string]any{"type": "tailscale", "api_key": f.RootToken(), "tailnet": tailscaletest.Tailnet},
+		rootID:      "", // an access token's id is not needed: Vault never rotates it
+		rootSecrets: []string{f.RootToken()},
+		rootLabel:   func(string) string { return "root" },
+		dynRole:     map[string]any{"scopes": []string{"tag:ci"}, "parameters": map[string]any{"ephemeral": "true", "preauthorized": "true"}},
+		dualRole:    map[string]any{"scopes": []string{"tag:server"}, "parameters": map[string]any{"reusable": "true"}},
+		isCreate:    func(r ptReq) bool { return r.at(http.MethodPost, keys) },
+		checkCreate: func(t *testing.T, r ptReq, s *api.Secret, auth string) {
+			t.Helper()
+			ptEq(t, "create auth (Authorization: Bearer <access token>)", r.Auth, auth)
+			ptEq(t, "create description", ptS(r.Body["description"]), ptS(s.Data["key_name"]))
+			create, _ := ptGet(r.Body, "capabilities", "devices", "create").(map[string]any)
+			if create["ephemeral"] != true || create["preauthorized"] != true || create["reusable"] != false ||
+				!slices.Equal(ptL(create["tags"]), []string{"tag:ci"}) {
+				t.Errorf("create capabilities %v, want the role's tags and parameters", create)
+			}
+			secs, err := strconv.Atoi(ptS(r.Body["expirySeconds"]))
+			if err != nil || secs < 590 || secs > 601 {
+				t.Errorf("create expirySeconds %v, want the lease's max TTL (600)", r.Body["expirySeconds"])
+			}
+			ptEq(t, "creds tailnet", ptS(s.Data["tailnet"]), tailscaletest.Tailnet)
+			if ptS(s.Data["expires_at"]) == "" {
+				t.Errorf("creds lack expires_at")
+			}
+		},
+		checkDualCreate: ptDualLacks("expirySeconds"),
+		isDelete:        func(r ptReq, id string) bool { return r.at(http.MethodDelete, keys+"/"+id) },
+		// An auth key cannot call the API: it is read back by id with the token.
+		isVerify:       func(r ptReq, id string) bool { return r.is(http.MethodGet, keys+"/"+id, "root") },
+		verifyPath:     keys + "/",
+		noRootRotation: true,
+	}
+}
+
+// TestProviderTypesWave2BBadInput: type-specific bad input of this wave's
+// types is a 400 naming the field, and nothing is stored.
+func TestProviderTypesWave2BBadInput(t *testing.T) {
+	c := sharedVlt.client
+	f := tailscaletest.NewServer()
+	t.Cleanup(f.Close)
+	cases := []struct {
+		name string
+		path string // "" for a provider write
+		data map[string]any
+		want []string
+	}{
+		{"tailscale tailnet with a slash", "", map[string]any{"type": "tailscale", "base_url": f.URL + "/api/v2", "api_key": f.RootToken(),
+			"tailnet": "a/../b"}, []string{"tailnet"}},
+		{"tailscale wrong token", "", map[string]any{"type": "tailscale", "base_url": f.URL + "/api/v2", "api_key": "tskey-api-wrong",
+			"tailnet": "-"}, []string{"api_key", "401", "API token invalid"}},
+		{"tailscale automated root rotation", "", map[string]any{"type": "tailscale", "base_url": f.URL + "/api/v2", "api_key": f.RootToken(),
+			"rotation_period": "720h"}, []string{"rotation_period", "cannot rotate its root"}},
+		{"tailscale tag without tag:", "role:tailscale", map[string]any{"mode": "dynamic", "scopes": []string{"ci"}}, []string{"scopes", "ACL tag"}},
+		{"tailscale unknown parameter", "role:tailscale", map[string]any{"mode": "dynamic", "parameters": map[string]any{"expiry": "1"}},
+			[]string{"parameters", "expiry"}},
+	}
+	provs := map[string]string{}
+	provider := func(typ string) string {
+		if p, ok := provs[typ]; ok {
+			return p
+		}
+		p := uniq("good-" + typ)
+		switch typ {
+		case "tailscale":
+			write(t, c, "thirdparty/providers/"+p, map[string]any{"type": "tailscale", "base_url": f.URL + "/api/v2", "api_key": f.RootToken()})
+		}
+		t.Cleanup(func() { _, _ = c.Logical().Delete("thirdparty/providers/" + p) })
+		provs[typ] = p
+		return p
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := "thirdparty/providers/" + uniq("bad")
+			data := tc.data
+			if typ, ok := strings.CutPrefix(tc.path, "role:"); ok {
+				path = "thirdparty/roles/" + uniq("bad")
+				data = map[string]any{"provider": provider(typ)}
+				for k, v := range tc.data {
+					data[k] = v
+				}
+			}
+			_, err := c.Logical().Write(path, data)
+			re, ok := err.(*api.ResponseError)
+			if !ok || re.StatusCode != 400 {
+				t.Fatalf("want a 400, got %v", err)
+			}
+			msg := strings.Join(re.Errors, "; ")
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not name %q", msg, w)
+				}
+			}
+			ptNoSecretIn(t, "error", map[string]any{"e": msg}, f.RootToken())
+			if s, _ := c.Logical().Read(path); s != nil {
+				t.Errorf("a rejected write stored %s", path)
+			}
+		})
+	}
+}
