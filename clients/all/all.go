@@ -12,4 +12,5 @@ import (
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/sendgrid"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/tailscale"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/twilio"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/vercel"
 )

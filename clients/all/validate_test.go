@@ -84,6 +84,11 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{Scopes: []string{"ci"}}, "scopes"},
 			{clients.KeyRequest{Parameters: params("reusable", "maybe")}, "parameters"},
 		}},
+		{"vercel", map[string]string{"api_token": "t", "team_id": "team_1"}, []check{
+			{clients.KeyRequest{}, ""},
+			{clients.KeyRequest{Scopes: []string{"read"}}, "scopes"},
+			{clients.KeyRequest{Parameters: params("teamId", "x")}, "parameters"},
+		}},
 		{"http", map[string]string{"root_secret": "s", "create_path": "/v1/keys",
 			"create_body": `{"name": {{.Key.Name}}, "team": {{.Parameters.team}}}`, "key_id_path": "id",
 			"key_secret_path": "key", "verify_path": "/v1/whoami", "revoke_path": "/v1/keys/{{.Key.ID}}"}, []check{
