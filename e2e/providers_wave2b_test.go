@@ -7,14 +7,17 @@ package e2e
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/vault/api"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/tailscale/tailscaletest"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/vercel/verceltest"
 )
 
 // ptRootUnsupported: rotate-root on a provider whose type cannot rotate its
@@ -39,6 +42,80 @@ func ptRootUnsupported(t *testing.T, c *api.Client, tp *ptType, mount, prov stri
 	if re, ok := err.(*api.ResponseError); !ok || re.StatusCode != 400 || !strings.Contains(strings.Join(re.Errors, "; "), "rotation_period") {
 		t.Errorf("rotation_period on a type that cannot rotate its root: want a 400 naming it, got %v", err)
 	}
+}
+
+// ---- vercel ----
+
+func ptVercel(t *testing.T) *ptType {
+	f := verceltest.NewServer()
+	t.Cleanup(f.Close)
+	seeded := f.RootTokenID()
+	const tokens = "/v3/user/tokens"
+	tp := &ptType{
+		name: "vercel", url: f.URL,
+		reqs: func() []ptReq {
+			return ptMap(f.Requests(), func(r verceltest.Recorded) ptReq {
+				q := url.Values{}
+				if r.TeamID != "" {
+					q.Set("teamId", r.TeamID)
+				}
+				return ptReq{Method: r.Method, Path: r.Path, Query: q, Auth: r.Auth, Body: r.Body}
+			})
+		},
+		isLive:   f.IsLive,
+		failNext: f.FailNext,
+		liveIssued: func() []string {
+			return ptNotRoots(f.LiveTokens(), func(k verceltest.Token) (string, string) {
+				if k.ID == seeded {
+					return "vault-root", k.ID
+				}
+				return k.Name, k.ID
+			})
+		},
+		provider:    map[string]any{"type": "vercel", "api_token": f.RootToken(), "team_id": verceltest.TeamID},
+		rootID:      seeded,
+		rootSecrets: []string{f.RootToken()},
+		rootLabel:   ptRootLabel(seeded, "token:"),
+		dynRole:     map[string]any{},
+		dualRole:    map[string]any{},
+		isCreate:    func(r ptReq) bool { return r.at(http.MethodPost, tokens) && !ptVaultRoot(r.Body["name"]) },
+		checkCreate: func(t *testing.T, r ptReq, s *api.Secret, auth string) {
+			t.Helper()
+			ptCreateAuthName(t, r, s, auth, "Authorization: Bearer <token>")
+			ptEq(t, "create teamId", r.Query.Get("teamId"), verceltest.TeamID)
+			ms, err := strconv.ParseInt(ptS(r.Body["expiresAt"]), 10, 64)
+			if left := time.Until(time.UnixMilli(ms)); err != nil || left < 590*time.Second || left > 601*time.Second {
+				t.Errorf("create expiresAt %v (epoch ms), want the lease's max TTL (600s) from now", r.Body["expiresAt"])
+			}
+			ptEq(t, "creds team_id", ptS(s.Data["team_id"]), verceltest.TeamID)
+			if ptS(s.Data["expires_at"]) == "" {
+				t.Errorf("creds lack expires_at")
+			}
+		},
+		checkDualCreate: ptDualLacks("expiresAt"),
+		isDelete: func(r ptReq, id string) bool {
+			return r.at(http.MethodDelete, tokens+"/"+id) && r.Query.Get("teamId") == verceltest.TeamID
+		},
+		isVerify:   func(r ptReq, id string) bool { return r.is(http.MethodGet, "/v2/user", "token:"+id) },
+		verifyPath: "/v2/user",
+	}
+	tp.checkRoot = func(t *testing.T, seen []ptReq, oldID, newID string) {
+		ptExpectSeq(t, "vercel token rotation", seen,
+			ptM("POST a non-expiring token", func(r ptReq) bool {
+				_, exp := r.Body["expiresAt"]
+				return r.is("POST", tokens, "root") && !exp && ptVaultRoot(r.Body["name"])
+			}),
+			ptM("GET /v5/user/tokens/current with the new token", func(r ptReq) bool {
+				return r.is("GET", "/v5/user/tokens/current", "token:"+newID)
+			}),
+			ptM("DELETE the old token with the new one", func(r ptReq) bool {
+				return r.is("DELETE", tokens+"/"+oldID, "token:"+newID)
+			}))
+	}
+	tp.newRoots = func(t *testing.T) []string {
+		return ptLiveRoots(t, f.LiveTokens(), 1, func(k verceltest.Token) (string, string) { return k.Name, k.Secret })
+	}
+	return tp
 }
 
 // ---- tailscale ----
@@ -97,12 +174,19 @@ func TestProviderTypesWave2BBadInput(t *testing.T) {
 	c := sharedVlt.client
 	f := tailscaletest.NewServer()
 	t.Cleanup(f.Close)
+	vf := verceltest.NewServer()
+	t.Cleanup(vf.Close)
 	cases := []struct {
 		name string
 		path string // "" for a provider write
 		data map[string]any
 		want []string
 	}{
+		{"vercel team_id with a query", "", map[string]any{"type": "vercel", "base_url": vf.URL, "api_token": vf.RootToken(),
+			"team_id": "team_a&slug=b"}, []string{"team_id"}},
+		{"vercel team the token cannot act for", "", map[string]any{"type": "vercel", "base_url": vf.URL, "api_token": vf.RootToken(),
+			"team_id": "team_other"}, []string{"api_token", "403", "permission to access this team"}},
+		{"vercel scopes", "role:vercel", map[string]any{"mode": "dynamic", "scopes": []string{"read"}}, []string{"scopes"}},
 		{"tailscale tailnet with a slash", "", map[string]any{"type": "tailscale", "base_url": f.URL + "/api/v2", "api_key": f.RootToken(),
 			"tailnet": "a/../b"}, []string{"tailnet"}},
 		{"tailscale wrong token", "", map[string]any{"type": "tailscale", "base_url": f.URL + "/api/v2", "api_key": "tskey-api-wrong",
@@ -120,6 +204,8 @@ func TestProviderTypesWave2BBadInput(t *testing.T) {
 		}
 		p := uniq("good-" + typ)
 		switch typ {
+		case "vercel":
+			write(t, c, "thirdparty/providers/"+p, map[string]any{"type": "vercel", "base_url": vf.URL, "api_token": vf.RootToken()})
 		case "tailscale":
 			write(t, c, "thirdparty/providers/"+p, map[string]any{"type": "tailscale", "base_url": f.URL + "/api/v2", "api_key": f.RootToken()})
 		}
@@ -149,7 +235,7 @@ func TestProviderTypesWave2BBadInput(t *testing.T) {
 					t.Errorf("error %q does not name %q", msg, w)
 				}
 			}
-			ptNoSecretIn(t, "error", map[string]any{"e": msg}, f.RootToken())
+			ptNoSecretIn(t, "error", map[string]any{"e": msg}, f.RootToken(), vf.RootToken())
 			if s, _ := c.Logical().Read(path); s != nil {
 				t.Errorf("a rejected write stored %s", path)
 			}

@@ -56,7 +56,7 @@ type Server struct {
 // NewServer starts a fake Vercel with one access token (the root).
 func NewServer() *Server {
 	s := &Server{now: time.Now}
-	s.rootID = s.newToken("vault-root", "", time.Time{}).ID
+	s.rootID = s.newToken("operator-token", "", time.Time{}).ID
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
