@@ -89,6 +89,11 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{Scopes: []string{"read"}}, "scopes"},
 			{clients.KeyRequest{Parameters: params("teamId", "x")}, "parameters"},
 		}},
+		{"elasticsearch", map[string]string{"username": "u", "password": "p"}, []check{
+			{clients.KeyRequest{Parameters: params("role_descriptors", `{"r":{"cluster":["monitor"]}}`, "metadata", `{"a":1}`)}, ""},
+			{clients.KeyRequest{Scopes: []string{"monitor"}}, "scopes"},
+			{clients.KeyRequest{Parameters: params("role_descriptors", "monitor")}, "parameters"},
+		}},
 		{"http", map[string]string{"root_secret": "s", "create_path": "/v1/keys",
 			"create_body": `{"name": {{.Key.Name}}, "team": {{.Parameters.team}}}`, "key_id_path": "id",
 			"key_secret_path": "key", "verify_path": "/v1/whoami", "revoke_path": "/v1/keys/{{.Key.ID}}"}, []check{
