@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/elasticsearch/elasticsearchtest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/tailscale/tailscaletest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/vercel/verceltest"
 )
@@ -118,6 +119,61 @@ func ptVercel(t *testing.T) *ptType {
 	return tp
 }
 
+// ---- elasticsearch ----
+
+const ptESRoles = `{"logs-reader":{"indices":[{"names":["logs-*"],"privileges":["read"]}]}}`
+
+func ptElasticsearch(t *testing.T) *ptType {
+	f := elasticsearchtest.NewServer()
+	t.Cleanup(f.Close)
+	const keys = "/_security/api_key"
+	user := "user:" + elasticsearchtest.Username
+	return &ptType{
+		name: "elasticsearch", url: f.URL,
+		reqs: func() []ptReq {
+			return ptMap(f.Requests(), func(r elasticsearchtest.Recorded) ptReq {
+				q, _ := url.ParseQuery(r.Query)
+				return ptReq{Method: r.Method, Path: r.Path, Query: q, Auth: r.Auth, Body: r.Body}
+			})
+		},
+		isLive:      f.IsLive,
+		failNext:    f.FailNext,
+		liveIssued:  func() []string { return ptMap(f.LiveKeys(), func(k elasticsearchtest.APIKey) string { return k.ID }) },
+		provider:    map[string]any{"type": "elasticsearch", "username": elasticsearchtest.Username, "password": f.Password()},
+		rootID:      "", // a password has no id
+		rootSecrets: []string{f.Password()},
+		rootLabel:   func(string) string { return user },
+		dynRole:     map[string]any{"parameters": map[string]any{"role_descriptors": ptESRoles, "metadata": `{"issued_by":"vault"}`}},
+		dualRole:    map[string]any{"parameters": map[string]any{"role_descriptors": ptESRoles}},
+		isCreate:    func(r ptReq) bool { return r.at(http.MethodPost, keys) },
+		checkCreate: func(t *testing.T, r ptReq, s *api.Secret, auth string) {
+			t.Helper()
+			ptCreateAuthName(t, r, s, auth, "Basic <username:password>")
+			secs, err := strconv.Atoi(strings.TrimSuffix(ptS(r.Body["expiration"]), "s"))
+			if err != nil || secs < 590 || secs > 601 {
+				t.Errorf("create expiration %v, want the lease's max TTL (600s)", r.Body["expiration"])
+			}
+			if rd, _ := r.Body["role_descriptors"].(map[string]any); rd["logs-reader"] == nil {
+				t.Errorf("create role_descriptors %v, want the role's", r.Body["role_descriptors"])
+			}
+			if md, _ := r.Body["metadata"].(map[string]any); md["issued_by"] != "vault" {
+				t.Errorf("create metadata %v, want the role's", r.Body["metadata"])
+			}
+			ptEq(t, "creds api_key_id", ptS(s.Data["api_key_id"]), ptS(s.Data["key_id"]))
+			if ptS(s.Data["expires_at"]) == "" {
+				t.Errorf("creds lack expires_at")
+			}
+		},
+		checkDualCreate: ptDualLacks("expiration"),
+		isDelete: func(r ptReq, id string) bool {
+			return r.at(http.MethodDelete, keys) && slices.Equal(ptL(r.Body["ids"]), []string{id})
+		},
+		isVerify:       func(r ptReq, id string) bool { return r.is(http.MethodGet, "/_security/_authenticate", "key:"+id) },
+		verifyPath:     "/_security/_authenticate",
+		noRootRotation: true,
+	}
+}
+
 // ---- tailscale ----
 
 func ptTailscale(t *testing.T) *ptType {
@@ -176,6 +232,8 @@ func TestProviderTypesWave2BBadInput(t *testing.T) {
 	t.Cleanup(f.Close)
 	vf := verceltest.NewServer()
 	t.Cleanup(vf.Close)
+	ef := elasticsearchtest.NewServer()
+	t.Cleanup(ef.Close)
 	cases := []struct {
 		name string
 		path string // "" for a provider write
@@ -187,6 +245,20 @@ func TestProviderTypesWave2BBadInput(t *testing.T) {
 		{"vercel team the token cannot act for", "", map[string]any{"type": "vercel", "base_url": vf.URL, "api_token": vf.RootToken(),
 			"team_id": "team_other"}, []string{"api_token", "403", "permission to access this team"}},
 		{"vercel scopes", "role:vercel", map[string]any{"mode": "dynamic", "scopes": []string{"read"}}, []string{"scopes"}},
+		{"elasticsearch without base_url", "", map[string]any{"type": "elasticsearch", "username": "u", "password": "p0123456789"},
+			[]string{"base_url"}},
+		{"elasticsearch both root forms", "", map[string]any{"type": "elasticsearch", "base_url": ef.URL, "api_key": ef.RootAPIKey(),
+			"username": elasticsearchtest.Username, "password": ef.Password()}, []string{"api_key", "username and password"}},
+		{"elasticsearch api_key not encoded", "", map[string]any{"type": "elasticsearch", "base_url": ef.URL, "api_key": "ui2lp2axTNmsyakw9tvNnw"},
+			[]string{"api_key", "encoded"}},
+		{"elasticsearch password without username", "", map[string]any{"type": "elasticsearch", "base_url": ef.URL, "password": ef.Password()},
+			[]string{"username"}},
+		{"elasticsearch wrong password", "", map[string]any{"type": "elasticsearch", "base_url": ef.URL, "username": elasticsearchtest.Username,
+			"password": "wrong0123456789"}, []string{"401", "security_exception"}},
+		{"elasticsearch role_descriptors not JSON", "role:elasticsearch", map[string]any{"mode": "dynamic",
+			"parameters": map[string]any{"role_descriptors": "read"}}, []string{"parameters", "role_descriptors"}},
+		{"elasticsearch privileges on a key derived from an API key root", "role:elasticsearch-apikey", map[string]any{"mode": "dynamic",
+			"parameters": map[string]any{"role_descriptors": ptESRoles}}, []string{"parameters", "username and password"}},
 		{"tailscale tailnet with a slash", "", map[string]any{"type": "tailscale", "base_url": f.URL + "/api/v2", "api_key": f.RootToken(),
 			"tailnet": "a/../b"}, []string{"tailnet"}},
 		{"tailscale wrong token", "", map[string]any{"type": "tailscale", "base_url": f.URL + "/api/v2", "api_key": "tskey-api-wrong",
@@ -204,6 +276,11 @@ func TestProviderTypesWave2BBadInput(t *testing.T) {
 		}
 		p := uniq("good-" + typ)
 		switch typ {
+		case "elasticsearch":
+			write(t, c, "thirdparty/providers/"+p, map[string]any{"type": "elasticsearch", "base_url": ef.URL,
+				"username": elasticsearchtest.Username, "password": ef.Password()})
+		case "elasticsearch-apikey":
+			write(t, c, "thirdparty/providers/"+p, map[string]any{"type": "elasticsearch", "base_url": ef.URL, "api_key": ef.RootAPIKey()})
 		case "vercel":
 			write(t, c, "thirdparty/providers/"+p, map[string]any{"type": "vercel", "base_url": vf.URL, "api_token": vf.RootToken()})
 		case "tailscale":
@@ -235,7 +312,7 @@ func TestProviderTypesWave2BBadInput(t *testing.T) {
 					t.Errorf("error %q does not name %q", msg, w)
 				}
 			}
-			ptNoSecretIn(t, "error", map[string]any{"e": msg}, f.RootToken(), vf.RootToken())
+			ptNoSecretIn(t, "error", map[string]any{"e": msg}, f.RootToken(), vf.RootToken(), ef.Password(), ef.RootAPIKey())
 			if s, _ := c.Logical().Read(path); s != nil {
 				t.Errorf("a rejected write stored %s", path)
 			}
