@@ -5,6 +5,7 @@ import (
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/cloudflare"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/datadog"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/demo"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/dockerhub"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/elasticsearch"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/gitlab"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/grafana"

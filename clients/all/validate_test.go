@@ -94,6 +94,12 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{Scopes: []string{"monitor"}}, "scopes"},
 			{clients.KeyRequest{Parameters: params("role_descriptors", "monitor")}, "parameters"},
 		}},
+		{"dockerhub", map[string]string{"username": "u", "password": "p"}, []check{
+			{clients.KeyRequest{Scopes: []string{"repo:read", "repo:write"}}, ""},
+			{clients.KeyRequest{}, "scopes"},
+			{clients.KeyRequest{Scopes: []string{"repo:root"}}, "scopes"},
+			{clients.KeyRequest{Scopes: []string{"repo:read"}, Parameters: params("x", "y")}, "parameters"},
+		}},
 		{"http", map[string]string{"root_secret": "s", "create_path": "/v1/keys",
 			"create_body": `{"name": {{.Key.Name}}, "team": {{.Parameters.team}}}`, "key_id_path": "id",
 			"key_secret_path": "key", "verify_path": "/v1/whoami", "revoke_path": "/v1/keys/{{.Key.ID}}"}, []check{
