@@ -115,7 +115,10 @@ type ptType struct {
 	isVerify func(r ptReq, id string) bool
 	// verifyPath is the path (GET) of the verify request, for the fault
 	// proxy; one ending in "/" is the prefix of the key's own path.
+	// verifyReq, when set, picks the verify requests instead (a verify that
+	// is not a GET); it may read the body if it puts it back.
 	verifyPath string
+	verifyReq  func(*http.Request) bool
 
 	// checkRoot checks the calls of rotate-root (reqs since the call) given
 	// its response, the old root's id and the new one's.
@@ -142,8 +145,8 @@ type ptType struct {
 // parallel as subtests of this one test, so the suite's final log scan (a
 // later top-level test) still runs after all of them.
 func TestProviderTypes(t *testing.T) {
-	types := []func(*testing.T) *ptType{ptSendgrid, ptTwilio, ptDatadog, ptCloudflare, ptGitlab, ptGrafana, ptOpenAI, ptVercel, ptElasticsearch, ptTailscale}
-	names := []string{"sendgrid", "twilio", "datadog", "cloudflare", "gitlab", "grafana", "openai", "vercel", "elasticsearch", "tailscale"}
+	types := []func(*testing.T) *ptType{ptSendgrid, ptTwilio, ptDatadog, ptCloudflare, ptGitlab, ptGrafana, ptOpenAI, ptVercel, ptDockerhub, ptElasticsearch, ptTailscale}
+	names := []string{"sendgrid", "twilio", "datadog", "cloudflare", "gitlab", "grafana", "openai", "vercel", "dockerhub", "elasticsearch", "tailscale"}
 	for i, mk := range types {
 		t.Run(names[i], func(t *testing.T) {
 			t.Parallel()
@@ -457,6 +460,9 @@ func ptRun(t *testing.T, tp *ptType) {
 	t.Run("5xx-on-verify", func(t *testing.T) {
 		defer px.arm(nil)
 		px.arm(func(r *http.Request) bool {
+			if tp.verifyReq != nil {
+				return tp.verifyReq(r)
+			}
 			// A verifyPath ending in "/" is the prefix of a path naming the key.
 			return r.Method == http.MethodGet && (r.URL.Path == tp.verifyPath ||
 				strings.HasSuffix(tp.verifyPath, "/") && strings.HasPrefix(r.URL.Path, tp.verifyPath))

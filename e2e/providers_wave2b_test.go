@@ -6,6 +6,8 @@ package e2e
 // tailscale), driven by ptRun in providers_test.go.
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/dockerhub/dockerhubtest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/elasticsearch/elasticsearchtest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/tailscale/tailscaletest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/vercel/verceltest"
@@ -117,6 +120,57 @@ func ptVercel(t *testing.T) *ptType {
 		return ptLiveRoots(t, f.LiveTokens(), 1, func(k verceltest.Token) (string, string) { return k.Name, k.Secret })
 	}
 	return tp
+}
+
+// ---- dockerhub ----
+
+func ptDockerhub(t *testing.T) *ptType {
+	f := dockerhubtest.NewServer()
+	t.Cleanup(f.Close)
+	const tokens = "/v2/access-tokens"
+	return &ptType{
+		name: "dockerhub", url: f.URL,
+		reqs: func() []ptReq {
+			return ptMap(f.Requests(), func(r dockerhubtest.Recorded) ptReq {
+				q, _ := url.ParseQuery(r.Query)
+				return ptReq{Method: r.Method, Path: r.Path, Query: q, Auth: r.Auth, Body: r.Body}
+			})
+		},
+		isLive:      f.IsLive,
+		failNext:    f.FailNext,
+		liveIssued:  func() []string { return ptMap(f.LiveTokens(), func(k dockerhubtest.Token) string { return k.UUID }) },
+		provider:    map[string]any{"type": "dockerhub", "username": dockerhubtest.Username, "password": f.Password()},
+		rootID:      "", // a password has no id
+		rootSecrets: []string{f.Password()},
+		rootLabel:   func(string) string { return "jwt:password" },
+		dynRole:     map[string]any{"scopes": []string{"repo:read"}},
+		dualRole:    map[string]any{"scopes": []string{"repo:write", "repo:read"}},
+		isCreate:    func(r ptReq) bool { return r.at(http.MethodPost, tokens) },
+		checkCreate: func(t *testing.T, r ptReq, s *api.Secret, auth string) {
+			t.Helper()
+			ptEq(t, "create auth (Bearer <JWT from the password>)", r.Auth, auth)
+			ptEq(t, "create token_label", ptS(r.Body["token_label"]), ptS(s.Data["key_name"]))
+			ptEqList(t, "create scopes", ptL(r.Body["scopes"]), []string{"repo:read"})
+			exp, err := time.Parse(time.RFC3339, ptS(r.Body["expires_at"]))
+			if left := time.Until(exp); err != nil || left < 585*time.Second || left > 601*time.Second {
+				t.Errorf("create expires_at %v, want the lease's max TTL (600s) from now", r.Body["expires_at"])
+			}
+			ptEq(t, "creds username", ptS(s.Data["username"]), dockerhubtest.Username)
+		},
+		checkDualCreate: ptDualLacks("expires_at"),
+		isDelete:        func(r ptReq, id string) bool { return r.at(http.MethodDelete, tokens+"/"+id) },
+		// The new token is verified by exchanging it for a JWT.
+		isVerify: func(r ptReq, id string) bool { return r.is(http.MethodPost, "/v2/auth/token", "pat:"+id) },
+		verifyReq: func(r *http.Request) bool {
+			if r.Method != http.MethodPost || r.URL.Path != "/v2/auth/token" {
+				return false
+			}
+			b, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			return bytes.Contains(b, []byte("dckr_pat_"))
+		},
+		noRootRotation: true,
+	}
 }
 
 // ---- elasticsearch ----
@@ -234,6 +288,8 @@ func TestProviderTypesWave2BBadInput(t *testing.T) {
 	t.Cleanup(vf.Close)
 	ef := elasticsearchtest.NewServer()
 	t.Cleanup(ef.Close)
+	df := dockerhubtest.NewServer()
+	t.Cleanup(df.Close)
 	cases := []struct {
 		name string
 		path string // "" for a provider write
@@ -245,6 +301,13 @@ func TestProviderTypesWave2BBadInput(t *testing.T) {
 		{"vercel team the token cannot act for", "", map[string]any{"type": "vercel", "base_url": vf.URL, "api_token": vf.RootToken(),
 			"team_id": "team_other"}, []string{"api_token", "403", "permission to access this team"}},
 		{"vercel scopes", "role:vercel", map[string]any{"mode": "dynamic", "scopes": []string{"read"}}, []string{"scopes"}},
+		{"dockerhub password that is a personal access token", "", map[string]any{"type": "dockerhub", "base_url": df.URL,
+			"username": dockerhubtest.Username, "password": "dckr_pat_0123456789"}, []string{"password", "personal access token"}},
+		{"dockerhub wrong password", "", map[string]any{"type": "dockerhub", "base_url": df.URL, "username": dockerhubtest.Username,
+			"password": "wrong0123456789"}, []string{"password", "401", "incorrect username or password"}},
+		{"dockerhub without scopes", "role:dockerhub", map[string]any{"mode": "dynamic"}, []string{"scopes", "repo:read"}},
+		{"dockerhub unknown scope", "role:dockerhub", map[string]any{"mode": "dual", "scopes": []string{"repo:delete"}},
+			[]string{"scopes", "repo:delete"}},
 		{"elasticsearch without base_url", "", map[string]any{"type": "elasticsearch", "username": "u", "password": "p0123456789"},
 			[]string{"base_url"}},
 		{"elasticsearch both root forms", "", map[string]any{"type": "elasticsearch", "base_url": ef.URL, "api_key": ef.RootAPIKey(),
@@ -276,6 +339,9 @@ func TestProviderTypesWave2BBadInput(t *testing.T) {
 		}
 		p := uniq("good-" + typ)
 		switch typ {
+		case "dockerhub":
+			write(t, c, "thirdparty/providers/"+p, map[string]any{"type": "dockerhub", "base_url": df.URL,
+				"username": dockerhubtest.Username, "password": df.Password()})
 		case "elasticsearch":
 			write(t, c, "thirdparty/providers/"+p, map[string]any{"type": "elasticsearch", "base_url": ef.URL,
 				"username": elasticsearchtest.Username, "password": ef.Password()})
@@ -312,7 +378,7 @@ func TestProviderTypesWave2BBadInput(t *testing.T) {
 					t.Errorf("error %q does not name %q", msg, w)
 				}
 			}
-			ptNoSecretIn(t, "error", map[string]any{"e": msg}, f.RootToken(), vf.RootToken(), ef.Password(), ef.RootAPIKey())
+			ptNoSecretIn(t, "error", map[string]any{"e": msg}, f.RootToken(), vf.RootToken(), ef.Password(), ef.RootAPIKey(), df.Password())
 			if s, _ := c.Logical().Read(path); s != nil {
 				t.Errorf("a rejected write stored %s", path)
 			}
