@@ -100,6 +100,11 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{Scopes: []string{"repo:root"}}, "scopes"},
 			{clients.KeyRequest{Scopes: []string{"repo:read"}, Parameters: params("x", "y")}, "parameters"},
 		}},
+		{"npm", map[string]string{"token": "npm_x", "password": "p"}, []check{
+			{clients.KeyRequest{Scopes: []string{"@acme"}, Parameters: params("packages", "left-pad", "cidr", "10.0.0.0/8")}, ""},
+			{clients.KeyRequest{Scopes: []string{"acme"}}, "scopes"},
+			{clients.KeyRequest{Parameters: params("orgs_permission", "owner")}, "parameters"},
+		}},
 		{"http", map[string]string{"root_secret": "s", "create_path": "/v1/keys",
 			"create_body": `{"name": {{.Key.Name}}, "team": {{.Parameters.team}}}`, "key_id_path": "id",
 			"key_secret_path": "key", "verify_path": "/v1/whoami", "revoke_path": "/v1/keys/{{.Key.ID}}"}, []check{
