@@ -20,6 +20,7 @@ import (
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/dockerhub/dockerhubtest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/elasticsearch/elasticsearchtest"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/npm/npmtest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/tailscale/tailscaletest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/vercel/verceltest"
 )
@@ -173,6 +174,57 @@ func ptDockerhub(t *testing.T) *ptType {
 	}
 }
 
+// ---- npm ----
+
+func ptNpm(t *testing.T) *ptType {
+	f := npmtest.NewServer(npmtest.WithTwoFactor())
+	t.Cleanup(f.Close)
+	const tokens = "/-/npm/v1/tokens"
+	return &ptType{
+		name: "npm", url: f.URL,
+		reqs: func() []ptReq {
+			return ptMap(f.Requests(), func(r npmtest.Recorded) ptReq {
+				q := url.Values{}
+				if r.OTP != "" {
+					q.Set("npm-otp", r.OTP) // shown in dumps; the fake checked it
+				}
+				return ptReq{Method: r.Method, Path: r.Path, Query: q, Auth: r.Auth, Body: r.Body}
+			})
+		},
+		isLive:      f.IsLive,
+		failNext:    f.FailNext,
+		liveIssued:  func() []string { return ptMap(f.LiveTokens(), func(k npmtest.Token) string { return k.Key }) },
+		provider:    map[string]any{"type": "npm", "token": f.SessionToken(), "password": f.Password(), "otp_secret": f.OTPSecret()},
+		rootID:      "",
+		rootSecrets: []string{f.SessionToken(), f.Password(), f.OTPSecret()},
+		rootLabel:   func(string) string { return "root" },
+		dynRole:     map[string]any{"scopes": []string{"@acme"}, "parameters": map[string]any{"packages": "left-pad"}},
+		dualRole:    map[string]any{"parameters": map[string]any{"packages": "@acme/ui", "packages_and_scopes_permission": "read-write"}},
+		isCreate:    func(r ptReq) bool { return r.at(http.MethodPost, tokens) },
+		checkCreate: func(t *testing.T, r ptReq, s *api.Secret, auth string) {
+			t.Helper()
+			ptCreateAuthName(t, r, s, auth, "Authorization: Bearer <token>, npm-otp")
+			if r.Query.Get("npm-otp") == "" || r.Body["password"] == nil {
+				t.Errorf("create without npm-otp or password")
+			}
+			ptEq(t, "create expires (days)", ptS(r.Body["expires"]), "1")
+			ptEqList(t, "create scopes", ptL(r.Body["scopes"]), []string{"@acme"})
+			ptEqList(t, "create packages", ptL(r.Body["packages"]), []string{"left-pad"})
+			ptEq(t, "create packages_and_scopes_permission", ptS(r.Body["packages_and_scopes_permission"]), "read-only")
+			if ptS(s.Data["expires_at"]) == "" {
+				t.Errorf("creds lack expires_at")
+			}
+		},
+		checkDualCreate: ptDualLacks("expires"),
+		isDelete: func(r ptReq, id string) bool {
+			return r.at(http.MethodDelete, tokens+"/token/"+id) && r.Query.Get("npm-otp") != ""
+		},
+		isVerify:       func(r ptReq, id string) bool { return r.is(http.MethodGet, "/-/whoami", "token:"+id) },
+		verifyPath:     "/-/whoami",
+		noRootRotation: true,
+	}
+}
+
 // ---- elasticsearch ----
 
 const ptESRoles = `{"logs-reader":{"indices":[{"names":["logs-*"],"privileges":["read"]}]}}`
@@ -290,6 +342,8 @@ func TestProviderTypesWave2BBadInput(t *testing.T) {
 	t.Cleanup(ef.Close)
 	df := dockerhubtest.NewServer()
 	t.Cleanup(df.Close)
+	nf := npmtest.NewServer(npmtest.WithTwoFactor())
+	t.Cleanup(nf.Close)
 	cases := []struct {
 		name string
 		path string // "" for a provider write
@@ -308,6 +362,12 @@ func TestProviderTypesWave2BBadInput(t *testing.T) {
 		{"dockerhub without scopes", "role:dockerhub", map[string]any{"mode": "dynamic"}, []string{"scopes", "repo:read"}},
 		{"dockerhub unknown scope", "role:dockerhub", map[string]any{"mode": "dual", "scopes": []string{"repo:delete"}},
 			[]string{"scopes", "repo:delete"}},
+		{"npm otp_secret not base32", "", map[string]any{"type": "npm", "base_url": nf.URL, "token": nf.SessionToken(),
+			"password": nf.Password(), "otp_secret": "123456"}, []string{"otp_secret", "base32"}},
+		{"npm without password", "", map[string]any{"type": "npm", "base_url": nf.URL, "token": nf.SessionToken()}, []string{"password"}},
+		{"npm scope without @", "role:npm", map[string]any{"mode": "dynamic", "scopes": []string{"acme"}}, []string{"scopes", "package scope"}},
+		{"npm bad permission", "role:npm", map[string]any{"mode": "dual", "parameters": map[string]any{"orgs_permission": "owner"}},
+			[]string{"parameters", "orgs_permission"}},
 		{"elasticsearch without base_url", "", map[string]any{"type": "elasticsearch", "username": "u", "password": "p0123456789"},
 			[]string{"base_url"}},
 		{"elasticsearch both root forms", "", map[string]any{"type": "elasticsearch", "base_url": ef.URL, "api_key": ef.RootAPIKey(),
@@ -339,6 +399,9 @@ func TestProviderTypesWave2BBadInput(t *testing.T) {
 		}
 		p := uniq("good-" + typ)
 		switch typ {
+		case "npm":
+			write(t, c, "thirdparty/providers/"+p, map[string]any{"type": "npm", "base_url": nf.URL, "token": nf.SessionToken(),
+				"password": nf.Password(), "otp_secret": nf.OTPSecret()})
 		case "dockerhub":
 			write(t, c, "thirdparty/providers/"+p, map[string]any{"type": "dockerhub", "base_url": df.URL,
 				"username": dockerhubtest.Username, "password": df.Password()})
@@ -378,7 +441,7 @@ func TestProviderTypesWave2BBadInput(t *testing.T) {
 					t.Errorf("error %q does not name %q", msg, w)
 				}
 			}
-			ptNoSecretIn(t, "error", map[string]any{"e": msg}, f.RootToken(), vf.RootToken(), ef.Password(), ef.RootAPIKey(), df.Password())
+			ptNoSecretIn(t, "error", map[string]any{"e": msg}, f.RootToken(), vf.RootToken(), ef.Password(), ef.RootAPIKey(), df.Password(), nf.Password(), nf.OTPSecret())
 			if s, _ := c.Logical().Read(path); s != nil {
 				t.Errorf("a rejected write stored %s", path)
 			}
