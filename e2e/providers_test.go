@@ -745,8 +745,8 @@ func ptTwilio(t *testing.T) *ptType {
 			}
 		},
 		isDelete:   func(r ptReq, id string) bool { return r.at(http.MethodDelete, acct+"/Keys/"+id+".json") },
-		isVerify:   func(r ptReq, id string) bool { return r.is(http.MethodGet, acct+"/Balance.json", "key:"+id) },
-		verifyPath: acct + "/Balance.json",
+		isVerify:   func(r ptReq, id string) bool { return r.is(http.MethodGet, acct+"/Applications.json", "key:"+id) },
+		verifyPath: acct + "/Applications.json",
 	}
 	tp.checkRoot = func(t *testing.T, seen []ptReq, oldID, newID string) {
 		ptExpectSeq(t, "twilio auth token rotation", seen,
