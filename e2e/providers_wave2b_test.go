@@ -25,6 +25,14 @@ import (
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/vercel/verceltest"
 )
 
+func init() {
+	for name, mk := range map[string]func(*testing.T) *ptType{
+		"vercel": ptVercel, "dockerhub": ptDockerhub, "npm": ptNpm, "elasticsearch": ptElasticsearch, "tailscale": ptTailscale,
+	} {
+		ptTypes[name] = mk
+	}
+}
+
 // ptRootUnsupported: rotate-root on a provider whose type cannot rotate its
 // root is a 400 that says so and reaches nothing; status shows root
 // rotation unsupported; an automated root rotation cannot be set up.
