@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,7 +28,13 @@ const (
 
 const defaultBaseURL = "https://api.vercel.com"
 
-var capabilities = clients.Capabilities{Expiry: true, RootRotation: true}
+// pageSize and maxPages bound token list paging.
+const (
+	pageSize = 100
+	maxPages = 100
+)
+
+var capabilities = clients.Capabilities{Expiry: true, ListByName: true, RootRotation: true}
 
 // idPattern admits Vercel token and team ids and keeps them from changing
 // the request path.
@@ -174,9 +181,37 @@ func (p *provider) deleteToken(ctx context.Context, op, secret, id string) error
 	return err
 }
 
-// FindKeys is not supported: WAL rollback cannot find a token by name.
-func (p *provider) FindKeys(context.Context, string) ([]clients.Key, error) {
-	return nil, clients.ErrNotSupported
+// FindKeys pages through GET /v6/user/tokens (newest first; each page's
+// pagination.next is the until of the next) for the tokens named name.
+func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
+	var out []clients.Key
+	until := ""
+	for i := 0; i < maxPages; i++ {
+		q := url.Values{"limit": {strconv.Itoa(pageSize)}}
+		if until != "" {
+			q.Set("until", until)
+		}
+		var res struct {
+			Tokens     []token `json:"tokens"`
+			Pagination struct {
+				Next *int64 `json:"next"`
+			} `json:"pagination"`
+		}
+		if err := p.call(ctx, "list", http.MethodGet, "/v6/user/tokens?"+q.Encode(), p.token, nil, &res); err != nil {
+			return nil, err
+		}
+		for _, t := range res.Tokens {
+			if t.Name == name && idPattern.MatchString(t.ID) {
+				out = append(out, clients.Key{ID: t.ID, Name: t.Name})
+			}
+		}
+		next := res.Pagination.Next
+		if next == nil || *next <= 0 || len(res.Tokens) == 0 || strconv.FormatInt(*next, 10) == until {
+			break
+		}
+		until = strconv.FormatInt(*next, 10)
+	}
+	return out, nil
 }
 
 // current is the id of the token secret, as Vercel tells it.
@@ -240,7 +275,11 @@ func (p *provider) RevokeRoot(ctx context.Context, oldID string) error {
 func (p *provider) call(ctx context.Context, op, method, path, secret string, in, out any) error {
 	u := p.base + path
 	if p.teamID != "" {
-		u += "?" + url.Values{"teamId": {p.teamID}}.Encode()
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		u += sep + url.Values{"teamId": {p.teamID}}.Encode()
 	}
 	r := httpx.Request{Op: op, Method: method, URL: u, Header: http.Header{"Authorization": {"Bearer " + secret}}}
 	_, err := p.http.JSON(ctx, r, in, out, httpx.Expect{Message: apiMessage, Redact: []string{p.token, secret}})

@@ -28,7 +28,7 @@ func TestRegistered(t *testing.T) {
 	if typ.DefaultBaseURL != "https://api.vercel.com" || typ.BaseURLRequired {
 		t.Fatalf("base url = %q required=%v", typ.DefaultBaseURL, typ.BaseURLRequired)
 	}
-	if c := typ.Capabilities; !c.Expiry || c.ListByName || !c.RootRotation || c.NativeRoll {
+	if c := typ.Capabilities; !c.Expiry || !c.ListByName || !c.RootRotation || c.NativeRoll {
 		t.Fatalf("capabilities = %+v", c)
 	}
 	for _, f := range typ.Fields {
@@ -115,6 +115,45 @@ func TestExpiry(t *testing.T) {
 	}
 	if err := p.VerifyKey(ctx, key); err == nil {
 		t.Fatal("an expired token verified")
+	}
+}
+
+func TestFindKeys(t *testing.T) {
+	srv := verceltest.NewServer()
+	defer srv.Close()
+	srv.SetMaxPage(2)
+	p := newClient(t, srv, srv.RootToken(), verceltest.TeamID)
+	ctx := context.Background()
+	var want []string
+	for i := 0; i < 5; i++ {
+		name := "other"
+		if i%2 == 0 {
+			name = "vault-wal-1"
+		}
+		k, err := p.CreateKey(ctx, clients.KeyRequest{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "vault-wal-1" {
+			want = append([]string{k.ID}, want...) // the list is newest first
+		}
+	}
+	srv.ResetRequests()
+	keys, err := p.FindKeys(ctx, "vault-wal-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, k := range keys {
+		got = append(got, k.ID)
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("FindKeys = %v, want %v", got, want)
+	}
+	// 6 tokens (the root too) in pages of 2.
+	reqs := srv.Requests()
+	if len(reqs) != 3 || reqs[0].Path != "/v6/user/tokens" || reqs[0].TeamID != verceltest.TeamID || reqs[1].Until == "" {
+		t.Fatalf("want 3 paged list requests, got %+v", reqs)
 	}
 }
 
@@ -249,6 +288,7 @@ func TestServerErrorsExhausted(t *testing.T) {
 	calls := map[string]func() error{
 		"create":      func() error { _, err := p.CreateKey(ctx, clients.KeyRequest{Name: "k2"}); return err },
 		"verify":      func() error { return p.VerifyKey(ctx, key) },
+		"list":        func() error { _, err := p.FindKeys(ctx, "k"); return err },
 		"revoke":      func() error { return p.RevokeKey(ctx, key.ID) },
 		"root_id":     func() error { _, err := p.RootID(ctx); return err },
 		"create_root": func() error { _, err := p.CreateRoot(ctx, "r"); return err },

@@ -26,6 +26,7 @@ type Recorded struct {
 	Method string
 	Path   string
 	TeamID string
+	Until  string
 	Auth   string
 	Body   map[string]any
 	Status int
@@ -33,6 +34,7 @@ type Recorded struct {
 
 // Token is an access token.
 type Token struct {
+	Created   int64 // epoch ms, unique per token
 	ID        string
 	Name      string
 	Secret    string
@@ -47,15 +49,17 @@ type Server struct {
 
 	log fakeapi.Recorder[Recorded]
 
-	mu     sync.Mutex
-	tokens []*Token
-	rootID string
-	now    func() time.Time
+	mu      sync.Mutex
+	seq     int64
+	tokens  []*Token
+	rootID  string
+	maxPage int
+	now     func() time.Time
 }
 
 // NewServer starts a fake Vercel with one access token (the root).
 func NewServer() *Server {
-	s := &Server{now: time.Now}
+	s := &Server{now: time.Now, maxPage: 100}
 	s.rootID = s.newToken("operator-token", "", time.Time{}).ID
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
@@ -70,6 +74,13 @@ func (s *Server) RootToken() string {
 
 // RootTokenID is the seeded token's id.
 func (s *Server) RootTokenID() string { return s.rootID }
+
+// SetMaxPage caps list page sizes, to exercise paging.
+func (s *Server) SetMaxPage(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.maxPage = n
+}
 
 // SetNow replaces the server's clock (for expiry).
 func (s *Server) SetNow(now func() time.Time) {
@@ -113,7 +124,8 @@ func (s *Server) live(t *Token) bool {
 }
 
 func (s *Server) newToken(name, team string, expires time.Time) *Token {
-	t := &Token{ID: fakeapi.Hex(16), Name: name, Secret: fakeapi.Hex(12), TeamID: team, ExpiresAt: expires}
+	s.seq++
+	t := &Token{Created: 1_700_000_000_000 + s.seq, ID: fakeapi.Hex(16), Name: name, Secret: fakeapi.Hex(12), TeamID: team, ExpiresAt: expires}
 	s.tokens = append(s.tokens, t)
 	return t
 }
@@ -151,7 +163,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	secret, hasAuth := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	caller := s.bySecret(secret)
-	rec := Recorded{Method: r.Method, Path: r.URL.Path, TeamID: r.URL.Query().Get("teamId")}
+	rec := Recorded{Method: r.Method, Path: r.URL.Path, TeamID: r.URL.Query().Get("teamId"), Until: r.URL.Query().Get("until")}
 	switch {
 	case !hasAuth:
 	case caller != nil && caller.ID == s.rootID:
@@ -194,7 +206,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) view(t *Token) map[string]any {
 	v := map[string]any{"id": t.ID, "name": t.Name, "type": "token", "origin": "manual",
-		"activeAt": s.now().UnixMilli(), "createdAt": s.now().UnixMilli()}
+		"activeAt": t.Created, "createdAt": t.Created}
 	if !t.ExpiresAt.IsZero() {
 		v["expiresAt"] = t.ExpiresAt.UnixMilli()
 	}
@@ -225,6 +237,8 @@ func (s *Server) route(r *http.Request, team string, caller *Token, body map[str
 		}
 		t := s.newToken(name, team, expires)
 		return response{http.StatusOK, map[string]any{"token": s.view(t), "bearerToken": t.Secret}}
+	case p == "/v6/user/tokens" && r.Method == http.MethodGet:
+		return s.list(r)
 	case strings.HasPrefix(p, "/v5/user/tokens/") && r.Method == http.MethodGet:
 		id := strings.TrimPrefix(p, "/v5/user/tokens/")
 		t := caller
@@ -245,4 +259,36 @@ func (s *Server) route(r *http.Request, team string, caller *Token, body map[str
 		return response{http.StatusOK, map[string]any{"tokenId": id}}
 	}
 	return apiError(http.StatusNotFound, "not_found", "The requested endpoint was not found")
+}
+
+// list answers GET /v6/user/tokens: newest first, limit per page (at most
+// maxPage), until = the createdAt (exclusive) to continue before.
+func (s *Server) list(r *http.Request) response {
+	limit, err := strconv.Atoi(r.URL.Query().Get("limit"))
+	if err != nil || limit <= 0 {
+		limit = 20
+	}
+	limit = min(limit, s.maxPage)
+	until, _ := strconv.ParseInt(r.URL.Query().Get("until"), 10, 64)
+	var page []map[string]any
+	more := false
+	for i := len(s.tokens) - 1; i >= 0; i-- {
+		t := s.tokens[i]
+		if t.Deleted || (until > 0 && t.Created >= until) {
+			continue
+		}
+		if len(page) == limit {
+			more = true
+			break
+		}
+		page = append(page, s.view(t))
+	}
+	pagination := map[string]any{"count": len(page), "next": nil, "prev": nil}
+	if more {
+		pagination["next"] = page[len(page)-1]["createdAt"]
+	}
+	if page == nil {
+		page = []map[string]any{}
+	}
+	return response{http.StatusOK, map[string]any{"tokens": page, "pagination": pagination}}
 }
