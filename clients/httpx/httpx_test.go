@@ -1074,3 +1074,36 @@ func TestTextMessage(t *testing.T) {
 		}
 	}
 }
+
+// ObserveAnswer sees every answer, the retried 429s included, under the
+// request's operation, for each of the three retry policies (GET, a
+// create-style POST, and NoRetry).
+func TestObserveAnswerSeesRetriedAnswers(t *testing.T) {
+	t.Parallel()
+	srv := newScript(t, func(n int) reply {
+		if n%3 != 0 {
+			return reply{status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": "0"}}
+		}
+		return reply{status: 200, body: `{"ok":true}`}
+	})
+	var mu sync.Mutex
+	var answers []string
+	c := newClient(t, httpx.Options{ObserveAnswer: func(op string, status int) {
+		mu.Lock()
+		answers = append(answers, fmt.Sprintf("%s %d", op, status))
+		mu.Unlock()
+	}})
+	for _, r := range []httpx.Request{
+		get(srv.URL),
+		{Op: "create", Method: http.MethodPost, URL: srv.URL + "/v1/keys", Body: []byte(`{}`)},
+		{Op: "roll", Method: http.MethodPost, URL: srv.URL + "/v1/roll", NoRetry: true},
+	} {
+		if _, err := c.Do(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"verify 429", "verify 429", "verify 200", "create 429", "create 429", "create 200", "roll 429"}
+	if fmt.Sprint(answers) != fmt.Sprint(want) {
+		t.Errorf("answers %q, want %q", answers, want)
+	}
+}
