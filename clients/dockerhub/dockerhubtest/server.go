@@ -57,7 +57,9 @@ type jwt struct {
 type Server struct {
 	*httptest.Server
 
-	log fakeapi.Recorder[Recorded]
+	// Recorder has FailNext (failures to inject: 429s carry Retry-After: 1),
+	// Requests and ResetRequests.
+	fakeapi.Recorder[Recorded]
 
 	mu       sync.Mutex
 	password string
@@ -100,16 +102,6 @@ func (s *Server) RevokeJWTs() {
 	defer s.mu.Unlock()
 	s.jwts = map[string]*jwt{}
 }
-
-// FailNext answers the next n requests with status (429s carry
-// Retry-After: 1).
-func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
-
-// Requests returns every request received so far.
-func (s *Server) Requests() []Recorded { return s.log.Requests() }
-
-// ResetRequests forgets the recorded requests.
-func (s *Server) ResetRequests() { s.log.ResetRequests() }
 
 // LiveTokens returns the tokens neither deleted nor expired.
 func (s *Server) LiveTokens() []Token {
@@ -181,11 +173,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	h := w.Header()
 	h.Set("X-RateLimit-Limit", "180")
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(180-s.log.Len()%180))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(180-s.Recorder.Len()%180))
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Minute).Unix(), 10))
 
 	var resp response
-	failure := s.log.Fail(w)
+	failure := s.Recorder.Fail(w)
 	switch {
 	case failure == http.StatusTooManyRequests:
 		h.Set("X-RateLimit-Remaining", "0")
@@ -204,7 +196,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		resp = s.route(r, body)
 	}
 	rec.Status = resp.status
-	s.log.Record(rec)
+	s.Recorder.Record(rec)
 	fakeapi.WriteJSON(w, resp.status, resp.body)
 }
 

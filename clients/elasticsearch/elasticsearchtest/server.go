@@ -54,7 +54,9 @@ func (k APIKey) Encoded() string {
 type Server struct {
 	*httptest.Server
 
-	log fakeapi.Recorder[Recorded]
+	// Recorder has FailNext (failures to inject: 429s carry Retry-After: 1),
+	// Requests and ResetRequests.
+	fakeapi.Recorder[Recorded]
 
 	mu       sync.Mutex
 	password string
@@ -91,16 +93,6 @@ func (s *Server) SetNow(now func() time.Time) {
 	defer s.mu.Unlock()
 	s.now = now
 }
-
-// FailNext answers the next n requests with status (429s carry
-// Retry-After: 1).
-func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
-
-// Requests returns every request received so far.
-func (s *Server) Requests() []Recorded { return s.log.Requests() }
-
-// ResetRequests forgets the recorded requests.
-func (s *Server) ResetRequests() { s.log.ResetRequests() }
 
 // LiveKeys returns the valid API keys other than the seeded root.
 func (s *Server) LiveKeys() []APIKey {
@@ -199,7 +191,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	rec.Body = body
 
 	var resp response
-	failure := s.log.Fail(w)
+	failure := s.Recorder.Fail(w)
 	switch {
 	case failure == http.StatusTooManyRequests:
 		resp = esError(failure, "es_rejected_execution_exception", "rejected execution of coordinating operation")
@@ -215,7 +207,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		resp = s.route(r, caller, body)
 	}
 	rec.Status = resp.status
-	s.log.Record(rec)
+	s.Recorder.Record(rec)
 	fakeapi.WriteJSON(w, resp.status, resp.body)
 }
 

@@ -54,7 +54,9 @@ type Token struct {
 type Server struct {
 	*httptest.Server
 
-	log fakeapi.Recorder[Recorded]
+	// Recorder has FailNext (failures to inject: 429s carry Retry-After: 1),
+	// Requests and ResetRequests.
+	fakeapi.Recorder[Recorded]
 
 	mu       sync.Mutex
 	session  string
@@ -95,16 +97,6 @@ func (s *Server) Password() string { return s.password }
 
 // OTPSecret is the TOTP secret ("" without two-factor authentication).
 func (s *Server) OTPSecret() string { return s.otp }
-
-// FailNext answers the next n requests with status (429s carry
-// Retry-After: 1).
-func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
-
-// Requests returns every request received so far.
-func (s *Server) Requests() []Recorded { return s.log.Requests() }
-
-// ResetRequests forgets the recorded requests.
-func (s *Server) ResetRequests() { s.log.ResetRequests() }
 
 // LiveTokens returns the tokens neither deleted nor expired.
 func (s *Server) LiveTokens() []Token {
@@ -175,7 +167,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	rec.Body = body
 
 	var resp response
-	failure := s.log.Fail(w)
+	failure := s.Recorder.Fail(w)
 	management := strings.HasPrefix(r.URL.Path, "/-/npm/v1/tokens")
 	switch {
 	case failure == http.StatusTooManyRequests:
@@ -199,7 +191,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		resp = s.route(r, body)
 	}
 	rec.Status = resp.status
-	s.log.Record(rec)
+	s.Recorder.Record(rec)
 	fakeapi.WriteJSON(w, resp.status, resp.body)
 }
 

@@ -49,7 +49,9 @@ type AuthKey struct {
 type Server struct {
 	*httptest.Server
 
-	log fakeapi.Recorder[Recorded]
+	// Recorder has FailNext (failures to inject: 429s carry Retry-After: 1),
+	// Requests and ResetRequests.
+	fakeapi.Recorder[Recorded]
 
 	mu    sync.Mutex
 	seq   int
@@ -74,16 +76,6 @@ func (s *Server) SetNow(now func() time.Time) {
 	defer s.mu.Unlock()
 	s.now = now
 }
-
-// FailNext answers the next n requests with status (429s carry
-// Retry-After: 1).
-func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
-
-// Requests returns every request received so far.
-func (s *Server) Requests() []Recorded { return s.log.Requests() }
-
-// ResetRequests forgets the recorded requests.
-func (s *Server) ResetRequests() { s.log.ResetRequests() }
 
 // LiveKeys returns the auth keys neither deleted nor expired.
 func (s *Server) LiveKeys() []AuthKey {
@@ -161,7 +153,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	rec.Body = body
 
 	var resp response
-	failure := s.log.Fail(w)
+	failure := s.Recorder.Fail(w)
 	switch {
 	case failure == http.StatusTooManyRequests:
 		resp = apiError(failure, "rate limit exceeded")
@@ -175,7 +167,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		resp = s.route(r, body)
 	}
 	rec.Status = resp.status
-	s.log.Record(rec)
+	s.Recorder.Record(rec)
 	fakeapi.WriteJSON(w, resp.status, resp.body)
 }
 

@@ -47,7 +47,9 @@ type Token struct {
 type Server struct {
 	*httptest.Server
 
-	log fakeapi.Recorder[Recorded]
+	// Recorder has FailNext (failures to inject: 429s carry Retry-After: 1),
+	// Requests and ResetRequests.
+	fakeapi.Recorder[Recorded]
 
 	mu      sync.Mutex
 	seq     int64
@@ -88,16 +90,6 @@ func (s *Server) SetNow(now func() time.Time) {
 	defer s.mu.Unlock()
 	s.now = now
 }
-
-// FailNext answers the next n requests with status (429s carry
-// Retry-After: 1).
-func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
-
-// Requests returns every request received so far.
-func (s *Server) Requests() []Recorded { return s.log.Requests() }
-
-// ResetRequests forgets the recorded requests.
-func (s *Server) ResetRequests() { s.log.ResetRequests() }
 
 // LiveTokens returns the tokens neither deleted nor expired.
 func (s *Server) LiveTokens() []Token {
@@ -178,11 +170,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	h := w.Header()
 	h.Set("X-RateLimit-Limit", "100")
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(100-s.log.Len()%100))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(100-s.Recorder.Len()%100))
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Minute).Unix(), 10))
 
 	var resp response
-	failure := s.log.Fail(w)
+	failure := s.Recorder.Fail(w)
 	switch {
 	case failure == http.StatusTooManyRequests:
 		h.Set("X-RateLimit-Remaining", "0")
@@ -200,7 +192,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		resp = s.route(r, rec.TeamID, caller, body)
 	}
 	rec.Status = resp.status
-	s.log.Record(rec)
+	s.Recorder.Record(rec)
 	fakeapi.WriteJSON(w, resp.status, resp.body)
 }
 
