@@ -238,39 +238,27 @@ func TestRootRotationUnsupported(t *testing.T) {
 	}
 }
 
-func TestRateLimitRetried(t *testing.T) {
-	srv := dockerhubtest.NewServer()
-	defer srv.Close()
-	p := newClient(t, srv)
-	if _, err := p.RootID(context.Background()); err != nil { // cache the JWT
-		t.Fatal(err)
-	}
-	srv.ResetRequests()
-	srv.FailNext(2, http.StatusTooManyRequests)
-	if _, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "after-429", Scopes: []string{"repo:read"}}); err != nil {
-		t.Fatalf("CreateKey after 429s: %v", err)
-	}
-	reqs := srv.Requests()
-	if len(reqs) != 3 || reqs[0].Status != 429 || reqs[2].Status != 201 || len(srv.LiveTokens()) != 1 {
-		t.Fatalf("requests = %+v", reqs)
-	}
-}
-
-func TestServerErrorOnCreate(t *testing.T) {
+// A 429 is waited out and the create sent again; a 500 is not retried (the
+// token may exist) and leaves nothing. The JWT is cached first, so the
+// failures hit the create itself.
+func TestCreateThrottledOrFailing(t *testing.T) {
 	srv := dockerhubtest.NewServer()
 	defer srv.Close()
 	p := newClient(t, srv)
 	if _, err := p.RootID(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	srv.ResetRequests()
-	srv.FailNext(1, http.StatusInternalServerError)
-	_, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k", Scopes: []string{"repo:read"}})
-	if err == nil || !strings.Contains(err.Error(), "HTTP 500") {
-		t.Fatalf("CreateKey = %v", err)
+	create := func() error {
+		_, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k", Scopes: []string{"repo:read"}})
+		return err
 	}
-	if len(srv.Requests()) != 1 || len(srv.LiveTokens()) != 0 {
-		t.Fatalf("requests %+v, live tokens %d", srv.Requests(), len(srv.LiveTokens()))
+	clienttest.AssertCreateNotRetriedAfter500(t, srv.FailNext, create, srv.Requests)
+	if n := len(srv.LiveTokens()); n != 0 {
+		t.Fatalf("%d tokens after a create answered 500", n)
+	}
+	clienttest.AssertCreateRetriedAfter429(t, srv.FailNext, create, srv.Requests, func(r dockerhubtest.Recorded) int { return r.Status })
+	if n := len(srv.LiveTokens()); n != 1 {
+		t.Fatalf("%d tokens after a create answered 429 twice, want 1", n)
 	}
 }
 

@@ -216,31 +216,20 @@ func TestWrongPassword(t *testing.T) {
 	clienttest.AssertNoSecret(t, err, "wrong-password-0123", srv.SessionToken())
 }
 
-func TestRateLimitRetried(t *testing.T) {
+// A 429 is waited out and the create sent again; a 500 is not retried (the
+// token may exist) and leaves nothing.
+func TestCreateThrottledOrFailing(t *testing.T) {
 	srv := npmtest.NewServer()
 	defer srv.Close()
 	p := newClient(t, srv, fields(srv))
-	srv.FailNext(2, http.StatusTooManyRequests)
-	if _, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "after-429"}); err != nil {
-		t.Fatalf("CreateKey after 429s: %v", err)
+	create := func() error { _, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k"}); return err }
+	clienttest.AssertCreateNotRetriedAfter500(t, srv.FailNext, create, srv.Requests)
+	if n := len(srv.LiveTokens()); n != 0 {
+		t.Fatalf("%d tokens after a create answered 500", n)
 	}
-	reqs := srv.Requests()
-	if len(reqs) != 3 || reqs[0].Status != 429 || reqs[2].Status != 201 || len(srv.LiveTokens()) != 1 {
-		t.Fatalf("requests = %+v", reqs)
-	}
-}
-
-func TestServerErrorOnCreate(t *testing.T) {
-	srv := npmtest.NewServer()
-	defer srv.Close()
-	p := newClient(t, srv, fields(srv))
-	srv.FailNext(1, http.StatusInternalServerError)
-	_, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k"})
-	if err == nil || !strings.Contains(err.Error(), "HTTP 500") {
-		t.Fatalf("CreateKey = %v", err)
-	}
-	if len(srv.Requests()) != 1 || len(srv.LiveTokens()) != 0 {
-		t.Fatalf("requests %+v, live tokens %d", srv.Requests(), len(srv.LiveTokens()))
+	clienttest.AssertCreateRetriedAfter429(t, srv.FailNext, create, srv.Requests, func(r npmtest.Recorded) int { return r.Status })
+	if n := len(srv.LiveTokens()); n != 1 {
+		t.Fatalf("%d tokens after a create answered 429 twice, want 1", n)
 	}
 }
 

@@ -217,32 +217,22 @@ func TestUnauthorized(t *testing.T) {
 	clienttest.AssertNoSecret(t, err, p.apiKey, srv.RootToken())
 }
 
-func TestRateLimitRetried(t *testing.T) {
-	srv := tailscaletest.NewServer()
-	defer srv.Close()
-	p := newClient(t, srv, "-")
-	srv.FailNext(2, http.StatusTooManyRequests)
-	if _, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "after-429"}); err != nil {
-		t.Fatalf("CreateKey after 429s: %v", err)
-	}
-	reqs := srv.Requests()
-	if len(reqs) != 3 || reqs[0].Status != 429 || reqs[2].Status != 200 || len(srv.LiveKeys()) != 1 {
-		t.Fatalf("requests = %+v", reqs)
-	}
-}
+func status(r tailscaletest.Recorded) int { return r.Status }
 
-// A 500 on create is not retried (the key may exist) and leaves nothing.
-func TestServerErrorOnCreate(t *testing.T) {
+// A 429 is waited out and the create sent again; a 500 is not retried (the
+// key may exist) and leaves nothing.
+func TestCreateThrottledOrFailing(t *testing.T) {
 	srv := tailscaletest.NewServer()
 	defer srv.Close()
 	p := newClient(t, srv, "-")
-	srv.FailNext(1, http.StatusInternalServerError)
-	_, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k"})
-	if err == nil || !strings.Contains(err.Error(), "HTTP 500") {
-		t.Fatalf("CreateKey = %v", err)
+	create := func() error { _, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k"}); return err }
+	clienttest.AssertCreateNotRetriedAfter500(t, srv.FailNext, create, srv.Requests)
+	if n := len(srv.LiveKeys()); n != 0 {
+		t.Fatalf("%d keys after a create answered 500", n)
 	}
-	if len(srv.Requests()) != 1 || len(srv.LiveKeys()) != 0 {
-		t.Fatalf("requests %+v, live keys %d", srv.Requests(), len(srv.LiveKeys()))
+	clienttest.AssertCreateRetriedAfter429(t, srv.FailNext, create, srv.Requests, status)
+	if n := len(srv.LiveKeys()); n != 1 {
+		t.Fatalf("%d keys after a create answered 429 twice, want 1", n)
 	}
 }
 

@@ -246,32 +246,20 @@ func TestRootRotation(t *testing.T) {
 	}
 }
 
-func TestRateLimitRetried(t *testing.T) {
+// A 429 is waited out and the create sent again; a 500 is not retried (the
+// token may exist) and leaves nothing.
+func TestCreateThrottledOrFailing(t *testing.T) {
 	srv := verceltest.NewServer()
 	defer srv.Close()
 	p := newClient(t, srv, srv.RootToken(), "")
-	srv.FailNext(2, http.StatusTooManyRequests)
-	if _, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "after-429"}); err != nil {
-		t.Fatalf("CreateKey after 429s: %v", err)
+	create := func() error { _, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k"}); return err }
+	err := clienttest.AssertCreateNotRetriedAfter500(t, srv.FailNext, create, srv.Requests)
+	if !strings.Contains(err.Error(), "internal_server_error") || len(srv.LiveTokens()) != 1 {
+		t.Fatalf("CreateKey = %v, %d live tokens (the root alone expected)", err, len(srv.LiveTokens()))
 	}
-	reqs := srv.Requests()
-	if len(reqs) != 3 || reqs[0].Status != 429 || reqs[2].Status != 200 || len(srv.LiveTokens()) != 2 {
-		t.Fatalf("requests = %+v", reqs)
-	}
-}
-
-// A 500 on create is not retried (the token may exist) and leaves nothing.
-func TestServerErrorOnCreate(t *testing.T) {
-	srv := verceltest.NewServer()
-	defer srv.Close()
-	p := newClient(t, srv, srv.RootToken(), "")
-	srv.FailNext(1, http.StatusInternalServerError)
-	_, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k"})
-	if err == nil || !strings.Contains(err.Error(), "HTTP 500") || !strings.Contains(err.Error(), "internal_server_error") {
-		t.Fatalf("CreateKey = %v", err)
-	}
-	if len(srv.Requests()) != 1 || len(srv.LiveTokens()) != 1 {
-		t.Fatalf("requests %+v, live tokens %d", srv.Requests(), len(srv.LiveTokens()))
+	clienttest.AssertCreateRetriedAfter429(t, srv.FailNext, create, srv.Requests, func(r verceltest.Recorded) int { return r.Status })
+	if n := len(srv.LiveTokens()); n != 2 {
+		t.Fatalf("%d live tokens after a create answered 429 twice, want the root and one", n)
 	}
 }
 
