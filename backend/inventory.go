@@ -35,6 +35,7 @@ type roleView struct {
 
 type rootView struct {
 	Type          string
+	CanRotateRoot bool
 	RootKeyID     string
 	RootAge       time.Time // when the current root was set or rotated
 	RootRotatedAt time.Time
@@ -82,7 +83,7 @@ func (in *inventory) deleteRole(name string) {
 }
 
 func (in *inventory) setProvider(name string, e *providerEntry, next time.Time) {
-	v := rootView{Type: e.Type, RootKeyID: e.RootKeyID, RootAge: later(e.RootSetAt, e.RootRotatedAt), RootRotatedAt: e.RootRotatedAt,
+	v := rootView{Type: e.Type, CanRotateRoot: e.CanRotateRoot, RootKeyID: e.RootKeyID, RootAge: later(e.RootSetAt, e.RootRotatedAt), RootRotatedAt: e.RootRotatedAt,
 		NextRotation: next, Pending: len(e.PendingRootRevocations), LastError: e.LastRootRotationError, NextRetry: e.RootNextRetry,
 		ExpiresAt: e.RootExpiresAt, RenewAt: rootRenewAt(e)}
 	in.mu.Lock()

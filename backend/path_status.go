@@ -27,8 +27,13 @@ func (b *backend) statusRead(ctx context.Context, req *logical.Request, _ *frame
 	pd := make(map[string]any, len(providers))
 	for _, p := range providers {
 		pending += p.Pending
+		rotation := "supported"
+		if !p.CanRotateRoot {
+			rotation = "unsupported"
+		}
 		pd[p.name] = map[string]any{
 			"type":                     p.Type,
+			"root_rotation":            rotation,
 			"root_key_id":              p.RootKeyID,
 			"root_age_seconds":         ageSeconds(now, p.RootAge),
 			"root_rotated_at":          formatTime(p.RootRotatedAt),
