@@ -35,6 +35,7 @@ type roleView struct {
 
 type rootView struct {
 	Type          string
+	CanRotateRoot bool
 	RootKeyID     string
 	RootAge       time.Time // when the current root was set or rotated
 	RootRotatedAt time.Time
@@ -44,8 +45,6 @@ type rootView struct {
 	NextRetry     time.Time
 	ExpiresAt     time.Time
 	RenewAt       time.Time
-	// CanRotateRoot: the type (as configured) can rotate its root at all.
-	CanRotateRoot bool
 }
 
 func newInventory() *inventory {
@@ -84,9 +83,9 @@ func (in *inventory) deleteRole(name string) {
 }
 
 func (in *inventory) setProvider(name string, e *providerEntry, next time.Time) {
-	v := rootView{Type: e.Type, RootKeyID: e.RootKeyID, RootAge: later(e.RootSetAt, e.RootRotatedAt), RootRotatedAt: e.RootRotatedAt,
+	v := rootView{Type: e.Type, CanRotateRoot: e.CanRotateRoot, RootKeyID: e.RootKeyID, RootAge: later(e.RootSetAt, e.RootRotatedAt), RootRotatedAt: e.RootRotatedAt,
 		NextRotation: next, Pending: len(e.PendingRootRevocations), LastError: e.LastRootRotationError, NextRetry: e.RootNextRetry,
-		ExpiresAt: e.RootExpiresAt, RenewAt: rootRenewAt(e), CanRotateRoot: e.CanRotateRoot}
+		ExpiresAt: e.RootExpiresAt, RenewAt: rootRenewAt(e)}
 	in.mu.Lock()
 	in.providers[name] = v
 	in.mu.Unlock()

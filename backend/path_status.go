@@ -27,8 +27,13 @@ func (b *backend) statusRead(ctx context.Context, req *logical.Request, _ *frame
 	pd := make(map[string]any, len(providers))
 	for _, p := range providers {
 		pending += p.Pending
+		rotation := "supported"
+		if !p.CanRotateRoot {
+			rotation = "unsupported"
+		}
 		pd[p.name] = map[string]any{
 			"type":                     p.Type,
+			"root_rotation":            rotation,
 			"root_key_id":              p.RootKeyID,
 			"root_age_seconds":         ageSeconds(now, p.RootAge),
 			"root_rotated_at":          formatTime(p.RootRotatedAt),
@@ -40,7 +45,6 @@ func (b *backend) statusRead(ctx context.Context, req *logical.Request, _ *frame
 			"expires_in_seconds":       untilSeconds(now, p.ExpiresAt),
 			"renew_at":                 formatTime(p.RenewAt),
 			"expiry_warning":           expiryWarning("root", now, p.ExpiresAt, p.RenewAt, p.LastError),
-			"root_rotation":            rootRotationSupport(p.CanRotateRoot),
 		}
 	}
 	rd := make(map[string]any, len(roles))
@@ -94,15 +98,6 @@ func untilSeconds(now, t time.Time) int64 {
 	return int64(t.Sub(now).Seconds())
 }
 
-// rootRotationSupport says whether a provider's root can be rotated at all
-// (some types' roots are made in the provider's console only).
-func rootRotationSupport(can bool) string {
-	if can {
-		return "supported"
-	}
-	return "unsupported"
-}
-
 func ageSeconds(now, since time.Time) int64 {
 	if since.IsZero() {
 		return 0
@@ -113,8 +108,8 @@ func ageSeconds(now, since time.Time) int64 {
 const statusHelp = `
 Lists every provider and role of the mount. Providers: type, root_key_id,
 root age, last and next root rotation, pending revocations of replaced roots,
-last error and next retry, and root_rotation (supported or unsupported).
-Roles: mode and provider; for dual roles the current key's id and age, the previous key's id and retire time, last and
+last error and next retry. Roles: mode and provider; for dual roles the
+current key's id and age, the previous key's id and retire time, last and
 next rotation, last error and next retry. Both show the secret's
 provider-side expiry (expires_at, expires_in_seconds), the deadline it is
 rotated by because of it (renew_at) and, while a rotation fails or is

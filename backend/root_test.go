@@ -379,6 +379,15 @@ func TestRotateRootOnAProviderThatCannotRotate(t *testing.T) {
 	if id, secret := ms.currentRoot(); id != "root_0" || e.storedProvider("nr").Fields["root_token"] != secret {
 		t.Fatal("the root changed")
 	}
+	// status says so, and says the opposite for a type that can.
+	e.provider("p")
+	providers := e.must(logical.ReadOperation, "status", nil).Data["providers"].(map[string]any)
+	if got := providers["nr"].(map[string]any)["root_rotation"]; got != "unsupported" {
+		t.Fatalf("status root_rotation of nr = %v, want unsupported", got)
+	}
+	if got := providers["p"].(map[string]any)["root_rotation"]; got != "supported" {
+		t.Fatalf("status root_rotation of p = %v, want supported", got)
+	}
 }
 
 // The dual-role analog: a previous key whose revocation failed is revoked

@@ -118,8 +118,12 @@ type ptType struct {
 	anyDelete func(r ptReq) bool
 	// isVerify: r is the documented verify of key id, made with that key.
 	isVerify func(r ptReq, id string) bool
-	// verifyPath is the path (GET) of the verify request, for the fault proxy.
+	// verifyPath is the path (GET) of the verify request, for the fault
+	// proxy; one ending in "/" is the prefix of the key's own path.
+	// verifyReq, when set, picks the verify requests instead (a verify that
+	// is not a GET); it may read the body if it puts it back.
 	verifyPath string
+	verifyReq  func(*http.Request) bool
 
 	// checkRoot checks the calls of rotate-root (reqs since the call) given
 	// its response, the old root's id and the new one's.
@@ -135,9 +139,9 @@ type ptType struct {
 
 	// rootRoll: root rotation is a roll (the new root is stored first).
 	rootRoll bool
-	// rootUnsupported: the type cannot rotate its root; rotate-root must be
-	// a 400 saying so and status must show it (ptRootUnsupported).
-	rootUnsupported bool
+	// noRootRotation: the type cannot rotate its root; rotate-root must be
+	// refused (ptRootUnsupported) and the root-rotation steps are skipped.
+	noRootRotation bool
 	// serverError is the 5xx the rotation-failure steps inject (default 503).
 	serverError int
 }
@@ -349,7 +353,7 @@ func ptRun(t *testing.T, tp *ptType) {
 	newRootID := ""
 	var roots []string // the root credential(s) after rotate-root
 	ok = t.Run("rotate-root", func(t *testing.T) {
-		if tp.rootUnsupported {
+		if tp.noRootRotation {
 			ptRootUnsupported(t, c, tp, mount, prov)
 			return
 		}
@@ -480,7 +484,14 @@ func ptRun(t *testing.T, tp *ptType) {
 	// not be promoted, and must be deleted again.
 	t.Run("5xx-on-verify", func(t *testing.T) {
 		defer px.arm(nil)
-		px.arm(func(r *http.Request) bool { return r.Method == http.MethodGet && r.URL.Path == tp.verifyPath })
+		px.arm(func(r *http.Request) bool {
+			if tp.verifyReq != nil {
+				return tp.verifyReq(r)
+			}
+			// A verifyPath ending in "/" is the prefix of a path naming the key.
+			return r.Method == http.MethodGet && (r.URL.Path == tp.verifyPath ||
+				strings.HasSuffix(tp.verifyPath, "/") && strings.HasPrefix(r.URL.Path, tp.verifyPath))
+		})
 		mark := len(tp.reqs())
 		_, err := c.Logical().Write(mount+"/rotate-role/"+dual, map[string]any{})
 		px.arm(nil)
@@ -514,7 +525,7 @@ func ptRun(t *testing.T, tp *ptType) {
 	// root and discard the new one; a roll (gitlab) has stored the new root
 	// before verifying, so the plugin is not stranded either way.
 	t.Run("5xx-on-root-verify", func(t *testing.T) {
-		if tp.rootUnsupported {
+		if tp.noRootRotation {
 			t.Skip("the type cannot rotate its root")
 		}
 		defer px.arm(nil)
@@ -763,8 +774,8 @@ func ptTwilio(t *testing.T) *ptType {
 			}
 		},
 		isDelete:   func(r ptReq, id string) bool { return r.at(http.MethodDelete, acct+"/Keys/"+id+".json") },
-		isVerify:   func(r ptReq, id string) bool { return r.is(http.MethodGet, acct+"/Balance.json", "key:"+id) },
-		verifyPath: acct + "/Balance.json",
+		isVerify:   func(r ptReq, id string) bool { return r.is(http.MethodGet, acct+"/Applications.json", "key:"+id) },
+		verifyPath: acct + "/Applications.json",
 	}
 	tp.checkRoot = func(t *testing.T, seen []ptReq, oldID, newID string) {
 		ptExpectSeq(t, "twilio auth token rotation", seen,

@@ -30,29 +30,6 @@ func init() {
 	ptOwnSuites["auth0"] = true // TestAuth0Clients
 }
 
-// ptRootUnsupported checks a type that cannot rotate its root: rotate-root
-// is a 400 saying so, nothing is sent to the provider, and status shows
-// root rotation as unsupported.
-func ptRootUnsupported(t *testing.T, c *api.Client, tp *ptType, mount, prov string) {
-	t.Helper()
-	mark := len(tp.reqs())
-	_, err := c.Logical().Write(mount+"/rotate-root/"+prov, map[string]any{})
-	re, ok := err.(*api.ResponseError)
-	if !ok || re.StatusCode != http.StatusBadRequest || !strings.Contains(strings.Join(re.Errors, " "), "cannot rotate its root") {
-		t.Fatalf("rotate-root of a type that cannot rotate its root: want a 400 saying so, got %v", err)
-	}
-	if seen := tp.reqs()[mark:]; len(seen) != 0 {
-		t.Errorf("rotate-root sent requests:\n%s", ptDump(seen))
-	}
-	st := read(t, c, mount+"/status").Data
-	if got := ptS(ptGet(st, "providers", prov, "root_rotation")); got != "unsupported" {
-		t.Errorf("status root_rotation = %q, want unsupported", got)
-	}
-	if got := ptS(ptGet(st, "providers", prov, "next_root_rotation")); got != "" {
-		t.Errorf("status next_root_rotation = %q, want none", got)
-	}
-}
-
 func ptQuery(q map[string]string) url.Values {
 	out := url.Values{}
 	for k, v := range q {
@@ -112,10 +89,10 @@ func ptOpenRouter(t *testing.T) *ptType {
 				t.Errorf("dual create expires_at %v (want between the role's retire time and 2160h): %v", r.Body["expires_at"], err)
 			}
 		},
-		isDelete:        func(r ptReq, id string) bool { return r.at(http.MethodDelete, "/api/v1/keys/"+id) },
-		isVerify:        func(r ptReq, id string) bool { return r.is(http.MethodGet, "/api/v1/key", "key:"+id) },
-		verifyPath:      "/api/v1/key",
-		rootUnsupported: true,
+		isDelete:       func(r ptReq, id string) bool { return r.at(http.MethodDelete, "/api/v1/keys/"+id) },
+		isVerify:       func(r ptReq, id string) bool { return r.is(http.MethodGet, "/api/v1/key", "key:"+id) },
+		verifyPath:     "/api/v1/key",
+		noRootRotation: true,
 	}
 	return tp
 }

@@ -102,6 +102,32 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{Parameters: params("expires_at", "2001-01-01T00:00:00Z")}, "parameters"},
 			{clients.KeyRequest{Scopes: []string{"chat"}}, "scopes"},
 		}},
+		{"tailscale", map[string]string{"api_key": "tskey-api-x"}, []check{
+			{clients.KeyRequest{Scopes: []string{"tag:ci"}, Parameters: params("reusable", "true", "ephemeral", "false")}, ""},
+			{clients.KeyRequest{Scopes: []string{"ci"}}, "scopes"},
+			{clients.KeyRequest{Parameters: params("reusable", "maybe")}, "parameters"},
+		}},
+		{"vercel", map[string]string{"api_token": "t", "team_id": "team_1"}, []check{
+			{clients.KeyRequest{}, ""},
+			{clients.KeyRequest{Scopes: []string{"read"}}, "scopes"},
+			{clients.KeyRequest{Parameters: params("teamId", "x")}, "parameters"},
+		}},
+		{"elasticsearch", map[string]string{"username": "u", "password": "p"}, []check{
+			{clients.KeyRequest{Parameters: params("role_descriptors", `{"r":{"cluster":["monitor"]}}`, "metadata", `{"a":1}`)}, ""},
+			{clients.KeyRequest{Scopes: []string{"monitor"}}, "scopes"},
+			{clients.KeyRequest{Parameters: params("role_descriptors", "monitor")}, "parameters"},
+		}},
+		{"dockerhub", map[string]string{"username": "u", "password": "p"}, []check{
+			{clients.KeyRequest{Scopes: []string{"repo:read", "repo:write"}}, ""},
+			{clients.KeyRequest{}, "scopes"},
+			{clients.KeyRequest{Scopes: []string{"repo:root"}}, "scopes"},
+			{clients.KeyRequest{Scopes: []string{"repo:read"}, Parameters: params("x", "y")}, "parameters"},
+		}},
+		{"npm", map[string]string{"token": "npm_x", "password": "p"}, []check{
+			{clients.KeyRequest{Scopes: []string{"@acme"}, Parameters: params("packages", "left-pad", "cidr", "10.0.0.0/8")}, ""},
+			{clients.KeyRequest{Scopes: []string{"acme"}}, "scopes"},
+			{clients.KeyRequest{Parameters: params("orgs_permission", "owner")}, "parameters"},
+		}},
 		{"http", map[string]string{"root_secret": "s", "create_path": "/v1/keys",
 			"create_body": `{"name": {{.Key.Name}}, "team": {{.Parameters.team}}}`, "key_id_path": "id",
 			"key_secret_path": "key", "verify_path": "/v1/whoami", "revoke_path": "/v1/keys/{{.Key.ID}}"}, []check{

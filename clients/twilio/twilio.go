@@ -310,15 +310,18 @@ func (c *client) CreateKey(ctx context.Context, req clients.KeyRequest) (clients
 	}, nil
 }
 
-// VerifyKey reads the account balance with the new key. Standard keys may
-// not read the Account resource itself, so the balance sub-resource is the
-// probe. A restricted key whose policy does not cover it gets 403, which
-// still proves Twilio accepted the key (bad credentials are a 401).
+// VerifyKey lists one TwiML application with the new key. Twilio documents
+// that Standard keys reach every resource except Accounts and Keys, and
+// that child accounts (the subaccount the docs recommend for Vault) have
+// no balance, so neither the Account nor its Balance can be the probe; the
+// Applications list exists in every account and holds no customer data. A
+// restricted key whose policy does not cover it gets 403, which still
+// proves Twilio accepted the key (bad credentials are a 401).
 func (c *client) VerifyKey(ctx context.Context, key clients.Key) error {
 	if key.ID == "" || key.Secret == "" {
 		return errors.New("twilio: verify: key has no sid or secret")
 	}
-	err := c.call(ctx, "verify", http.MethodGet, c.accountURL("/Balance.json"), key.ID, key.Secret, nil, nil, key.Secret)
+	err := c.call(ctx, "verify", http.MethodGet, c.accountURL("/Applications.json?PageSize=1"), key.ID, key.Secret, nil, nil, key.Secret)
 	var he *httpx.Error
 	if errors.As(err, &he) && he.Status == http.StatusForbidden && key.Extra["key_type"] == keyTypeRestricted {
 		return nil
@@ -327,7 +330,12 @@ func (c *client) VerifyKey(ctx context.Context, key clients.Key) error {
 }
 
 // RevokeKey deletes through the 2010-04-01 Keys resource and, when that
-// does not know the key, through IAM v1 (where restricted keys live).
+// does not know the key, through IAM v1 (where restricted keys live). For
+// a Standard key the 2010 answer is final (Twilio manages Standard keys in
+// both versions), so the IAM retry after a 404 can only find a restricted
+// key: when the IAM host refuses the root credential (401/403: an account
+// of a region without IAM), no restricted key of Vault's can exist there,
+// and the key is gone.
 func (c *client) RevokeKey(ctx context.Context, id string) error {
 	if !keySIDPattern.MatchString(id) {
 		return fmt.Errorf("twilio: revoke: invalid key sid")
@@ -337,7 +345,8 @@ func (c *client) RevokeKey(ctx context.Context, id string) error {
 		return err
 	}
 	err = c.call(ctx, "revoke", http.MethodDelete, c.iamBase+"/v1/Keys/"+id, c.user, c.pass, nil, nil)
-	if httpx.NotFound(err) {
+	var he *httpx.Error
+	if errors.As(err, &he) && (he.Status == http.StatusNotFound || he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden) {
 		return nil
 	}
 	return err

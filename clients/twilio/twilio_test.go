@@ -114,7 +114,7 @@ func TestKeyLifecycle(t *testing.T) {
 			if err := p.VerifyKey(ctx, key); err != nil {
 				t.Fatalf("VerifyKey: %v", err)
 			}
-			verify := lastRequest(t, srv, http.MethodGet, "/2010-04-01/Accounts/"+srv.AccountSID()+"/Balance.json")
+			verify := lastRequest(t, srv, http.MethodGet, "/2010-04-01/Accounts/"+srv.AccountSID()+"/Applications.json")
 			if verify.Auth != "key:"+key.ID {
 				t.Errorf("verify authenticated as %q, want the new key", verify.Auth)
 			}
@@ -439,5 +439,49 @@ func TestTypeDeclaration(t *testing.T) {
 	}
 	if typ.DefaultBaseURL != "https://api.twilio.com" {
 		t.Errorf("DefaultBaseURL = %q", typ.DefaultBaseURL)
+	}
+}
+
+// The verify works on a subaccount, which Twilio gives no balance
+// information (Balance.json is a 404 there), and uses the key itself.
+func TestVerifyOnSubaccount(t *testing.T) {
+	srv := twiliotest.NewServer(twiliotest.AsSubaccount())
+	defer srv.Close()
+	p := newProvider(t, srv, tokenFields(srv))
+	ctx := context.Background()
+	key, err := p.CreateKey(ctx, clients.KeyRequest{Name: "sub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.VerifyKey(ctx, key); err != nil {
+		t.Fatalf("VerifyKey on a subaccount: %v", err)
+	}
+	v := lastRequest(t, srv, http.MethodGet, "/2010-04-01/Accounts/"+srv.AccountSID()+"/Applications.json")
+	if v.Auth != "key:"+key.ID || v.Query.Get("PageSize") != "1" {
+		t.Fatalf("verify request = %+v", v)
+	}
+}
+
+// A Standard key already gone (404 on the 2010 delete) is revoked even when
+// the IAM host, tried next for restricted keys, does not take the
+// account's credentials.
+func TestRevokeGoneKeyWithoutIAM(t *testing.T) {
+	srv := twiliotest.NewServer(twiliotest.WithoutIAM())
+	defer srv.Close()
+	p := newProvider(t, srv, tokenFields(srv))
+	ctx := context.Background()
+	key, err := p.CreateKey(ctx, clients.KeyRequest{Name: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.RevokeKey(ctx, key.ID); err != nil {
+		t.Fatalf("RevokeKey: %v", err)
+	}
+	if err := p.RevokeKey(ctx, key.ID); err != nil {
+		t.Fatalf("RevokeKey of a key already gone: %v", err)
+	}
+	reqs := srv.Requests()
+	if last := reqs[len(reqs)-1]; last.Method != http.MethodDelete || last.Path != "/v1/Keys/"+key.ID {
+		t.Fatalf("last request = %+v, want the IAM delete (which the fake refuses with 401)", last)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -185,4 +186,38 @@ func Last[R any](t testing.TB, reqs []R, what string, match func(R) bool) R {
 	t.Fatalf("no %s request recorded", what)
 	var zero R
 	return zero
+}
+
+// AssertCreateRetriedAfter429 checks that a create the provider answers
+// twice with 429 (failNext injects them) is sent again and succeeds: three
+// requests since the call, the first a 429 and the last a 2xx. reqs are
+// the fake's requests and status reads one's status.
+func AssertCreateRetriedAfter429[R any](t testing.TB, failNext func(n, status int), create func() error, reqs func() []R, status func(R) int) {
+	t.Helper()
+	mark := len(reqs())
+	failNext(2, http.StatusTooManyRequests)
+	if err := create(); err != nil {
+		t.Fatalf("create after two 429s: %v", err)
+	}
+	seen := reqs()[mark:]
+	if len(seen) != 3 || status(seen[0]) != http.StatusTooManyRequests || status(seen[2]) < 200 || status(seen[2]) > 299 {
+		t.Fatalf("after two 429s: %d requests %+v, want 429, 429, 2xx", len(seen), seen)
+	}
+}
+
+// AssertCreateNotRetriedAfter500 checks that a create the provider answers
+// with 500 is sent once (the key may exist; the caller's WAL entry finds
+// it) and fails naming the status. It returns the error.
+func AssertCreateNotRetriedAfter500[R any](t testing.TB, failNext func(n, status int), create func() error, reqs func() []R) error {
+	t.Helper()
+	mark := len(reqs())
+	failNext(1, http.StatusInternalServerError)
+	err := create()
+	if err == nil || !strings.Contains(err.Error(), "HTTP 500") {
+		t.Fatalf("create answered 500 = %v, want an error naming HTTP 500", err)
+	}
+	if n := len(reqs()) - mark; n != 1 {
+		t.Fatalf("a create answered 500 was sent %d times, want once", n)
+	}
+	return err
 }

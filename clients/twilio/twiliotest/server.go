@@ -1,5 +1,5 @@
 // Package twiliotest is an in-memory fake of the Twilio endpoints the twilio
-// provider uses: the 2010-04-01 Account, Balance and Keys resources
+// provider uses: the 2010-04-01 Account, Balance, Applications and Keys resources
 // (api.twilio.com), the IAM v1 Keys resource (iam.twilio.com) and the Auth
 // Token resources (accounts.twilio.com). One server answers all three hosts'
 // paths, so base_url, iam_base_url and accounts_base_url can all point at it.
@@ -61,7 +61,21 @@ type Server struct {
 	primary    string
 	secondary  string
 	keys       map[string]*Key
+	// subaccount: the account is a child account, which Twilio gives no
+	// balance (Balance.json answers 404).
+	subaccount bool
+	// noIAM: the IAM host does not know the account's credentials (an
+	// account of another region): /v1/Keys answers 401.
+	noIAM bool
 }
+
+// AsSubaccount makes the account a child account: no balance information.
+func AsSubaccount() Option { return func(s *Server) { s.subaccount = true } }
+
+// WithoutIAM makes the IAM paths (/v1/Keys) refuse the account's
+// credentials, as the US-only IAM host does for an account of another
+// region.
+func WithoutIAM() Option { return func(s *Server) { s.noIAM = true } }
 
 // Option configures a Server.
 type Option func(*Server)
@@ -261,6 +275,20 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			"sid": s.accountSID, "owner_account_sid": s.accountSID, "friendly_name": "fake account",
 			"status": "active", "type": "Full", "auth_token": s.primary,
 		})
+
+	case strings.HasPrefix(p, "/v1/Keys") && s.noIAM:
+		writeError(w, http.StatusUnauthorized, 20003, "Authenticate")
+
+	case p == acctPrefix+"/Balance.json" && r.Method == http.MethodGet && s.subaccount:
+		writeError(w, http.StatusNotFound, 20404, "The requested resource "+p+" was not found")
+
+	case p == acctPrefix+"/Applications.json" && r.Method == http.MethodGet:
+		if who.kind == "key" && who.key.Type == KeyRestricted {
+			writeError(w, http.StatusForbidden, 20403, "Forbidden")
+			return
+		}
+		fakeapi.WriteJSON(w, http.StatusOK, map[string]any{"applications": []any{}, "page": 0, "page_size": 1,
+			"uri": p + "?PageSize=1&Page=0", "next_page_uri": nil, "previous_page_uri": nil})
 
 	case p == acctPrefix+"/Balance.json" && r.Method == http.MethodGet:
 		if who.kind == "key" && who.key.Type == KeyRestricted {
