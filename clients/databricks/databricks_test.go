@@ -278,26 +278,20 @@ func TestRateLimitRetried(t *testing.T) {
 	srv := databrickstest.NewServer()
 	defer srv.Close()
 	p := newClient(t, srv, patFields(srv))
-	srv.FailNext(2, http.StatusTooManyRequests)
-	if _, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "after-429"}); err != nil {
-		t.Fatalf("CreateKey after 429s: %v", err)
-	}
-	if reqs := srv.Requests(); len(reqs) != 3 || reqs[0].Status != 429 || reqs[2].Status != 200 {
-		t.Fatalf("requests = %+v", reqs)
-	}
+	create := func() error { _, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k"}); return err }
+	clienttest.AssertCreateRetriedAfter429(t, srv.FailNext, create, srv.Requests, func(r databrickstest.Recorded) int { return r.Status })
 }
 
 func TestServerErrorWithoutOrphan(t *testing.T) {
 	srv := databrickstest.NewServer()
 	defer srv.Close()
 	p := newClient(t, srv, patFields(srv))
-	srv.FailNext(1, http.StatusInternalServerError)
-	_, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k"})
-	if err == nil || !strings.Contains(err.Error(), "HTTP 500") || !strings.Contains(err.Error(), "INTERNAL_ERROR") {
-		t.Fatalf("CreateKey = %v", err)
+	create := func() error { _, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k"}); return err }
+	if err := clienttest.AssertCreateNotRetriedAfter500(t, srv.FailNext, create, srv.Requests); !strings.Contains(err.Error(), "INTERNAL_ERROR") {
+		t.Fatalf("error %v lacks Databricks' code", err)
 	}
-	if n := len(srv.Requests()); n != 1 || len(srv.LivePATs()) != 1 {
-		t.Fatalf("%d requests, %d PATs", n, len(srv.LivePATs()))
+	if len(srv.LivePATs()) != 1 {
+		t.Fatalf("%d PATs, want only the root", len(srv.LivePATs()))
 	}
 }
 

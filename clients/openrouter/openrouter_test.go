@@ -262,14 +262,8 @@ func TestRateLimitRetried(t *testing.T) {
 	srv := openroutertest.NewServer()
 	defer srv.Close()
 	p := newClient(t, srv, fields(srv))
-	srv.FailNext(2, http.StatusTooManyRequests)
-	if _, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "after-429"}); err != nil {
-		t.Fatalf("CreateKey after 429s: %v", err)
-	}
-	reqs := srv.Requests()
-	if len(reqs) != 3 || reqs[0].Status != 429 || reqs[2].Status != 201 {
-		t.Fatalf("requests = %+v", reqs)
-	}
+	create := func() error { _, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k"}); return err }
+	clienttest.AssertCreateRetriedAfter429(t, srv.FailNext, create, srv.Requests, func(r openroutertest.Recorded) int { return r.Status })
 	if len(srv.LiveKeys()) != 1 {
 		t.Fatal("want exactly one key")
 	}
@@ -281,13 +275,10 @@ func TestServerErrorWithoutOrphan(t *testing.T) {
 	srv := openroutertest.NewServer()
 	defer srv.Close()
 	p := newClient(t, srv, fields(srv))
-	srv.FailNext(1, http.StatusInternalServerError)
-	_, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k"})
-	if err == nil || !strings.Contains(err.Error(), "HTTP 500") {
-		t.Fatalf("CreateKey = %v", err)
-	}
-	if n := len(srv.Requests()); n != 1 || len(srv.LiveKeys()) != 0 {
-		t.Fatalf("%d requests, %d keys", n, len(srv.LiveKeys()))
+	create := func() error { _, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k"}); return err }
+	clienttest.AssertCreateNotRetriedAfter500(t, srv.FailNext, create, srv.Requests)
+	if len(srv.LiveKeys()) != 0 {
+		t.Fatal("a key was left")
 	}
 }
 

@@ -68,7 +68,9 @@ type token struct {
 type Server struct {
 	*httptest.Server
 
-	log fakeapi.Recorder[Recorded]
+	// Recorder has FailNext (failures to inject), Requests and
+	// ResetRequests.
+	fakeapi.Recorder[Recorded]
 
 	mu          sync.Mutex
 	clients     map[string]*Client
@@ -141,16 +143,6 @@ func (s *Server) IsLive(secret string) bool {
 	return false
 }
 
-// FailNext answers the next n requests with status (429s carry
-// Retry-After: 1).
-func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
-
-// Requests returns every request received so far.
-func (s *Server) Requests() []Recorded { return s.log.Requests() }
-
-// ResetRequests forgets the recorded requests.
-func (s *Server) ResetRequests() { s.log.ResetRequests() }
-
 // Fingerprint is the label of a root secret other than the seeded one.
 func Fingerprint(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
@@ -180,10 +172,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	h := w.Header()
 	h.Set("x-ratelimit-limit", "50")
-	h.Set("x-ratelimit-remaining", strconv.Itoa(49-s.log.Len()%50))
+	h.Set("x-ratelimit-remaining", strconv.Itoa(49-s.Recorder.Len()%50))
 	h.Set("x-ratelimit-reset", strconv.FormatInt(time.Now().Add(time.Second).Unix(), 10))
 	var resp response
-	switch failure := s.log.Fail(w); {
+	switch failure := s.Recorder.Fail(w); {
 	case failure == http.StatusTooManyRequests:
 		h.Set("x-ratelimit-remaining", "0")
 		resp = apiError(failure, "Too Many Requests", "Global limit has been reached", "too_many_requests")
@@ -206,7 +198,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		resp = apiError(http.StatusNotFound, "Not Found", "Not Found", "")
 	}
 	rec.Status = resp.status
-	s.log.Record(rec)
+	s.Recorder.Record(rec)
 	if resp.body == nil {
 		w.WriteHeader(resp.status)
 		return

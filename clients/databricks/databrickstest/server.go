@@ -75,7 +75,9 @@ type accessToken struct {
 type Server struct {
 	*httptest.Server
 
-	log fakeapi.Recorder[Recorded]
+	// Recorder has FailNext (failures to inject), Requests and
+	// ResetRequests.
+	fakeapi.Recorder[Recorded]
 
 	mu         sync.Mutex
 	seq        int
@@ -165,16 +167,6 @@ func (s *Server) IsLive(secret string) bool {
 	return x != nil
 }
 
-// FailNext answers the next n requests with status (429s carry
-// Retry-After: 1).
-func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
-
-// Requests returns every request received so far.
-func (s *Server) Requests() []Recorded { return s.log.Requests() }
-
-// ResetRequests forgets the recorded requests.
-func (s *Server) ResetRequests() { s.log.ResetRequests() }
-
 func (s *Server) nextID() string {
 	s.seq++
 	return fmt.Sprintf("%04d%s", s.seq, fakeapi.Hex(6))
@@ -240,7 +232,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		rec.Query[k] = r.URL.Query().Get(k)
 	}
 	var resp response
-	switch failure := s.log.Fail(w); {
+	switch failure := s.Recorder.Fail(w); {
 	case failure == http.StatusTooManyRequests:
 		resp = apiError(failure, "REQUEST_LIMIT_EXCEEDED", "Too many requests. Please wait a moment and try again.")
 	case failure != 0:
@@ -260,7 +252,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	rec.Status = resp.status
-	s.log.Record(rec)
+	s.Recorder.Record(rec)
 	fakeapi.WriteJSON(w, resp.status, resp.body)
 }
 

@@ -69,7 +69,9 @@ type JWK struct {
 type Server struct {
 	*httptest.Server
 
-	log fakeapi.Recorder[Recorded]
+	// Recorder has FailNext (failures to inject), Requests and
+	// ResetRequests.
+	fakeapi.Recorder[Recorded]
 
 	mu         sync.Mutex
 	apiToken   string
@@ -208,11 +210,6 @@ func publicOf(k any) any {
 	return nil
 }
 
-// FailNext answers the next n requests with status. A 429 carries Okta's
-// rate-limit headers only (reset one second after the answer's Date), no
-// Retry-After.
-func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
-
 // FailNextCreate answers the next client secret create with status; with
 // created, the secret is made anyway (the answer is lost), as a 500 from a
 // server that did the work.
@@ -221,12 +218,6 @@ func (s *Server) FailNextCreate(status int, created bool) {
 	defer s.mu.Unlock()
 	s.failCreate, s.createAnyway = status, created
 }
-
-// Requests returns every request received so far.
-func (s *Server) Requests() []Recorded { return s.log.Requests() }
-
-// ResetRequests forgets the recorded requests.
-func (s *Server) ResetRequests() { s.log.ResetRequests() }
 
 func (s *Server) newSecret() *Secret {
 	x := &Secret{ID: "ocs" + fakeapi.Hex(8), Status: "ACTIVE", Value: fakeapi.Hex(32), Created: time.Now().UTC()}
@@ -278,11 +269,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("Date", date.Format(http.TimeFormat))
 	h.Set("X-Rate-Limit-Limit", "600")
-	h.Set("X-Rate-Limit-Remaining", strconv.Itoa(599-s.log.Len()%600))
+	h.Set("X-Rate-Limit-Remaining", strconv.Itoa(599-s.Recorder.Len()%600))
 	h.Set("X-Rate-Limit-Reset", strconv.FormatInt(date.Add(time.Minute).Unix(), 10))
 
 	var resp response
-	failure := s.log.Fail(w)
+	failure := s.Recorder.Fail(w)
 	switch {
 	case failure == http.StatusTooManyRequests:
 		h.Del("Retry-After")
@@ -310,7 +301,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		resp = oktaError(http.StatusNotFound, "E0000022", "The endpoint does not support the provided HTTP method")
 	}
 	rec.Status = resp.status
-	s.log.Record(rec)
+	s.Recorder.Record(rec)
 	if resp.body == nil {
 		w.WriteHeader(resp.status)
 		return

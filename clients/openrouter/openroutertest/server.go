@@ -51,7 +51,9 @@ type Key struct {
 type Server struct {
 	*httptest.Server
 
-	log fakeapi.Recorder[Recorded]
+	// Recorder has FailNext (failures to inject), Requests and
+	// ResetRequests.
+	fakeapi.Recorder[Recorded]
 
 	mu            sync.Mutex
 	managementKey string
@@ -96,16 +98,6 @@ func (s *Server) IsLive(secret string) bool {
 	defer s.mu.Unlock()
 	return secret != "" && (secret == s.managementKey || s.bySecret(secret) != nil)
 }
-
-// FailNext answers the next n requests with status (429s carry
-// Retry-After: 1).
-func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
-
-// Requests returns every request received so far.
-func (s *Server) Requests() []Recorded { return s.log.Requests() }
-
-// ResetRequests forgets the recorded requests.
-func (s *Server) ResetRequests() { s.log.ResetRequests() }
 
 func (s *Server) bySecret(secret string) *Key {
 	for _, k := range s.keys {
@@ -155,7 +147,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		rec.Auth = "unknown"
 	}
 	var resp response
-	switch failure := s.log.Fail(w); {
+	switch failure := s.Recorder.Fail(w); {
 	case failure == http.StatusTooManyRequests:
 		resp = apiError(failure, "Rate limit exceeded")
 	case failure != 0:
@@ -172,7 +164,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		resp = s.route(r, isRoot, key, raw)
 	}
 	rec.Status = resp.status
-	s.log.Record(rec)
+	s.Recorder.Record(rec)
 	fakeapi.WriteJSON(w, resp.status, resp.body)
 }
 
