@@ -295,7 +295,13 @@ func fingerprint(clientID, secret string) string {
 	return "secret-" + hex.EncodeToString(sum[:6])
 }
 
-func (p *provider) RootID(context.Context) (string, error) {
+// RootID gets a Management API token with the configured secret (so a
+// wrong one is refused when the provider is written) and names the secret
+// by its fingerprint.
+func (p *provider) RootID(ctx context.Context) (string, error) {
+	if _, err := p.mgmtToken(ctx); err != nil {
+		return "", err
+	}
 	return fingerprint(p.clientID, p.secret), nil
 }
 

@@ -339,3 +339,20 @@ func TestAPIMessage(t *testing.T) {
 		}
 	}
 }
+
+// RootID gets a Management API token, so a wrong secret is refused when
+// the provider is written.
+func TestRootIDChecksTheSecret(t *testing.T) {
+	srv := auth0test.NewServer()
+	defer srv.Close()
+	ctx := context.Background()
+	id, err := newClient(t, srv, fields(srv)).RootID(ctx)
+	if err != nil || id != fingerprint(auth0test.RootClientID, srv.RootSecret()) {
+		t.Fatalf("RootID = %q, %v", id, err)
+	}
+	_, err = newClient(t, srv, map[string]string{fieldClientID: auth0test.RootClientID, fieldClientSecret: "wrong0000"}).RootID(ctx)
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("RootID with a wrong secret = %v", err)
+	}
+	clienttest.AssertNoSecret(t, err, "wrong0000")
+}

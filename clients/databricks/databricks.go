@@ -472,8 +472,19 @@ func (p *provider) FindKeys(context.Context, string) ([]clients.Key, error) {
 
 // ---- root ----
 
-// RootID is the configured PAT's token_id or the root secret's id.
-func (p *provider) RootID(context.Context) (string, error) {
+// RootID checks the root with an authenticated call (SCIM Me at the
+// workspace; with account_id, an account token) and returns the configured
+// PAT's token_id or the root secret's id.
+func (p *provider) RootID(ctx context.Context) (string, error) {
+	if p.accountID != "" {
+		if _, err := p.rootAuth(ctx, true); err != nil {
+			return "", err
+		}
+		return p.secretID, nil
+	}
+	if err := p.workspace(ctx, "verify_root", http.MethodGet, "/api/2.0/preview/scim/v2/Me", nil, nil); err != nil {
+		return "", err
+	}
 	if p.token != "" {
 		return p.tokenID, nil
 	}

@@ -341,3 +341,35 @@ func TestAPIMessage(t *testing.T) {
 		}
 	}
 }
+
+// RootID makes an authenticated call, so a wrong root is refused when the
+// provider is written.
+func TestRootIDChecksTheRoot(t *testing.T) {
+	srv := databrickstest.NewServer()
+	defer srv.Close()
+	ctx := context.Background()
+	_, patID := srv.RootPAT()
+	_, secretID := srv.RootSecret()
+	for name, tc := range map[string]struct {
+		fields map[string]string
+		id     string
+	}{
+		"pat":       {patFields(srv), patID},
+		"workspace": {spFields(srv, false), secretID},
+		"account":   {spFields(srv, true), secretID},
+	} {
+		if id, err := newClient(t, srv, tc.fields).RootID(ctx); err != nil || id != tc.id {
+			t.Errorf("%s: RootID = %q, %v", name, id, err)
+		}
+	}
+	for name, f := range map[string]map[string]string{
+		"wrong pat":    {fieldToken: "dapiwrong0000"},
+		"wrong secret": clienttest.Merge(spFields(srv, true), map[string]string{fieldClientSecret: "dosewrong0000"}),
+	} {
+		_, err := newClient(t, srv, f).RootID(ctx)
+		if err == nil || !strings.Contains(err.Error(), "401") {
+			t.Errorf("%s: RootID = %v", name, err)
+		}
+		clienttest.AssertNoSecret(t, err, "dapiwrong0000", "dosewrong0000")
+	}
+}

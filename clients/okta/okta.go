@@ -403,9 +403,14 @@ type jwkObject struct {
 
 func (p *provider) jwksPath() string { return "/api/v1/apps/" + p.clientID + "/credentials/jwks" }
 
-// RootID is the kid of the service app's key; an SSWS token's id is not
-// needed (it cannot be rotated).
-func (p *provider) RootID(context.Context) (string, error) {
+// RootID checks the root by listing the app's client secrets with it (so
+// a wrong token or key, a missing scope or a wrong app_id is refused when
+// the provider is written) and returns the kid of the service app's key;
+// an SSWS token's id is not needed (it cannot be rotated).
+func (p *provider) RootID(ctx context.Context) (string, error) {
+	if err := p.api(ctx, "verify_root", http.MethodGet, p.secretsPath(), nil, nil); err != nil {
+		return "", err
+	}
 	if p.apiToken != "" {
 		return "", nil
 	}

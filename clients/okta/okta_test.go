@@ -406,3 +406,27 @@ func TestAPIMessage(t *testing.T) {
 		}
 	}
 }
+
+// RootID lists the app's secrets with the root, so a wrong token, key or
+// app_id is refused when the provider is written.
+func TestRootIDChecksTheRoot(t *testing.T) {
+	srv := oktatest.NewServer()
+	defer srv.Close()
+	ctx := context.Background()
+	_, kid := srv.ServiceKey()
+	if id, err := newClient(t, srv, jwtFields(srv)).RootID(ctx); err != nil || id != kid {
+		t.Fatalf("RootID = %q, %v", id, err)
+	}
+	if id, err := newClient(t, srv, sswsFields(srv)).RootID(ctx); err != nil || id != "" {
+		t.Fatalf("RootID (SSWS) = %q, %v", id, err)
+	}
+	for name, f := range map[string]map[string]string{
+		"wrong token":  clienttest.Merge(sswsFields(srv), map[string]string{fieldAPIToken: "00wrong0000"}),
+		"wrong app_id": clienttest.Merge(sswsFields(srv), map[string]string{fieldAppID: "0oamissing"}),
+		"unknown kid":  clienttest.Merge(jwtFields(srv), map[string]string{fieldPrivateKeyID: "nope"}),
+	} {
+		if _, err := newClient(t, srv, f).RootID(ctx); err == nil {
+			t.Errorf("%s: RootID succeeded", name)
+		}
+	}
+}

@@ -325,6 +325,13 @@ func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, er
 	return out, nil
 }
 
+// RootID checks the management key (GET /key with it, an authenticated
+// call, so a wrong key is refused when the provider is written). The key
+// has no id the API gives back: "".
+func (p *provider) RootID(ctx context.Context) (string, error) {
+	return "", p.call(ctx, "verify_root", http.MethodGet, "/key", p.managementKey, nil, nil)
+}
+
 // ListKeys lists every key of the account (or workspace) for tidy.
 func (p *provider) ListKeys(ctx context.Context) ([]clients.Key, error) {
 	var out []clients.Key

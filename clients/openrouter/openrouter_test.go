@@ -317,3 +317,21 @@ func TestAPIMessage(t *testing.T) {
 		}
 	}
 }
+
+// RootID makes an authenticated call, so a wrong management key is refused
+// when the provider is written.
+func TestRootIDChecksTheKey(t *testing.T) {
+	srv := openroutertest.NewServer()
+	defer srv.Close()
+	if id, err := newClient(t, srv, fields(srv)).RootID(context.Background()); err != nil || id != "" {
+		t.Fatalf("RootID = %q, %v", id, err)
+	}
+	if r := last(srv); r.Path != "/api/v1/key" || r.Auth != "root" {
+		t.Fatalf("RootID request = %+v", r)
+	}
+	_, err := newClient(t, srv, map[string]string{fieldManagementKey: "sk-or-v1-wrong0000"}).RootID(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("RootID with a wrong key = %v", err)
+	}
+	assertNoSecret(t, err, "sk-or-v1-wrong0000")
+}
