@@ -511,3 +511,97 @@ func TestAuth0Clients(t *testing.T) {
 		t.Fatalf("%d applications left", n)
 	}
 }
+
+// TestProviderTypesWave3BadInput: the wave-3 types' bad input is a 400
+// naming the field (a wrong root included: the provider write checks it),
+// with no secret in it, and nothing is stored.
+func TestProviderTypesWave3BadInput(t *testing.T) {
+	c := sharedVlt.client
+	of := openroutertest.NewServer()
+	t.Cleanup(of.Close)
+	kf := oktatest.NewServer()
+	t.Cleanup(kf.Close)
+	df := databrickstest.NewServer()
+	t.Cleanup(df.Close)
+	af := auth0test.NewServer()
+	t.Cleanup(af.Close)
+	pemKey, kid := kf.ServiceKey()
+	dbPAT, _ := df.RootPAT()
+	goodProviders := map[string]map[string]any{
+		"openrouter": {"type": "openrouter", "base_url": of.URL + "/api/v1", "management_key": of.ManagementKey()},
+		"okta":       {"type": "okta", "base_url": kf.URL, "app_id": oktatest.AppID, "api_token": kf.APIToken()},
+		"databricks": {"type": "databricks", "base_url": df.URL, "token": dbPAT},
+		"auth0":      {"type": "auth0", "base_url": af.URL, "client_id": auth0test.RootClientID, "client_secret": af.RootSecret()},
+	}
+	cases := []struct {
+		name string
+		path string // "" for a provider write, "role:<type>" for a role on a good provider
+		data map[string]any
+		want []string
+	}{
+		{"openrouter wrong management key", "", map[string]any{"type": "openrouter", "base_url": of.URL + "/api/v1",
+			"management_key": "sk-or-v1-wrong0000"}, []string{"management_key", "401"}},
+		{"openrouter automated root rotation", "", map[string]any{"type": "openrouter", "base_url": of.URL + "/api/v1",
+			"management_key": of.ManagementKey(), "rotation_period": "720h"}, []string{"rotation_period"}},
+		{"openrouter negative limit", "role:openrouter", map[string]any{"mode": "dynamic", "parameters": map[string]any{"limit": "-5"}},
+			[]string{"parameters", "limit"}},
+		{"openrouter past expires_at", "role:openrouter", map[string]any{"mode": "dual", "parameters": map[string]any{"expires_at": "2001-01-01T00:00:00Z"}},
+			[]string{"parameters", "expires_at"}},
+		{"okta both root forms", "", map[string]any{"type": "okta", "base_url": kf.URL, "app_id": oktatest.AppID, "api_token": kf.APIToken(),
+			"client_id": oktatest.ServiceClientID, "private_key": pemKey, "private_key_id": kid}, []string{"api_token"}},
+		{"okta private_key not PEM", "", map[string]any{"type": "okta", "base_url": kf.URL, "app_id": oktatest.AppID,
+			"client_id": oktatest.ServiceClientID, "private_key": "not a key", "private_key_id": kid}, []string{"private_key"}},
+		{"okta wrong app", "", map[string]any{"type": "okta", "base_url": kf.URL, "app_id": "0oamissing", "api_token": kf.APIToken()},
+			[]string{"api_token", "404"}},
+		{"okta dynamic role", "role:okta", map[string]any{"mode": "dynamic"}, []string{"mode", "use mode=dual"}},
+		{"databricks PAT at the account", "", map[string]any{"type": "databricks", "base_url": df.URL, "token": dbPAT,
+			"account_id": databrickstest.AccountID}, []string{"account_id"}},
+		{"databricks wrong PAT", "", map[string]any{"type": "databricks", "base_url": df.URL, "token": "dapiwrong0000"},
+			[]string{"token", "401"}},
+		{"databricks oauth secret without a service principal", "role:databricks", map[string]any{"mode": "dual",
+			"parameters": map[string]any{"kind": "oauth_secret"}}, []string{"parameters", "service_principal_id"}},
+		{"auth0 wrong secret", "", map[string]any{"type": "auth0", "base_url": af.URL, "client_id": auth0test.RootClientID,
+			"client_secret": "wrong0000"}, []string{"client_secret", "401"}},
+		{"auth0 role without audience", "role:auth0", map[string]any{"mode": "dynamic"}, []string{"parameters", "audience"}},
+	}
+	provs := map[string]string{}
+	provider := func(typ string) string {
+		if p, ok := provs[typ]; ok {
+			return p
+		}
+		p := uniq("good-" + typ)
+		write(t, c, "thirdparty/providers/"+p, goodProviders[typ])
+		t.Cleanup(func() { _, _ = c.Logical().Delete("thirdparty/providers/" + p) })
+		provs[typ] = p
+		return p
+	}
+	secrets := []string{of.ManagementKey(), kf.APIToken(), pemKey, dbPAT, af.RootSecret(), "sk-or-v1-wrong0000", "dapiwrong0000", "wrong0000"}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := "thirdparty/providers/" + uniq("bad")
+			data := tc.data
+			if typ, ok := strings.CutPrefix(tc.path, "role:"); ok {
+				path = "thirdparty/roles/" + uniq("bad")
+				data = map[string]any{"provider": provider(typ)}
+				for k, v := range tc.data {
+					data[k] = v
+				}
+			}
+			_, err := c.Logical().Write(path, data)
+			re, ok := err.(*api.ResponseError)
+			if !ok || re.StatusCode != 400 {
+				t.Fatalf("want a 400, got %v", err)
+			}
+			msg := strings.Join(re.Errors, "; ")
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not name %q", msg, w)
+				}
+			}
+			ptNoSecretIn(t, "error", map[string]any{"e": msg}, secrets...)
+			if s, _ := c.Logical().Read(path); s != nil {
+				t.Errorf("a rejected write stored %s", path)
+			}
+		})
+	}
+}
