@@ -30,7 +30,10 @@ type roleView struct {
 }
 
 type rootView struct {
-	Type          string
+	Type string
+	// CanRotateRoot is false for a type (as configured) whose root
+	// credential Vault cannot rotate.
+	CanRotateRoot bool
 	RootKeyID     string
 	RootAge       time.Time // when the current root was set or rotated
 	RootRotatedAt time.Time
@@ -75,7 +78,7 @@ func (in *inventory) deleteRole(name string) {
 }
 
 func (in *inventory) setProvider(name string, e *providerEntry, next time.Time) {
-	v := rootView{Type: e.Type, RootKeyID: e.RootKeyID, RootAge: later(e.RootSetAt, e.RootRotatedAt), RootRotatedAt: e.RootRotatedAt,
+	v := rootView{Type: e.Type, CanRotateRoot: e.CanRotateRoot, RootKeyID: e.RootKeyID, RootAge: later(e.RootSetAt, e.RootRotatedAt), RootRotatedAt: e.RootRotatedAt,
 		NextRotation: next, Pending: len(e.PendingRootRevocations), LastError: e.LastRootRotationError, NextRetry: e.RootNextRetry}
 	in.mu.Lock()
 	in.providers[name] = v

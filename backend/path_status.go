@@ -29,6 +29,7 @@ func (b *backend) statusRead(ctx context.Context, req *logical.Request, _ *frame
 		pending += p.Pending
 		pd[p.name] = map[string]any{
 			"type":                     p.Type,
+			"root_rotation_supported":  p.CanRotateRoot,
 			"root_key_id":              p.RootKeyID,
 			"root_age_seconds":         ageSeconds(now, p.RootAge),
 			"root_rotated_at":          formatTime(p.RootRotatedAt),
