@@ -79,6 +79,11 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{Scopes: []string{"model.read"}}, "scopes"},
 			{clients.KeyRequest{Parameters: params("team", "a")}, "parameters"},
 		}},
+		{"linode", map[string]string{"token": "t"}, []check{
+			{clients.KeyRequest{Scopes: []string{"linodes:read_only"}}, ""},
+			{clients.KeyRequest{}, "scopes"},
+			{clients.KeyRequest{Scopes: []string{"*"}, Parameters: params("expiry", "1")}, "parameters"},
+		}},
 		{"http", map[string]string{"root_secret": "s", "create_path": "/v1/keys",
 			"create_body": `{"name": {{.Key.Name}}, "team": {{.Parameters.team}}}`, "key_id_path": "id",
 			"key_secret_path": "key", "verify_path": "/v1/whoami", "revoke_path": "/v1/keys/{{.Key.ID}}"}, []check{

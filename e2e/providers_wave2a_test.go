@@ -1,0 +1,87 @@
+//go:build e2e
+
+package e2e
+
+// Wave 2 (part A) provider types for TestProviderTypes (providers_test.go):
+// each constructor starts the type's fake and describes its documented
+// requests, reusing the pt* helpers.
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/linode/linodetest"
+)
+
+// ---- linode ----
+
+func ptLinode(t *testing.T) *ptType {
+	f := linodetest.NewServer()
+	t.Cleanup(f.Close)
+	seeded := f.RootTokenID()
+	const tokens = "/v4/profile/tokens"
+	tp := &ptType{
+		name: "linode", url: f.URL, baseSuffix: "/v4",
+		reqs: func() []ptReq {
+			return ptMap(f.Requests(), func(r linodetest.Recorded) ptReq {
+				return ptReq{Method: r.Method, Path: r.Path, Auth: r.Auth, Body: r.Body}
+			})
+		},
+		isLive:   f.IsLive,
+		failNext: f.FailNext,
+		liveIssued: func() []string {
+			return ptNotRoots(f.LiveTokens(), func(k linodetest.Token) (string, string) { return k.Label, ptS(k.ID) })
+		},
+		provider:    map[string]any{"type": "linode", "token": f.RootToken()},
+		rootID:      seeded,
+		rootSecrets: []string{f.RootToken()},
+		rootLabel:   ptRootLabel(seeded, "token:"),
+		dynRole:     map[string]any{"scopes": []string{"linodes:read_only", "domains:read_write"}},
+		dualRole:    map[string]any{"scopes": []string{"*"}},
+		isCreate:    func(r ptReq) bool { return r.at(http.MethodPost, tokens) },
+		checkCreate: func(t *testing.T, r ptReq, s *api.Secret, auth string) {
+			t.Helper()
+			ptEq(t, "create auth (Authorization: Bearer <root>)", r.Auth, auth)
+			ptEq(t, "create label", ptS(r.Body["label"]), ptS(s.Data["key_name"]))
+			ptEq(t, "create scopes", ptS(r.Body["scopes"]), "linodes:read_only,domains:read_write")
+			exp, err := time.Parse(time.RFC3339, ptS(r.Body["expiry"]))
+			if d := time.Until(exp); err != nil || d < 9*time.Minute || d > 11*time.Minute {
+				t.Errorf("create expiry %v, want the lease's max TTL (10m) from now", r.Body["expiry"])
+			}
+			if ptS(s.Data["expires_at"]) == "" {
+				t.Errorf("creds lack expires_at")
+			}
+		},
+		checkDualCreate: func(t *testing.T, r ptReq, auth string) {
+			ptDualLacks("expiry")(t, r, auth)
+			ptEq(t, "dual create scopes", ptS(r.Body["scopes"]), "*")
+		},
+		isDelete:   func(r ptReq, id string) bool { return r.at(http.MethodDelete, tokens+"/"+id) },
+		isVerify:   func(r ptReq, id string) bool { return r.is(http.MethodGet, "/v4/profile", "token:"+id) },
+		verifyPath: "/v4/profile",
+	}
+	tp.checkRoot = func(t *testing.T, seen []ptReq, oldID, newID string) {
+		ptExpectSeq(t, "linode root token rotation", seen,
+			ptM("GET /profile/tokens with the root (find its id and scopes)", func(r ptReq) bool { return r.is("GET", tokens, "root") }),
+			ptM("POST /profile/tokens with the root's scopes and no expiry", func(r ptReq) bool {
+				exp, set := r.Body["expiry"]
+				return r.is("POST", tokens, "root") && ptVaultRoot(r.Body["label"]) && ptS(r.Body["scopes"]) == "*" && set && exp == nil
+			}),
+			ptM("GET /profile/tokens with the new token", func(r ptReq) bool { return r.is("GET", tokens, "token:"+newID) }),
+			ptM("DELETE the old token with the new one", func(r ptReq) bool { return r.is("DELETE", tokens+"/"+oldID, "token:"+newID) }))
+	}
+	tp.newRoots = func(t *testing.T) []string {
+		var roots []linodetest.Token
+		for _, k := range f.LiveTokens() {
+			if strings.HasPrefix(k.Label, "vault-root") {
+				roots = append(roots, k)
+			}
+		}
+		return ptOneRoot(t, roots, "root token", func(k linodetest.Token) string { return k.Secret })
+	}
+	return tp
+}
