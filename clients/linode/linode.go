@@ -162,7 +162,9 @@ func (p *provider) VerifyKey(ctx context.Context, key clients.Key) error {
 	return p.call(ctx, "verify", http.MethodGet, "/profile", key.Secret, nil, nil)
 }
 
-func (p *provider) RevokeKey(ctx context.Context, id string) error { return p.deleteToken(ctx, "revoke", id) }
+func (p *provider) RevokeKey(ctx context.Context, id string) error {
+	return p.deleteToken(ctx, "revoke", id)
+}
 
 func (p *provider) deleteToken(ctx context.Context, op, id string) error {
 	if !idPattern.MatchString(id) {

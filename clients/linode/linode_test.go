@@ -245,7 +245,10 @@ func TestServerErrorsExhausted(t *testing.T) {
 	}
 	srv.FailNext(100, http.StatusServiceUnavailable)
 	calls := map[string]func() error{
-		"create":      func() error { _, err := p.CreateKey(ctx, clients.KeyRequest{Name: "k2", Scopes: []string{"*"}}); return err },
+		"create": func() error {
+			_, err := p.CreateKey(ctx, clients.KeyRequest{Name: "k2", Scopes: []string{"*"}})
+			return err
+		},
 		"verify":      func() error { return p.VerifyKey(ctx, key) },
 		"revoke":      func() error { return p.RevokeKey(ctx, key.ID) },
 		"list":        func() error { _, err := p.FindKeys(ctx, "k"); return err },
