@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/linode/linodetest"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/mongodbatlas/mongodbatlastest"
 )
 
 // ---- linode ----
@@ -84,4 +85,85 @@ func ptLinode(t *testing.T) *ptType {
 		return ptOneRoot(t, roots, "root token", func(k linodetest.Token) string { return k.Secret })
 	}
 	return tp
+}
+
+// ---- mongodbatlas ----
+
+func ptMongoDBAtlas(t *testing.T) *ptType {
+	f := mongodbatlastest.NewServer()
+	t.Cleanup(f.Close)
+	root := f.Root()
+	org := "/api/atlas/v2/orgs/" + mongodbatlastest.DefaultOrgID
+	keys := org + "/apiKeys"
+	tp := &ptType{
+		name: "mongodbatlas", url: f.URL,
+		// The Digest challenge round trips (no credential) are left out:
+		// the documented calls are the authenticated ones.
+		reqs: func() []ptReq {
+			var out []ptReq
+			for _, r := range f.Requests() {
+				if !r.Challenge {
+					out = append(out, ptReq{Method: r.Method, Path: r.Path, Auth: r.Auth, Body: r.Body})
+				}
+			}
+			return out
+		},
+		isLive:   f.IsLive,
+		failNext: f.FailNext,
+		liveIssued: func() []string {
+			return ptNotRoots(f.LiveKeys(), func(k mongodbatlastest.Key) (string, string) { return k.Desc, k.ID })
+		},
+		provider: map[string]any{"type": "mongodbatlas", "public_key": root.PublicKey, "private_key": root.PrivateKey,
+			"org_id": mongodbatlastest.DefaultOrgID},
+		rootID:      root.ID,
+		rootSecrets: []string{root.PrivateKey, root.PublicKey},
+		rootLabel:   ptRootLabel(root.ID, "key:"),
+		dynRole:     map[string]any{"scopes": []string{"ORG_READ_ONLY", "ORG_MEMBER"}},
+		dualRole:    map[string]any{"scopes": []string{"ORG_MEMBER"}},
+		isCreate:    func(r ptReq) bool { return r.at(http.MethodPost, keys) },
+		checkCreate: func(t *testing.T, r ptReq, s *api.Secret, auth string) {
+			t.Helper()
+			ptEq(t, "create auth (Digest with the root pair)", r.Auth, auth)
+			ptEq(t, "create desc", ptS(r.Body["desc"]), ptS(s.Data["key_name"]))
+			ptEqList(t, "create roles", ptL(r.Body["roles"]), []string{"ORG_READ_ONLY", "ORG_MEMBER"})
+			if !f.IsLive(ptS(s.Data["public_key"])) {
+				t.Errorf("creds public_key %v is not the issued key's", s.Data["public_key"])
+			}
+			ptEq(t, "creds org_id", ptS(s.Data["org_id"]), mongodbatlastest.DefaultOrgID)
+		},
+		isDelete:   func(r ptReq, id string) bool { return r.at(http.MethodDelete, keys+"/"+id) },
+		isVerify:   func(r ptReq, id string) bool { return r.is(http.MethodGet, org, "key:"+id) },
+		verifyPath: org,
+	}
+	tp.checkRoot = func(t *testing.T, seen []ptReq, oldID, newID string) {
+		ptExpectSeq(t, "atlas root key pair rotation", seen,
+			ptM("GET apiKeys with the root (find its id and roles)", func(r ptReq) bool { return r.is("GET", keys, "root") }),
+			ptM("POST apiKeys with the root's roles", func(r ptReq) bool {
+				return r.is("POST", keys, "root") && ptVaultRoot(r.Body["desc"]) && ptSameSet(ptL(r.Body["roles"]), []string{"ORG_OWNER"})
+			}),
+			ptM("GET apiKeys with the new pair", func(r ptReq) bool { return r.is("GET", keys, "key:"+newID) }),
+			ptM("DELETE the old key with the new pair", func(r ptReq) bool { return r.is("DELETE", keys+"/"+oldID, "key:"+newID) }))
+	}
+	tp.newRoots = func(t *testing.T) []string {
+		var roots []mongodbatlastest.Key
+		for _, k := range f.LiveKeys() {
+			if strings.HasPrefix(k.Desc, "vault-root") {
+				roots = append(roots, k)
+			}
+		}
+		one := ptOneRoot(t, roots, "root key pair", func(k mongodbatlastest.Key) string { return k.PrivateKey })
+		return append(one, roots[0].PublicKey)
+	}
+	return tp
+}
+
+// ptDigestUser is the user name of a Digest Authorization header's
+// parameters (the Atlas public key), for ptRequestCredentials.
+func ptDigestUser(params string) string {
+	for _, part := range strings.Split(params, ",") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "username="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return ""
 }

@@ -9,6 +9,7 @@ import (
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/grafana"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httptpl"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/linode"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/mongodbatlas"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/openai"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/sendgrid"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/twilio"

@@ -84,6 +84,12 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{}, "scopes"},
 			{clients.KeyRequest{Scopes: []string{"*"}, Parameters: params("expiry", "1")}, "parameters"},
 		}},
+		{"mongodbatlas", map[string]string{"public_key": "abcdefgh", "private_key": "p", "org_id": "5a0a1e7e0f2912c554080adc"}, []check{
+			{clients.KeyRequest{Scopes: []string{"ORG_MEMBER"}}, ""},
+			{clients.KeyRequest{}, "scopes"},
+			{clients.KeyRequest{Scopes: []string{"GROUP_OWNER"}}, "scopes"},
+			{clients.KeyRequest{Scopes: []string{"ORG_MEMBER"}, Parameters: params("desc", "x")}, "parameters"},
+		}},
 		{"http", map[string]string{"root_secret": "s", "create_path": "/v1/keys",
 			"create_body": `{"name": {{.Key.Name}}, "team": {{.Parameters.team}}}`, "key_id_path": "id",
 			"key_secret_path": "key", "verify_path": "/v1/whoami", "revoke_path": "/v1/keys/{{.Key.ID}}"}, []check{

@@ -144,6 +144,23 @@ func New(opts Options) (*Client, error) {
 	return c, nil
 }
 
+// WithTransport returns a Client for the same provider instance whose
+// requests pass through wrap(the instance's transport), for an auth scheme
+// that takes a round trip of its own (HTTP Digest answers a challenge). The
+// retries, Retry-After handling, redirect policy, timeouts, size limit and
+// error redaction stay in this layer, above the wrapper, and the
+// concurrency limit is shared with c.
+func (c *Client) WithTransport(wrap func(http.RoundTripper) http.RoundTripper) *Client {
+	n := &Client{opts: c.opts, sem: c.sem}
+	hc := &http.Client{Transport: wrap(c.rc.HTTPClient.Transport), Timeout: c.rc.HTTPClient.Timeout, CheckRedirect: n.checkRedirect}
+	with := func(rc *retryablehttp.Client) *retryablehttp.Client {
+		return &retryablehttp.Client{HTTPClient: hc, Logger: rc.Logger, RetryWaitMin: rc.RetryWaitMin, RetryWaitMax: rc.RetryWaitMax,
+			RetryMax: rc.RetryMax, CheckRetry: rc.CheckRetry, Backoff: rc.Backoff, ErrorHandler: rc.ErrorHandler}
+	}
+	n.rc, n.rcOnce, n.rcCreate = with(c.rc), with(c.rcOnce), with(c.rcCreate)
+	return n
+}
+
 // Provider returns the provider instance name the client was built for.
 func (c *Client) Provider() string { return c.opts.Provider }
 

@@ -1074,3 +1074,50 @@ func TestTextMessage(t *testing.T) {
 		}
 	}
 }
+
+// roundTripFunc is an http.RoundTripper from a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A wrapped transport sits under the retry layer: each retry of a 429 goes
+// through it again, Retry-After still counts, and the errors of the
+// wrapped client are redacted like any other.
+func TestWithTransportKeepsRetriesAndRedaction(t *testing.T) {
+	t.Parallel()
+	const secret = "wrapped-secret-123456"
+	s := newScript(t, func(n int) reply {
+		if n == 1 {
+			return reply{status: 429, header: map[string]string{"Retry-After": "0"}}
+		}
+		return reply{status: 400, body: "bad request for " + secret}
+	})
+	c := newClient(t, httpx.Options{})
+	var through atomic.Int32
+	w := c.WithTransport(func(base http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			through.Add(1)
+			r = r.Clone(r.Context())
+			r.Header.Set("X-Wrapped", "yes")
+			return base.RoundTrip(r)
+		})
+	})
+	if w.Provider() != provider {
+		t.Fatalf("provider = %q", w.Provider())
+	}
+	req := get(s.URL)
+	req.Secrets = []string{secret}
+	_, err := w.Call(context.Background(), req, nil, httpx.Expect{Message: httpx.TextMessage})
+	if err == nil || !strings.Contains(err.Error(), "HTTP 400") || strings.Contains(err.Error(), secret) {
+		t.Fatalf("err = %v", err)
+	}
+	if through.Load() != 2 || len(s.requests()) != 2 {
+		t.Fatalf("the wrapper saw %d round trips, the server %d; want the 429 retried through it", through.Load(), len(s.requests()))
+	}
+	// The original client is unchanged.
+	through.Store(0)
+	_, _ = c.Do(context.Background(), get(s.URL))
+	if through.Load() != 0 {
+		t.Fatal("the original client went through the wrapper")
+	}
+}
