@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/confluent/confluenttest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/linode/linodetest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/mongodbatlas/mongodbatlastest"
 )
@@ -166,4 +167,70 @@ func ptDigestUser(params string) string {
 		}
 	}
 	return ""
+}
+
+// ---- confluent ----
+
+func ptConfluent(t *testing.T) *ptType {
+	f := confluenttest.NewServer()
+	t.Cleanup(f.Close)
+	root := f.Root()
+	const keys = "/iam/v2/api-keys"
+	spec := func(r ptReq, field string) string { return ptS(ptGet(r.Body, "spec", field)) }
+	tp := &ptType{
+		name: "confluent", url: f.URL,
+		reqs: func() []ptReq {
+			return ptMap(f.Requests(), func(r confluenttest.Recorded) ptReq {
+				return ptReq{Method: r.Method, Path: r.Path, Auth: r.Auth, Body: r.Body}
+			})
+		},
+		isLive:   f.IsLive,
+		failNext: f.FailNext,
+		liveIssued: func() []string {
+			return ptNotRoots(f.LiveKeys(), func(k confluenttest.Key) (string, string) { return k.DisplayName, k.ID })
+		},
+		provider:    map[string]any{"type": "confluent", "api_key": root.ID, "api_secret": root.Secret},
+		rootID:      root.ID,
+		rootSecrets: []string{root.Secret},
+		rootLabel:   ptRootLabel(root.ID, "key:"),
+		dynRole:     map[string]any{"parameters": map[string]any{"owner": confluenttest.AppAccount, "description": "e2e"}},
+		dualRole:    map[string]any{"parameters": map[string]any{"owner": confluenttest.AppAccount}},
+		isCreate:    func(r ptReq) bool { return r.at(http.MethodPost, keys) },
+		checkCreate: func(t *testing.T, r ptReq, s *api.Secret, auth string) {
+			t.Helper()
+			ptEq(t, "create auth (Basic <root key>:<secret>)", r.Auth, auth)
+			ptEq(t, "create display_name", spec(r, "display_name"), ptS(s.Data["key_name"]))
+			ptEq(t, "create owner", ptS(ptGet(r.Body, "spec", "owner", "id")), confluenttest.AppAccount)
+			ptEq(t, "create description", spec(r, "description"), "e2e")
+			ptEq(t, "creds owner", ptS(s.Data["owner"]), confluenttest.AppAccount)
+		},
+		isDelete: func(r ptReq, id string) bool { return r.at(http.MethodDelete, keys+"/"+id) },
+		// A Cloud API key proves itself by listing keys (a 403: it
+		// authenticated, its owner lacks IAM rights).
+		isVerify:   func(r ptReq, id string) bool { return r.is(http.MethodGet, keys, "key:"+id) },
+		verifyPath: keys,
+	}
+	tp.checkRoot = func(t *testing.T, seen []ptReq, oldID, newID string) {
+		ptExpectSeq(t, "confluent Cloud API key rotation", seen,
+			ptM("GET the root key (its owner)", func(r ptReq) bool { return r.is("GET", keys+"/"+oldID, "root") }),
+			ptM("POST a Cloud API key for the root's owner", func(r ptReq) bool {
+				return r.is("POST", keys, "root") && ptVaultRoot(spec(r, "display_name")) &&
+					ptS(ptGet(r.Body, "spec", "owner", "id")) == confluenttest.AdminAccount && ptGet(r.Body, "spec", "resource") == nil
+			}),
+			ptM("list keys with the new key", func(r ptReq) bool { return r.is("GET", keys, "key:"+newID) }),
+			ptM("DELETE the old key with the new one", func(r ptReq) bool { return r.is("DELETE", keys+"/"+oldID, "key:"+newID) }))
+	}
+	tp.newRoots = func(t *testing.T) []string {
+		var roots []confluenttest.Key
+		for _, k := range f.LiveKeys() {
+			if strings.HasPrefix(k.DisplayName, "vault-root") {
+				roots = append(roots, k)
+			}
+		}
+		return ptOneRoot(t, roots, "root key", func(k confluenttest.Key) string { return k.Secret })
+	}
+	tp.afterRoot = func(t *testing.T, p map[string]any, newID string) {
+		ptEq(t, "provider api_key after rotation", ptS(p["api_key"]), newID)
+	}
+	return tp
 }

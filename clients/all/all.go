@@ -3,6 +3,7 @@ package all
 
 import (
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/cloudflare"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/confluent"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/datadog"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/demo"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/gitlab"

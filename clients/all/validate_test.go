@@ -47,6 +47,11 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{Scopes: []string{"mail.send"}}, ""},
 			{clients.KeyRequest{Parameters: params("team", "a")}, "parameters"},
 		}},
+		{"confluent", map[string]string{"api_key": "ABC123", "api_secret": "s"}, []check{
+			{clients.KeyRequest{Parameters: params("owner", "sa-1", "resource", "lkc-1")}, ""},
+			{clients.KeyRequest{}, "parameters"},
+			{clients.KeyRequest{Scopes: []string{"x"}, Parameters: params("owner", "sa-1")}, "scopes"},
+		}},
 		{"datadog", map[string]string{"api_key": "a", "app_key": "b"}, []check{
 			{clients.KeyRequest{}, ""},
 			{clients.KeyRequest{Parameters: params("key_kind", "application_key"), Scopes: []string{"dashboards_read"}}, ""},

@@ -1,0 +1,294 @@
+package confluent_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/confluent"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/confluent/confluenttest"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/clienttest"
+)
+
+const keysPath = "/iam/v2/api-keys"
+
+func newProvider(t *testing.T, srv *confluenttest.Server, id, secret string) clients.Provider {
+	t.Helper()
+	return clienttest.New(t, confluent.TypeName, srv.URL, map[string]string{"api_key": id, "api_secret": secret})
+}
+
+func rootProvider(t *testing.T, srv *confluenttest.Server) clients.Provider {
+	t.Helper()
+	r := srv.Root()
+	return newProvider(t, srv, r.ID, r.Secret)
+}
+
+func last(srv *confluenttest.Server) confluenttest.Recorded {
+	r := srv.Requests()
+	return r[len(r)-1]
+}
+
+func appKey(name string, params ...string) clients.KeyRequest {
+	p := map[string]string{"owner": confluenttest.AppAccount}
+	for i := 0; i+1 < len(params); i += 2 {
+		p[params[i]] = params[i+1]
+	}
+	return clients.KeyRequest{Name: name, Parameters: p}
+}
+
+func TestRegistered(t *testing.T) {
+	typ := clienttest.Type(t, confluent.TypeName)
+	if typ.DefaultBaseURL != "https://api.confluent.cloud" {
+		t.Fatalf("base %q", typ.DefaultBaseURL)
+	}
+	if c := typ.Capabilities; c.Expiry || !c.ListByName || !c.RootRotation || c.NativeRoll {
+		t.Fatalf("capabilities = %+v", c)
+	}
+	for _, f := range typ.Fields {
+		if (f.Name == "api_secret") != f.Sensitive {
+			t.Fatalf("%s: sensitive = %v", f.Name, f.Sensitive)
+		}
+	}
+	good := map[string]string{"api_key": "ABCDEF123", "api_secret": "s"}
+	clienttest.AssertValidate(t, confluent.TypeName, good, []clienttest.FieldsCase{
+		{"ok", nil, ""},
+		{"key missing", map[string]string{"api_key": ""}, "api_key"},
+		{"key with a slash", map[string]string{"api_key": "ABC/../X"}, "api_key"},
+		{"secret missing", map[string]string{"api_secret": " "}, "api_secret"},
+	})
+}
+
+func TestKeyLifecycle(t *testing.T) {
+	tests := []struct {
+		name     string
+		req      clients.KeyRequest
+		resource string
+		verify   string // the Auth of the verify request
+	}{
+		{"cloud key", appKey("vault-app-1", "description", "for app"), "", "key:"},
+		{"cluster key", appKey("vault-app-1", "resource", confluenttest.Cluster), confluenttest.Cluster, "root"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := confluenttest.NewServer()
+			defer srv.Close()
+			p := rootProvider(t, srv)
+			ctx := context.Background()
+			key, err := p.CreateKey(ctx, tt.req)
+			if err != nil {
+				t.Fatalf("CreateKey: %v", err)
+			}
+			c := last(srv)
+			spec, _ := c.Body["spec"].(map[string]any)
+			owner, _ := spec["owner"].(map[string]any)
+			if c.Method != http.MethodPost || c.Path != keysPath || c.Auth != "root" || c.Status != http.StatusAccepted ||
+				spec["display_name"] != "vault-app-1" || owner["id"] != confluenttest.AppAccount {
+				t.Fatalf("create request = %+v", c)
+			}
+			if res, ok := spec["resource"].(map[string]any); (tt.resource == "") == ok || (ok && res["id"] != tt.resource) {
+				t.Fatalf("create resource = %v", spec["resource"])
+			}
+			if key.ID == "" || key.Secret == "" || key.Extra["owner"] != confluenttest.AppAccount || key.Extra["resource"] != tt.resource {
+				t.Fatalf("key = %+v", key)
+			}
+			if err := p.VerifyKey(ctx, key); err != nil {
+				t.Fatalf("VerifyKey: %v", err)
+			}
+			want := tt.verify
+			if want == "key:" {
+				want += key.ID
+			}
+			path := keysPath + "/" + key.ID
+			if tt.resource == "" {
+				path = keysPath
+			}
+			if v := last(srv); v.Method != http.MethodGet || v.Path != path || v.Auth != want {
+				t.Fatalf("verify request = %+v", v)
+			}
+			if err := p.RevokeKey(ctx, key.ID); err != nil {
+				t.Fatalf("RevokeKey: %v", err)
+			}
+			if r := last(srv); r.Method != http.MethodDelete || r.Path != keysPath+"/"+key.ID || r.Status != http.StatusNoContent {
+				t.Fatalf("revoke request = %+v", r)
+			}
+			err = clienttest.AssertRevoked(t, p, key, srv.IsLive, srv.Root().Secret)
+			if !strings.Contains(err.Error(), "HTTP 401") && !strings.Contains(err.Error(), "HTTP 404") {
+				t.Fatalf("VerifyKey after revoke = %v", err)
+			}
+			if r := last(srv); r.Status != http.StatusNotFound {
+				t.Fatalf("second revoke got %d, want the server's 404", r.Status)
+			}
+		})
+	}
+}
+
+func TestDualRotationOverlap(t *testing.T) {
+	srv := confluenttest.NewServer()
+	defer srv.Close()
+	p := rootProvider(t, srv)
+	ctx := context.Background()
+	old, err := p.CreateKey(ctx, appKey("vault-dual-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := p.CreateKey(ctx, appKey("vault-dual-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.VerifyKey(ctx, cur); err != nil || !srv.IsLive(old.Secret) {
+		t.Fatalf("during the overlap: verify new %v, old live %v", err, srv.IsLive(old.Secret))
+	}
+	if err := p.RevokeKey(ctx, old.ID); err != nil {
+		t.Fatal(err)
+	}
+	if srv.IsLive(old.Secret) || !srv.IsLive(cur.Secret) {
+		t.Fatal("after retiring the old key exactly the new one must work")
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	srv := confluenttest.NewServer()
+	defer srv.Close()
+	p := rootProvider(t, srv)
+	clienttest.AssertKeysRejected(t, p, func() int { return len(srv.Requests()) }, []clienttest.KeyRejection{
+		{"scopes", []string{"CloudClusterAdmin"}, map[string]string{"owner": "sa-1"}, "scopes", "owner"},
+		{"no owner", nil, nil, "parameters", "owner is required"},
+		{"bad owner", nil, map[string]string{"owner": "team-a"}, "parameters", `"team-a"`},
+		{"bad resource", nil, map[string]string{"owner": "sa-1", "resource": "../x"}, "parameters", "resource must be"},
+		{"unknown parameter", nil, map[string]string{"owner": "sa-1", "env": "x"}, "parameters", `"env"`},
+	})
+}
+
+// A 402 (quota exhausted) says so, is sent once, and creates nothing.
+func TestQuotaExhausted(t *testing.T) {
+	srv := confluenttest.NewServer(confluenttest.WithQuota(1))
+	defer srv.Close()
+	p := rootProvider(t, srv)
+	_, err := p.CreateKey(context.Background(), appKey("k"))
+	if err == nil || !strings.Contains(err.Error(), "HTTP 402") || !strings.Contains(err.Error(), "quota is exhausted") ||
+		!strings.Contains(err.Error(), "not retried") {
+		t.Fatalf("CreateKey over quota = %v", err)
+	}
+	clienttest.AssertNoSecret(t, err, srv.Root().Secret)
+	if n := len(srv.Requests()); n != 1 {
+		t.Fatalf("a 402 was sent %d times", n)
+	}
+	if n := len(srv.LiveKeys()); n != 1 {
+		t.Fatalf("%d keys live", n)
+	}
+}
+
+func TestLostCreateIsFoundNotOrphaned(t *testing.T) {
+	srv := confluenttest.NewServer(confluenttest.WithMaxPage(1))
+	defer srv.Close()
+	p := rootProvider(t, srv)
+	ctx := context.Background()
+	if _, err := p.CreateKey(ctx, appKey("other")); err != nil {
+		t.Fatal(err)
+	}
+	srv.FailNextCreateAfterStoring()
+	if _, err := p.CreateKey(ctx, appKey("vault-wal-1")); err == nil || !strings.Contains(err.Error(), "HTTP 500") {
+		t.Fatalf("CreateKey = %v", err)
+	}
+	if n := clienttest.Count(srv.Requests(), func(r confluenttest.Recorded) bool { return r.Method == http.MethodPost }); n != 2 {
+		t.Fatalf("%d creates sent; the one answered 500 must not be repeated", n)
+	}
+	found, err := p.FindKeys(ctx, "vault-wal-1")
+	if err != nil || len(found) != 1 {
+		t.Fatalf("FindKeys = %+v, %v", found, err)
+	}
+	if q := last(srv).Query; q["page_token"] == "" {
+		t.Fatalf("FindKeys did not page: %v", q)
+	}
+	if err := p.RevokeKey(ctx, found[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(srv.LiveKeys()); n != 2 {
+		t.Fatalf("%d keys live, want the root and the other", n)
+	}
+}
+
+func TestRootRotation(t *testing.T) {
+	srv := confluenttest.NewServer()
+	defer srv.Close()
+	ctx := context.Background()
+	old := srv.Root()
+	p := rootProvider(t, srv)
+	if id, err := p.RootID(ctx); err != nil || id != old.ID {
+		t.Fatalf("RootID = %q, %v", id, err)
+	}
+	root, err := p.CreateRoot(ctx, "vault-root-2")
+	if err != nil {
+		t.Fatalf("CreateRoot: %v", err)
+	}
+	c := last(srv)
+	spec, _ := c.Body["spec"].(map[string]any)
+	if owner, _ := spec["owner"].(map[string]any); c.Method != http.MethodPost || c.Auth != "root" || owner["id"] != confluenttest.AdminAccount ||
+		spec["resource"] != nil || spec["display_name"] != "vault-root-2" {
+		t.Fatalf("create_root request = %+v", c)
+	}
+	if root.ID == "" || root.Fields["api_key"] != root.ID || root.Fields["api_secret"] == "" {
+		t.Fatalf("root = %s", root.ID)
+	}
+	if err := p.VerifyRoot(ctx, root); err != nil {
+		t.Fatalf("VerifyRoot: %v", err)
+	}
+	if v := last(srv); v.Auth != "key:"+root.ID || v.Path != keysPath || v.Query["page_size"] != "1" {
+		t.Fatalf("verify_root request = %+v", v)
+	}
+	cur := newProvider(t, srv, root.ID, root.Fields["api_secret"])
+	if err := cur.RevokeRoot(ctx, old.ID); err != nil {
+		t.Fatalf("RevokeRoot: %v", err)
+	}
+	if r := last(srv); r.Method != http.MethodDelete || r.Path != keysPath+"/"+old.ID || r.Auth != "key:"+root.ID {
+		t.Fatalf("revoke_root request = %+v", r)
+	}
+	if srv.IsLive(old.Secret) || !srv.IsLive(root.Fields["api_secret"]) {
+		t.Fatal("after RevokeRoot exactly the old key must be gone")
+	}
+	err = cur.VerifyRoot(ctx, clients.Root{Fields: map[string]string{"api_key": old.ID, "api_secret": old.Secret}})
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("old root verified: %v", err)
+	}
+	clienttest.AssertNoSecret(t, err, old.Secret, root.Fields["api_secret"])
+}
+
+func TestRateLimitRetried(t *testing.T) {
+	srv := confluenttest.NewServer()
+	defer srv.Close()
+	p := rootProvider(t, srv)
+	srv.FailNext(2, http.StatusTooManyRequests)
+	if _, err := p.CreateKey(context.Background(), appKey("after-429")); err != nil {
+		t.Fatalf("CreateKey after 429s: %v", err)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 3 || reqs[0].Status != 429 || reqs[2].Status != http.StatusAccepted || len(srv.LiveKeys()) != 2 {
+		t.Fatalf("requests = %+v", reqs)
+	}
+}
+
+func TestServerErrorsExhausted(t *testing.T) {
+	srv := confluenttest.NewServer()
+	defer srv.Close()
+	p := rootProvider(t, srv)
+	ctx := context.Background()
+	key, err := p.CreateKey(ctx, appKey("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.FailNext(100, http.StatusServiceUnavailable)
+	calls := map[string]func() error{
+		"create":      func() error { _, err := p.CreateKey(ctx, appKey("k2")); return err },
+		"verify":      func() error { return p.VerifyKey(ctx, key) },
+		"revoke":      func() error { return p.RevokeKey(ctx, key.ID) },
+		"list":        func() error { _, err := p.FindKeys(ctx, "k"); return err },
+		"create_root": func() error { _, err := p.CreateRoot(ctx, "r"); return err },
+		"verify_root": func() error {
+			return p.VerifyRoot(ctx, clients.Root{Fields: map[string]string{"api_key": key.ID, "api_secret": key.Secret}})
+		},
+		"revoke_root": func() error { return p.RevokeRoot(ctx, "ABC") },
+	}
+	clienttest.AssertFailures(t, calls, http.StatusServiceUnavailable, srv.Root().Secret, key.Secret)
+}
