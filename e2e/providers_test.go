@@ -115,6 +115,9 @@ type ptType struct {
 	isVerify func(r ptReq, id string) bool
 	// verifyPath is the path (GET) of the verify request, for the fault proxy.
 	verifyPath string
+	// verifyRequest, when set, picks the verify requests for the fault
+	// proxy instead (algolia: the path holds the key being verified).
+	verifyRequest func(r *http.Request) bool
 
 	// checkRoot checks the calls of rotate-root (reqs since the call) given
 	// its response, the old root's id and the new one's.
@@ -130,6 +133,10 @@ type ptType struct {
 
 	// rootRoll: root rotation is a roll (the new root is stored first).
 	rootRoll bool
+	// noRootRotation: the type cannot rotate its root; rotate-root must be
+	// a 400 saying so and status must show it unsupported (checkRoot,
+	// newRoots and afterRoot are unused).
+	noRootRotation bool
 	// serverError is the 5xx the rotation-failure steps inject (default 503).
 	serverError int
 }
@@ -138,8 +145,8 @@ type ptType struct {
 // parallel as subtests of this one test, so the suite's final log scan (a
 // later top-level test) still runs after all of them.
 func TestProviderTypes(t *testing.T) {
-	types := []func(*testing.T) *ptType{ptSendgrid, ptTwilio, ptDatadog, ptCloudflare, ptGitlab, ptGrafana, ptOpenAI, ptLinode, ptMongoDBAtlas, ptConfluent}
-	names := []string{"sendgrid", "twilio", "datadog", "cloudflare", "gitlab", "grafana", "openai", "linode", "mongodbatlas", "confluent"}
+	types := []func(*testing.T) *ptType{ptSendgrid, ptTwilio, ptDatadog, ptCloudflare, ptGitlab, ptGrafana, ptOpenAI, ptLinode, ptMongoDBAtlas, ptConfluent, ptAlgolia}
+	names := []string{"sendgrid", "twilio", "datadog", "cloudflare", "gitlab", "grafana", "openai", "linode", "mongodbatlas", "confluent", "algolia"}
 	for i, mk := range types {
 		t.Run(names[i], func(t *testing.T) {
 			t.Parallel()
@@ -320,7 +327,7 @@ func ptRun(t *testing.T, tp *ptType) {
 	// 2b. rotate-root.
 	newRootID := ""
 	var roots []string // the root credential(s) after rotate-root
-	ok = t.Run("rotate-root", func(t *testing.T) {
+	rootStep := func(t *testing.T) {
 		mark := len(tp.reqs())
 		resp := write(t, c, mount+"/rotate-root/"+prov, map[string]any{})
 		if resp == nil {
@@ -399,7 +406,12 @@ func ptRun(t *testing.T, tp *ptType) {
 			t.Fatalf("dual creds after rotate-root: %v, want live %s", s.Data["key_id"], cur)
 		}
 		ptExactlyLive(t, tp, cur)
-	})
+	}
+	if tp.noRootRotation {
+		ok = t.Run("rotate-root-unsupported", func(t *testing.T) { ptRootUnsupported(t, c, tp, mount, prov) })
+	} else {
+		ok = t.Run("rotate-root", rootStep)
+	}
 	if !ok {
 		return
 	}
@@ -448,7 +460,11 @@ func ptRun(t *testing.T, tp *ptType) {
 	// not be promoted, and must be deleted again.
 	t.Run("5xx-on-verify", func(t *testing.T) {
 		defer px.arm(nil)
-		px.arm(func(r *http.Request) bool { return r.Method == http.MethodGet && r.URL.Path == tp.verifyPath })
+		pick := func(r *http.Request) bool { return r.Method == http.MethodGet && r.URL.Path == tp.verifyPath }
+		if tp.verifyRequest != nil {
+			pick = tp.verifyRequest
+		}
+		px.arm(pick)
 		mark := len(tp.reqs())
 		_, err := c.Logical().Write(mount+"/rotate-role/"+dual, map[string]any{})
 		px.arm(nil)
@@ -478,6 +494,9 @@ func ptRun(t *testing.T, tp *ptType) {
 	// root and discard the new one; a roll (gitlab) has stored the new root
 	// before verifying, so the plugin is not stranded either way.
 	t.Run("5xx-on-root-verify", func(t *testing.T) {
+		if tp.noRootRotation {
+			t.Skip("the type cannot rotate its root")
+		}
 		defer px.arm(nil)
 		px.arm(func(r *http.Request) bool {
 			if len(ptRequestCredentials(r)) == 0 {

@@ -8,12 +8,15 @@ package e2e
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/algolia"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/algolia/algoliatest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/confluent/confluenttest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/linode/linodetest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/mongodbatlas/mongodbatlastest"
@@ -233,4 +236,117 @@ func ptConfluent(t *testing.T) *ptType {
 		ptEq(t, "provider api_key after rotation", ptS(p["api_key"]), newID)
 	}
 	return tp
+}
+
+// ---- algolia ----
+
+func ptAlgolia(t *testing.T) *ptType {
+	f := algoliatest.NewServer()
+	t.Cleanup(f.Close)
+	// The fake labels a key by its description; Vault's key_id for a key
+	// is a digest of its value (the value is Algolia's identifier).
+	idOf := func(desc string) string {
+		for _, k := range f.LiveKeys() {
+			if k.Description == desc {
+				return algolia.KeyID(k.Value)
+			}
+		}
+		return ""
+	}
+	labelled := func(label, id string) bool {
+		desc, ok := strings.CutPrefix(label, "key:")
+		return ok && idOf(desc) == id
+	}
+	deleted := map[string]string{} // key_id of a deleted key by its description
+	tp := &ptType{
+		name: "algolia", url: f.URL,
+		reqs: func() []ptReq {
+			return ptMap(f.Requests(), func(r algoliatest.Recorded) ptReq {
+				q := map[string][]string{}
+				if r.KeyInPath != "" {
+					q["key"] = []string{r.KeyInPath}
+				}
+				return ptReq{Method: r.Method, Path: r.Path, Query: q, Auth: r.Auth, Body: r.Body}
+			})
+		},
+		isLive:   f.IsLive,
+		failNext: f.FailNext,
+		liveIssued: func() []string {
+			return ptMap(f.LiveKeys(), func(k algoliatest.Key) string { return algolia.KeyID(k.Value) })
+		},
+		provider:    map[string]any{"type": "algolia", "application_id": algoliatest.AppID, "admin_key": f.AdminKey()},
+		rootID:      "",
+		rootSecrets: []string{f.AdminKey()},
+		rootLabel:   func(string) string { return "admin" },
+		dynRole: map[string]any{"scopes": []string{"search", "browse"},
+			"parameters": map[string]any{"indexes": "products,orders", "maxQueriesPerIPPerHour": "100"}},
+		dualRole: map[string]any{"scopes": []string{"search"}},
+		isCreate: func(r ptReq) bool { return r.at(http.MethodPost, "/1/keys") },
+		checkCreate: func(t *testing.T, r ptReq, s *api.Secret, auth string) {
+			t.Helper()
+			ptEq(t, "create auth (x-algolia-api-key: <admin key>)", r.Auth, auth)
+			ptEq(t, "create description", ptS(r.Body["description"]), ptS(s.Data["key_name"]))
+			ptEqList(t, "create acl", ptL(r.Body["acl"]), []string{"search", "browse"})
+			ptEqList(t, "create indexes", ptL(r.Body["indexes"]), []string{"products", "orders"})
+			if v, err := time.ParseDuration(ptS(r.Body["validity"]) + "s"); err != nil || v < 590*time.Second || v > 600*time.Second {
+				t.Errorf("create validity %v, want the lease's max TTL (600s)", r.Body["validity"])
+			}
+			if ptS(s.Data["expires_at"]) == "" {
+				t.Errorf("creds lack expires_at")
+			}
+			if id := ptS(s.Data["key_id"]); id != algolia.KeyID(ptS(s.Data["api_key"])) || strings.Contains(id, ptS(s.Data["api_key"])) {
+				t.Errorf("creds key_id %q is not the digest of the key", id)
+			}
+		},
+		checkDualCreate: ptDualLacks("validity"),
+		// A delete names the key by value in the path (the fake labels it).
+		isDelete: func(r ptReq, id string) bool {
+			if !r.at(http.MethodDelete, "/1/keys/{key}") {
+				return false
+			}
+			desc, _ := strings.CutPrefix(strings.Join(r.Query["key"], ""), "key:")
+			return deleted[desc] == id || idOf(desc) == id
+		},
+		isVerify: func(r ptReq, id string) bool {
+			return r.at(http.MethodGet, "/1/keys/{key}") && labelled(r.Auth, id) && slices.Contains(r.Query["key"], r.Auth)
+		},
+		// A key reads itself: GET /1/keys/<its value> with it.
+		verifyRequest: func(r *http.Request) bool {
+			v, ok := strings.CutPrefix(r.URL.Path, "/1/keys/")
+			return r.Method == http.MethodGet && ok && v != "" && v == r.Header.Get("X-Algolia-API-Key")
+		},
+		noRootRotation: true,
+	}
+	// A deleted key is gone from the fake's live list: remember the ids of
+	// keys while they live, so isDelete can name them afterwards.
+	prev := tp.reqs
+	tp.reqs = func() []ptReq {
+		for _, k := range f.LiveKeys() {
+			deleted[k.Description] = algolia.KeyID(k.Value)
+		}
+		return prev()
+	}
+	return tp
+}
+
+// ptRootUnsupported checks a type that cannot rotate its root: rotate-root
+// is a 400 saying so that calls nothing, and status shows root rotation as
+// unsupported for the provider.
+func ptRootUnsupported(t *testing.T, c *api.Client, tp *ptType, mount, prov string) {
+	mark := len(tp.reqs())
+	_, err := c.Logical().Write(mount+"/rotate-root/"+prov, map[string]any{})
+	re, ok := err.(*api.ResponseError)
+	if !ok || re.StatusCode != 400 || !strings.Contains(strings.Join(re.Errors, "; "), "cannot rotate its root credential") {
+		t.Fatalf("rotate-root on %s: want a 400 saying it cannot rotate its root, got %v", tp.name, err)
+	}
+	if seen := tp.reqs()[mark:]; len(seen) != 0 {
+		t.Errorf("a refused rotate-root called the provider:\n%s", ptDump(seen))
+	}
+	st := read(t, c, mount+"/status").Data
+	if got := ptGet(st, "providers", prov, "root_rotation_supported"); got != false {
+		t.Errorf("status providers.%s.root_rotation_supported = %v, want false", prov, got)
+	}
+	if got := ptS(ptGet(st, "providers", prov, "next_root_rotation")); got != "" {
+		t.Errorf("status providers.%s.next_root_rotation = %q, want none", prov, got)
+	}
 }

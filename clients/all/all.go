@@ -2,6 +2,7 @@
 package all
 
 import (
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/algolia"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/cloudflare"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/confluent"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/datadog"

@@ -58,6 +58,11 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{Parameters: params("key_kind", "password")}, "parameters"},
 			{clients.KeyRequest{Scopes: []string{"dashboards_read"}}, "scopes"},
 		}},
+		{"algolia", map[string]string{"application_id": "APP1", "admin_key": "k"}, []check{
+			{clients.KeyRequest{Scopes: []string{"search"}, Parameters: params("indexes", "a,b")}, ""},
+			{clients.KeyRequest{}, "scopes"},
+			{clients.KeyRequest{Scopes: []string{"search"}, Parameters: params("validity", "1")}, "parameters"},
+		}},
 		{"cloudflare", map[string]string{"api_token": "t"}, []check{
 			{clients.KeyRequest{Parameters: params("policies", `[{"effect":"allow","resources":{"com.cloudflare.api.account.zone.*":"*"},"permission_groups":[{"id":"c8fed203ed3043cba015a93ad1616f1f"}]}]`)}, ""},
 			{clients.KeyRequest{}, "parameters"},
