@@ -145,8 +145,8 @@ type ptType struct {
 // parallel as subtests of this one test, so the suite's final log scan (a
 // later top-level test) still runs after all of them.
 func TestProviderTypes(t *testing.T) {
-	types := []func(*testing.T) *ptType{ptSendgrid, ptTwilio, ptDatadog, ptCloudflare, ptGitlab, ptGrafana, ptOpenAI, ptLinode, ptMongoDBAtlas, ptConfluent, ptAlgolia}
-	names := []string{"sendgrid", "twilio", "datadog", "cloudflare", "gitlab", "grafana", "openai", "linode", "mongodbatlas", "confluent", "algolia"}
+	types := []func(*testing.T) *ptType{ptSendgrid, ptTwilio, ptDatadog, ptCloudflare, ptGitlab, ptGrafana, ptOpenAI, ptLinode, ptMongoDBAtlas, ptConfluent, ptAlgolia, ptMailgun}
+	names := []string{"sendgrid", "twilio", "datadog", "cloudflare", "gitlab", "grafana", "openai", "linode", "mongodbatlas", "confluent", "algolia", "mailgun"}
 	for i, mk := range types {
 		t.Run(names[i], func(t *testing.T) {
 			t.Parallel()

@@ -19,6 +19,7 @@ import (
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/algolia/algoliatest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/confluent/confluenttest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/linode/linodetest"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/mailgun/mailguntest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/mongodbatlas/mongodbatlastest"
 )
 
@@ -349,4 +350,86 @@ func ptRootUnsupported(t *testing.T, c *api.Client, tp *ptType, mount, prov stri
 	if got := ptS(ptGet(st, "providers", prov, "next_root_rotation")); got != "" {
 		t.Errorf("status providers.%s.next_root_rotation = %q, want none", prov, got)
 	}
+}
+
+// ---- mailgun ----
+
+func ptMailgun(t *testing.T) *ptType {
+	f := mailguntest.NewServer()
+	t.Cleanup(f.Close)
+	root := f.Root()
+	tp := &ptType{
+		name: "mailgun", url: f.URL,
+		// The multipart form's fields stand in for a JSON body.
+		reqs: func() []ptReq {
+			return ptMap(f.Requests(), func(r mailguntest.Recorded) ptReq {
+				body := map[string]any{}
+				for k, v := range r.Form {
+					body[k] = v
+				}
+				if r.Method == http.MethodPost && !strings.HasPrefix(r.ContentType, "multipart/form-data") {
+					body["_not_multipart"] = r.ContentType
+				}
+				return ptReq{Method: r.Method, Path: r.Path, Auth: r.Auth, Body: body}
+			})
+		},
+		isLive:   f.IsLive,
+		failNext: f.FailNext,
+		liveIssued: func() []string {
+			return ptNotRoots(f.LiveKeys(), func(k mailguntest.Key) (string, string) { return k.Description, k.ID })
+		},
+		provider:    map[string]any{"type": "mailgun", "api_key": root.Secret, "api_key_id": root.ID},
+		rootID:      root.ID,
+		rootSecrets: []string{root.Secret},
+		rootLabel:   ptRootLabel(root.ID, "key:"),
+		dynRole:     map[string]any{"parameters": map[string]any{"role": "sending", "domain_name": mailguntest.Domain}},
+		dualRole:    map[string]any{"parameters": map[string]any{"role": "basic"}},
+		isCreate:    func(r ptReq) bool { return r.at(http.MethodPost, "/v1/keys") },
+		checkCreate: func(t *testing.T, r ptReq, s *api.Secret, auth string) {
+			t.Helper()
+			ptEq(t, "create auth (Basic api:<root key>)", r.Auth, auth)
+			if _, bad := r.Body["_not_multipart"]; bad {
+				t.Errorf("create body is not multipart/form-data: %v", r.Body["_not_multipart"])
+			}
+			ptEq(t, "create description", ptS(r.Body["description"]), ptS(s.Data["key_name"]))
+			ptEq(t, "create role", ptS(r.Body["role"]), "sending")
+			ptEq(t, "create kind", ptS(r.Body["kind"]), "domain")
+			ptEq(t, "create domain_name", ptS(r.Body["domain_name"]), mailguntest.Domain)
+			if secs, err := time.ParseDuration(ptS(r.Body["expiration"]) + "s"); err != nil || secs < 590*time.Second || secs > 600*time.Second {
+				t.Errorf("create expiration %v, want the lease's max TTL (600s)", r.Body["expiration"])
+			}
+			if ptS(s.Data["expires_at"]) == "" {
+				t.Errorf("creds lack expires_at")
+			}
+		},
+		checkDualCreate: func(t *testing.T, r ptReq, auth string) {
+			ptDualLacks("expiration")(t, r, auth)
+			ptEq(t, "dual create kind", ptS(r.Body["kind"]), "user")
+		},
+		isDelete:   func(r ptReq, id string) bool { return r.at(http.MethodDelete, "/v1/keys/"+id) },
+		isVerify:   func(r ptReq, id string) bool { return r.is(http.MethodGet, "/v3/domains", "key:"+id) },
+		verifyPath: "/v3/domains",
+	}
+	tp.checkRoot = func(t *testing.T, seen []ptReq, oldID, newID string) {
+		ptExpectSeq(t, "mailgun admin key rotation", seen,
+			ptM("GET /v1/keys with the root (its id is listed)", func(r ptReq) bool { return r.is("GET", "/v1/keys", "root") }),
+			ptM("POST /v1/keys role=admin kind=user", func(r ptReq) bool {
+				return r.is("POST", "/v1/keys", "root") && ptVaultRoot(r.Body["description"]) && r.Body["role"] == "admin" && r.Body["kind"] == "user"
+			}),
+			ptM("GET /v1/keys with the new key", func(r ptReq) bool { return r.is("GET", "/v1/keys", "key:"+newID) }),
+			ptM("DELETE the old key with the new one", func(r ptReq) bool { return r.is("DELETE", "/v1/keys/"+oldID, "key:"+newID) }))
+	}
+	tp.newRoots = func(t *testing.T) []string {
+		var roots []mailguntest.Key
+		for _, k := range f.LiveKeys() {
+			if strings.HasPrefix(k.Description, "vault-root") {
+				roots = append(roots, k)
+			}
+		}
+		return ptOneRoot(t, roots, "admin key", func(k mailguntest.Key) string { return k.Secret })
+	}
+	tp.afterRoot = func(t *testing.T, p map[string]any, newID string) {
+		ptEq(t, "provider api_key_id after rotation", ptS(p["api_key_id"]), newID)
+	}
+	return tp
 }

@@ -11,6 +11,7 @@ import (
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/grafana"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httptpl"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/linode"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/mailgun"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/mongodbatlas"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/openai"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/sendgrid"

@@ -94,6 +94,11 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{}, "scopes"},
 			{clients.KeyRequest{Scopes: []string{"*"}, Parameters: params("expiry", "1")}, "parameters"},
 		}},
+		{"mailgun", map[string]string{"api_key": "k"}, []check{
+			{clients.KeyRequest{Parameters: params("role", "sending", "domain_name", "mg.example.com")}, ""},
+			{clients.KeyRequest{}, "parameters"},
+			{clients.KeyRequest{Scopes: []string{"send"}, Parameters: params("role", "basic")}, "scopes"},
+		}},
 		{"mongodbatlas", map[string]string{"public_key": "abcdefgh", "private_key": "p", "org_id": "5a0a1e7e0f2912c554080adc"}, []check{
 			{clients.KeyRequest{Scopes: []string{"ORG_MEMBER"}}, ""},
 			{clients.KeyRequest{}, "scopes"},
