@@ -8,6 +8,7 @@ package e2e
 
 import (
 	"net/http"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -193,7 +194,7 @@ func ptConfluent(t *testing.T) *ptType {
 		liveIssued: func() []string {
 			return ptNotRoots(f.LiveKeys(), func(k confluenttest.Key) (string, string) { return k.DisplayName, k.ID })
 		},
-		provider:    map[string]any{"type": "confluent", "api_key": root.ID, "api_secret": root.Secret},
+		provider:    map[string]any{"type": "confluent", "cloud_api_key": root.ID, "cloud_api_secret": root.Secret},
 		rootID:      root.ID,
 		rootSecrets: []string{root.Secret},
 		rootLabel:   ptRootLabel(root.ID, "key:"),
@@ -234,7 +235,7 @@ func ptConfluent(t *testing.T) *ptType {
 		return ptOneRoot(t, roots, "root key", func(k confluenttest.Key) string { return k.Secret })
 	}
 	tp.afterRoot = func(t *testing.T, p map[string]any, newID string) {
-		ptEq(t, "provider api_key after rotation", ptS(p["api_key"]), newID)
+		ptEq(t, "provider cloud_api_key after rotation", ptS(p["cloud_api_key"]), newID)
 	}
 	return tp
 }
@@ -432,4 +433,127 @@ func ptMailgun(t *testing.T) *ptType {
 		ptEq(t, "provider api_key_id after rotation", ptS(p["api_key_id"]), newID)
 	}
 	return tp
+}
+
+// wave2aFields are the provider fields the wave 2 (part A) types add.
+var wave2aFields = []string{"application_id", "public_key", "private_key", "org_id", "cloud_api_key", "cloud_api_secret", "api_key_id", "token", "admin_key"}
+
+// TestWave2aFieldsDescribed: `vault path-help` and the OpenAPI document
+// list the fields of mongodbatlas, algolia, mailgun, confluent and linode,
+// each with a description.
+func TestWave2aFieldsDescribed(t *testing.T) {
+	cmd := exec.Command(vaultBin, "path-help", "thirdparty/providers/x")
+	cmd.Env = append(cmd.Environ(), "VAULT_ADDR="+sharedVlt.addr, "VAULT_TOKEN="+rootToken)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("vault path-help: %v\n%s", err, out)
+	}
+	help := string(out)
+	for _, f := range wave2aFields {
+		i := strings.Index(help, "\n    "+f+" (")
+		if i < 0 {
+			t.Errorf("path-help: no parameter %s", f)
+			continue
+		}
+		if lines := strings.SplitN(help[i+1:], "\n", 4); len(lines) < 3 || len(strings.TrimSpace(lines[2])) < 10 {
+			t.Errorf("path-help: parameter %s has no description", f)
+		}
+	}
+	for _, typ := range []string{"mongodbatlas", "algolia", "mailgun", "confluent", "linode"} {
+		if !strings.Contains(help, typ) {
+			t.Errorf("path-help does not name type %s", typ)
+		}
+	}
+	prov := requestSchema(t, fetchOpenAPI(t), "/thirdparty/providers/{name}")
+	for _, f := range wave2aFields {
+		if p, ok := prov.Properties[f]; !ok || strings.TrimSpace(p.Description) == "" {
+			t.Errorf("OpenAPI: providers field %s missing or without a description", f)
+		}
+	}
+}
+
+// TestWave2aBadInput: type-specific bad input of the wave 2 (part A) types
+// is a 400 naming the field, and nothing is stored.
+func TestWave2aBadInput(t *testing.T) {
+	c := sharedVlt.client
+	al := algoliatest.NewServer()
+	t.Cleanup(al.Close)
+	okAlgolia := map[string]any{"type": "algolia", "base_url": al.URL, "application_id": algoliatest.AppID, "admin_key": al.AdminKey()}
+	mount := uniq("w2a-bad")
+	if err := sharedVlt.mount(mount); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Sys().Unmount(mount) })
+	write(t, c, mount+"/providers/al", okAlgolia)
+
+	providers := []struct {
+		name string
+		data map[string]any
+		want []string
+	}{
+		{"mongodbatlas org_id not hex", map[string]any{"type": "mongodbatlas", "public_key": "abcdefgh", "private_key": "p-0123456789",
+			"org_id": "my-org"}, []string{"org_id"}},
+		{"mongodbatlas without private_key", map[string]any{"type": "mongodbatlas", "public_key": "abcdefgh",
+			"org_id": "5a0a1e7e0f2912c554080adc"}, []string{"private_key"}},
+		{"algolia application_id a host", map[string]any{"type": "algolia", "application_id": "evil.example/x", "admin_key": "k0123456789"},
+			[]string{"application_id"}},
+		{"algolia with a rotation period", map[string]any{"type": "algolia", "base_url": al.URL, "application_id": algoliatest.AppID,
+			"admin_key": al.AdminKey(), "rotation_period": "720h"}, []string{"rotation_period", "cannot rotate its root"}},
+		{"confluent cloud_api_key not a key id", map[string]any{"type": "confluent", "cloud_api_key": "abc/../x", "cloud_api_secret": "s0123456789"},
+			[]string{"cloud_api_key"}},
+		{"mailgun api_key_id with a slash", map[string]any{"type": "mailgun", "api_key": "k0123456789", "api_key_id": "a/b"},
+			[]string{"api_key_id"}},
+		{"linode with a field of another type", map[string]any{"type": "linode", "token": "t0123456789", "org_id": "x"},
+			[]string{"org_id"}},
+	}
+	for _, tc := range providers {
+		t.Run(tc.name, func(t *testing.T) {
+			path := mount + "/providers/" + uniq("bad")
+			_, err := c.Logical().Write(path, tc.data)
+			ptWant400(t, err, tc.want...)
+			if s, _ := c.Logical().Read(path); s != nil {
+				t.Errorf("a rejected write stored %s", path)
+			}
+		})
+	}
+
+	roles := []struct {
+		name string
+		data map[string]any
+		want []string
+	}{
+		{"algolia without an ACL", map[string]any{"mode": "dynamic"}, []string{"scopes", "ACL"}},
+		{"algolia unknown ACL", map[string]any{"mode": "dynamic", "scopes": "search,admin"}, []string{"scopes", `"admin"`}},
+		{"algolia unknown parameter", map[string]any{"mode": "dual", "scopes": "search", "parameters": map[string]any{"validity": "60"}},
+			[]string{"parameters", "validity"}},
+	}
+	for _, tc := range roles {
+		t.Run(tc.name, func(t *testing.T) {
+			path := mount + "/roles/" + uniq("bad")
+			tc.data["provider"] = "al"
+			_, err := c.Logical().Write(path, tc.data)
+			ptWant400(t, err, tc.want...)
+			if s, _ := c.Logical().Read(path); s != nil {
+				t.Errorf("a rejected write stored %s", path)
+			}
+		})
+	}
+	if len(al.LiveKeys()) != 0 {
+		t.Errorf("a rejected role created keys at the provider")
+	}
+}
+
+// ptWant400 checks that err is a 400 whose message names every want.
+func ptWant400(t *testing.T, err error, want ...string) {
+	t.Helper()
+	re, ok := err.(*api.ResponseError)
+	if !ok || re.StatusCode != 400 {
+		t.Fatalf("want a 400, got %v", err)
+	}
+	msg := strings.Join(re.Errors, "; ")
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error %q does not name %q", msg, w)
+		}
+	}
 }

@@ -47,7 +47,7 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{Scopes: []string{"mail.send"}}, ""},
 			{clients.KeyRequest{Parameters: params("team", "a")}, "parameters"},
 		}},
-		{"confluent", map[string]string{"api_key": "ABC123", "api_secret": "s"}, []check{
+		{"confluent", map[string]string{"cloud_api_key": "ABC123", "cloud_api_secret": "s"}, []check{
 			{clients.KeyRequest{Parameters: params("owner", "sa-1", "resource", "lkc-1")}, ""},
 			{clients.KeyRequest{}, "parameters"},
 			{clients.KeyRequest{Scopes: []string{"x"}, Parameters: params("owner", "sa-1")}, "scopes"},

@@ -27,8 +27,8 @@ import (
 const TypeName = "confluent"
 
 const (
-	fieldAPIKey    = "api_key"
-	fieldAPISecret = "api_secret"
+	fieldAPIKey    = "cloud_api_key"
+	fieldAPISecret = "cloud_api_secret"
 
 	paramOwner       = "owner"
 	paramResource    = "resource"

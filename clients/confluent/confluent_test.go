@@ -16,7 +16,7 @@ const keysPath = "/iam/v2/api-keys"
 
 func newProvider(t *testing.T, srv *confluenttest.Server, id, secret string) clients.Provider {
 	t.Helper()
-	return clienttest.New(t, confluent.TypeName, srv.URL, map[string]string{"api_key": id, "api_secret": secret})
+	return clienttest.New(t, confluent.TypeName, srv.URL, map[string]string{"cloud_api_key": id, "cloud_api_secret": secret})
 }
 
 func rootProvider(t *testing.T, srv *confluenttest.Server) clients.Provider {
@@ -47,16 +47,16 @@ func TestRegistered(t *testing.T) {
 		t.Fatalf("capabilities = %+v", c)
 	}
 	for _, f := range typ.Fields {
-		if (f.Name == "api_secret") != f.Sensitive {
+		if (f.Name == "cloud_api_secret") != f.Sensitive {
 			t.Fatalf("%s: sensitive = %v", f.Name, f.Sensitive)
 		}
 	}
-	good := map[string]string{"api_key": "ABCDEF123", "api_secret": "s"}
+	good := map[string]string{"cloud_api_key": "ABCDEF123", "cloud_api_secret": "s"}
 	clienttest.AssertValidate(t, confluent.TypeName, good, []clienttest.FieldsCase{
 		{"ok", nil, ""},
-		{"key missing", map[string]string{"api_key": ""}, "api_key"},
-		{"key with a slash", map[string]string{"api_key": "ABC/../X"}, "api_key"},
-		{"secret missing", map[string]string{"api_secret": " "}, "api_secret"},
+		{"key missing", map[string]string{"cloud_api_key": ""}, "cloud_api_key"},
+		{"key with a slash", map[string]string{"cloud_api_key": "ABC/../X"}, "cloud_api_key"},
+		{"secret missing", map[string]string{"cloud_api_secret": " "}, "cloud_api_secret"},
 	})
 }
 
@@ -229,7 +229,7 @@ func TestRootRotation(t *testing.T) {
 		spec["resource"] != nil || spec["display_name"] != "vault-root-2" {
 		t.Fatalf("create_root request = %+v", c)
 	}
-	if root.ID == "" || root.Fields["api_key"] != root.ID || root.Fields["api_secret"] == "" {
+	if root.ID == "" || root.Fields["cloud_api_key"] != root.ID || root.Fields["cloud_api_secret"] == "" {
 		t.Fatalf("root = %s", root.ID)
 	}
 	if err := p.VerifyRoot(ctx, root); err != nil {
@@ -238,21 +238,21 @@ func TestRootRotation(t *testing.T) {
 	if v := last(srv); v.Auth != "key:"+root.ID || v.Path != keysPath || v.Query["page_size"] != "1" {
 		t.Fatalf("verify_root request = %+v", v)
 	}
-	cur := newProvider(t, srv, root.ID, root.Fields["api_secret"])
+	cur := newProvider(t, srv, root.ID, root.Fields["cloud_api_secret"])
 	if err := cur.RevokeRoot(ctx, old.ID); err != nil {
 		t.Fatalf("RevokeRoot: %v", err)
 	}
 	if r := last(srv); r.Method != http.MethodDelete || r.Path != keysPath+"/"+old.ID || r.Auth != "key:"+root.ID {
 		t.Fatalf("revoke_root request = %+v", r)
 	}
-	if srv.IsLive(old.Secret) || !srv.IsLive(root.Fields["api_secret"]) {
+	if srv.IsLive(old.Secret) || !srv.IsLive(root.Fields["cloud_api_secret"]) {
 		t.Fatal("after RevokeRoot exactly the old key must be gone")
 	}
-	err = cur.VerifyRoot(ctx, clients.Root{Fields: map[string]string{"api_key": old.ID, "api_secret": old.Secret}})
+	err = cur.VerifyRoot(ctx, clients.Root{Fields: map[string]string{"cloud_api_key": old.ID, "cloud_api_secret": old.Secret}})
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("old root verified: %v", err)
 	}
-	clienttest.AssertNoSecret(t, err, old.Secret, root.Fields["api_secret"])
+	clienttest.AssertNoSecret(t, err, old.Secret, root.Fields["cloud_api_secret"])
 }
 
 func TestRateLimitRetried(t *testing.T) {
@@ -286,7 +286,7 @@ func TestServerErrorsExhausted(t *testing.T) {
 		"list":        func() error { _, err := p.FindKeys(ctx, "k"); return err },
 		"create_root": func() error { _, err := p.CreateRoot(ctx, "r"); return err },
 		"verify_root": func() error {
-			return p.VerifyRoot(ctx, clients.Root{Fields: map[string]string{"api_key": key.ID, "api_secret": key.Secret}})
+			return p.VerifyRoot(ctx, clients.Root{Fields: map[string]string{"cloud_api_key": key.ID, "cloud_api_secret": key.Secret}})
 		},
 		"revoke_root": func() error { return p.RevokeRoot(ctx, "ABC") },
 	}

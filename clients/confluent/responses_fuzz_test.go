@@ -13,10 +13,10 @@ import (
 func FuzzResponses(f *testing.F) {
 	clienttest.FuzzResponses(f, clienttest.FuzzTarget{
 		Type:      "confluent",
-		Fields:    map[string]string{"api_key": "ROOTKEY0001", "api_secret": "f0220f0220f0220f0220f0220f0220f0220f0220"},
+		Fields:    map[string]string{"cloud_api_key": "ROOTKEY0001", "cloud_api_secret": "f0220f0220f0220f0220f0220f0220f0220f0220"},
 		Request:   clients.KeyRequest{Name: "vault-app-fuzz", Parameters: map[string]string{"owner": "sa-app001"}},
 		Key:       clients.Key{ID: "APPKEY0001", Name: "vault-app-fuzz", Secret: clienttest.FuzzKeySecret, Extra: map[string]string{"owner": "sa-app001"}},
-		Root:      clients.Root{ID: "NEWKEY0001", Fields: map[string]string{"api_key": "NEWKEY0001", "api_secret": clienttest.FuzzNewRootKey}},
+		Root:      clients.Root{ID: "NEWKEY0001", Fields: map[string]string{"cloud_api_key": "NEWKEY0001", "cloud_api_secret": clienttest.FuzzNewRootKey}},
 		OldRootID: "ROOTKEY0001",
 	})
 }
