@@ -33,7 +33,9 @@ read "creds/<role>".
 // Factory builds the backend; it is what the plugin serves.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
 	b := newBackend(systemClock{})
-	if err := b.Setup(ctx, conf); err != nil {
+	cfg := *conf
+	cfg.System = newSystemView(conf.System)
+	if err := b.Setup(ctx, &cfg); err != nil {
 		return nil, err
 	}
 	b.setStorage(conf.StorageView)
@@ -71,10 +73,14 @@ type backend struct {
 	// clients caches built provider clients by provider name (tombstones:
 	// by tombstoneClientKey).
 	clients sync.Map
+	// clientGens holds a *clientGeneration per provider name (see
+	// cachedClient).
+	clientGens sync.Map
+	// testHookClientBuilt, set by tests only, runs in cachedClient between
+	// building a client and caching it.
+	testHookClientBuilt func(provider string)
 
 	marker markerCache
-	// ttls caches the mount's lease TTLs (see mountTTLRefresh).
-	ttls mountTTLs
 	// ledgerCounts counts the dynamic keys outstanding per provider.
 	ledgerCounts ledgerCounter
 	// tombstones counts the deleted providers kept as tombstones.

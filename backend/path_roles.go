@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	texttemplate "text/template"
 	"text/template/parse"
 	"time"
@@ -350,10 +349,13 @@ func rolesUsingProvider(ctx context.Context, s logical.Storage, name string) (ma
 // nameTemplates holds parsed name templates (*nameTemplate) by their text:
 // parsing, and the uniqueness match, are a measurable share of a dynamic
 // creds read.
-var nameTemplates sync.Map
+var nameTemplates parseCache[*nameTemplate]
 
 type nameTemplate struct {
-	t      template.StringTemplate
+	t template.StringTemplate
+	// plan renders the template without text/template when it can (nil
+	// otherwise).
+	plan   namePlan
 	unique bool
 }
 
@@ -391,10 +393,7 @@ var nameFuncs = map[string]any{
 		if n < 1 || n > maxTruncateLength {
 			return "", fmt.Errorf("truncate %d: the length must be between 1 and %d", n, maxTruncateLength)
 		}
-		if len(s) > n {
-			s = s[:n]
-		}
-		return s, nil
+		return truncateName(n, s), nil
 	},
 	"truncate_sha256":  nil, // the sdk's, after checkNameTemplate bounds its argument
 	"uppercase":        nil,
@@ -406,6 +405,14 @@ var nameFuncs = map[string]any{
 	"unix_time_millis": nil,
 	"timestamp":        nil,
 	"uuid":             nil,
+}
+
+// truncateName is the name templates' truncate: the first n bytes of s.
+func truncateName(n int, s string) string {
+	if len(s) > n {
+		s = s[:n]
+	}
+	return s
 }
 
 // randomBase62 is n random characters of [0-9A-Za-z], as the sdk's random.
@@ -428,10 +435,11 @@ func randomBase62(n int) (string, error) {
 
 // parseNameTemplate parses a name template once per distinct text.
 func parseNameTemplate(tmpl string) (*nameTemplate, error) {
-	if v, ok := nameTemplates.Load(tmpl); ok {
-		return v.(*nameTemplate), nil
+	if nt, ok := nameTemplates.get(tmpl); ok {
+		return nt, nil
 	}
-	if err := checkNameTemplate(tmpl); err != nil {
+	tree, err := checkNameTemplate(tmpl)
+	if err != nil {
 		return nil, err
 	}
 	opts := []template.Opt{template.Template(tmpl)}
@@ -444,18 +452,19 @@ func parseNameTemplate(tmpl string) (*nameTemplate, error) {
 	if err != nil {
 		return nil, err
 	}
-	nt := &nameTemplate{t: t, unique: uniqueNameRe.MatchString(tmpl)}
-	nameTemplates.Store(tmpl, nt)
+	nt := &nameTemplate{t: t, plan: compileNamePlan(tree), unique: uniqueNameRe.MatchString(tmpl)}
+	nameTemplates.put(tmpl, nt)
 	return nt, nil
 }
 
 // checkNameTemplate refuses what a name template has no use for and could
 // make rendering slow or huge: anything but text and {{ }} actions (and
 // if/with), functions outside nameFuncs, fields other than .RoleName and
-// .DisplayName, and numeric arguments out of bounds.
-func checkNameTemplate(tmpl string) error {
+// .DisplayName, and numeric arguments out of bounds. It returns the parsed
+// tree (nil for an empty template).
+func checkNameTemplate(tmpl string) (*parse.ListNode, error) {
 	if len(tmpl) > maxNameTemplateLength {
-		return fmt.Errorf("must be at most %d characters", maxNameTemplateLength)
+		return nil, fmt.Errorf("must be at most %d characters", maxNameTemplateLength)
 	}
 	funcs := texttemplate.FuncMap{}
 	for name := range nameFuncs {
@@ -463,15 +472,18 @@ func checkNameTemplate(tmpl string) error {
 	}
 	t, err := texttemplate.New("name_template").Funcs(funcs).Parse(tmpl)
 	if err != nil {
-		return fmt.Errorf("unable to parse template: %w", err)
+		return nil, fmt.Errorf("unable to parse template: %w", err)
 	}
 	if len(t.Templates()) > 1 {
-		return errors.New("define and block are not allowed")
+		return nil, errors.New("define and block are not allowed")
 	}
 	if t.Tree == nil {
-		return nil
+		return nil, nil
 	}
-	return checkNameNode(t.Tree.Root)
+	if err := checkNameNode(t.Tree.Root); err != nil {
+		return nil, err
+	}
+	return t.Tree.Root, nil
 }
 
 func checkNameNode(n parse.Node) error {
@@ -553,8 +565,8 @@ var uniqueNameRe = regexp.MustCompile(`\{\{[^}]*\b(random|uuid)\b[^}]*\}\}`)
 // nameTemplateUnique reports whether a name_template gives every attempt
 // its own name, which WAL rollback relies on to find a key by name.
 func nameTemplateUnique(tmpl string) bool {
-	if v, ok := nameTemplates.Load(tmpl); ok {
-		return v.(*nameTemplate).unique
+	if nt, ok := nameTemplates.get(tmpl); ok {
+		return nt.unique
 	}
 	return uniqueNameRe.MatchString(tmpl)
 }
@@ -585,7 +597,13 @@ func renderKeyName(tmpl string, v nameVars) (string, error) {
 	if r := []rune(displayName); len(r) > maxDisplayNameLength {
 		displayName = string(r[:maxDisplayNameLength])
 	}
-	name, err := nt.t.Generate(nameData{RoleName: v.Role, DisplayName: displayName, Marker: v.Marker})
+	data := nameData{RoleName: v.Role, DisplayName: displayName, Marker: v.Marker}
+	var name string
+	if nt.plan != nil {
+		name, err = nt.plan.render(data)
+	} else {
+		name, err = nt.t.Generate(data)
+	}
 	if err != nil {
 		return "", err
 	}

@@ -158,6 +158,12 @@ func (b *backend) cachedClient(ctx context.Context, s logical.Storage, name stri
 	if v, ok := b.clients.Load(name); ok {
 		return v.(*providerClient), nil
 	}
+	// The generation is taken before the provider is read: if its config
+	// changes (an update, a root rotation, another node's write) between
+	// that read and the store below, the client built here holds the old
+	// config, and must serve this one operation only, never the cache.
+	g := b.clientGen(name)
+	gen := g.current()
 	e, err := getProvider(ctx, s, name)
 	if err != nil || e == nil {
 		return nil, err
@@ -166,10 +172,55 @@ func (b *backend) cachedClient(ctx context.Context, s logical.Storage, name stri
 	if err != nil {
 		return nil, err
 	}
-	b.clients.Store(name, pc)
+	if b.testHookClientBuilt != nil {
+		b.testHookClientBuilt(name)
+	}
+	g.store(gen, func() { b.clients.Store(name, pc) })
 	return pc, nil
 }
 
+// dropClient forgets the cached client of a provider whose stored config
+// has just changed; a client being built from the old config is not cached
+// either (see cachedClient).
 func (b *backend) dropClient(name string) {
-	b.clients.Delete(name)
+	b.clientGen(name).bump(func() { b.clients.Delete(name) })
+}
+
+// clientGeneration counts the changes of one provider's config seen by
+// this node. Only cache misses and changes take its lock; a creds read
+// whose client is cached never does.
+type clientGeneration struct {
+	mu sync.Mutex
+	n  uint64
+}
+
+func (b *backend) clientGen(name string) *clientGeneration {
+	if v, ok := b.clientGens.Load(name); ok {
+		return v.(*clientGeneration)
+	}
+	v, _ := b.clientGens.LoadOrStore(name, new(clientGeneration))
+	return v.(*clientGeneration)
+}
+
+func (g *clientGeneration) current() uint64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.n
+}
+
+// store runs f if no change happened since gen was read.
+func (g *clientGeneration) store(gen uint64, f func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.n == gen {
+		f()
+	}
+}
+
+// bump records a change, running f under the same lock.
+func (g *clientGeneration) bump(f func()) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n++
+	f()
 }

@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"sync"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -31,19 +30,19 @@ var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month 
 // cronSchedules holds parsed rotation schedules by their text: next and
 // minInterval run for every role and provider at start-up and on every
 // write, status read and job.
-var cronSchedules sync.Map
+var cronSchedules parseCache[cron.Schedule]
 
 // parseSchedule parses a cron expression, once per distinct text (errors
 // are not cached; they are refused at write).
 func parseSchedule(spec string) (cron.Schedule, error) {
-	if v, ok := cronSchedules.Load(spec); ok {
-		return v.(cron.Schedule), nil
+	if s, ok := cronSchedules.get(spec); ok {
+		return s, nil
 	}
 	s, err := cronParser.Parse(spec)
 	if err != nil {
 		return nil, err
 	}
-	cronSchedules.Store(spec, s)
+	cronSchedules.put(spec, s)
 	return s, nil
 }
 

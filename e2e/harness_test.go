@@ -165,6 +165,12 @@ type process struct {
 }
 
 func startProcess(name string, bin string, args ...string) (*process, error) {
+	return startProcessEnv(name, nil, bin, args...)
+}
+
+// startProcessEnv is startProcess with env added to this process's
+// environment.
+func startProcessEnv(name string, env []string, bin string, args ...string) (*process, error) {
 	logPath := filepath.Join(workDir, name+".log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -176,6 +182,9 @@ func startProcess(name string, bin string, args ...string) (*process, error) {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -39,6 +39,8 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/all"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/cloudflare/cloudflaretest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/datadog/datadogtest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/gitlab/gitlabtest"
@@ -141,18 +143,38 @@ type ptType struct {
 	serverError int
 }
 
-// TestProviderTypes drives every provider type end to end. The types run in
-// parallel as subtests of this one test, so the suite's final log scan (a
-// later top-level test) still runs after all of them.
+// ptTypes holds the driver of each provider type; a file that adds types
+// registers its drivers in an init func.
+var ptTypes = map[string]func(*testing.T) *ptType{
+	"sendgrid": ptSendgrid, "twilio": ptTwilio, "datadog": ptDatadog, "cloudflare": ptCloudflare,
+	"gitlab": ptGitlab, "grafana": ptGrafana, "openai": ptOpenAI,
+}
+
+// ptOwnSuites are the types driven by suites of their own: demo by every
+// other e2e test, http by httptype_test.go.
+var ptOwnSuites = map[string]bool{"demo": true, "http": true}
+
+// TestProviderTypes drives every registered provider type (the plugin's
+// registry, not a list kept here) end to end; a type without a driver
+// fails. The types run in parallel as subtests of this one test, so the
+// suite's final log scan (a later top-level test) still runs after all of
+// them.
 func TestProviderTypes(t *testing.T) {
-	types := []func(*testing.T) *ptType{ptSendgrid, ptTwilio, ptDatadog, ptCloudflare, ptGitlab, ptGrafana, ptOpenAI, ptLinode, ptMongoDBAtlas, ptConfluent, ptAlgolia, ptMailgun}
-	names := []string{"sendgrid", "twilio", "datadog", "cloudflare", "gitlab", "grafana", "openai", "linode", "mongodbatlas", "confluent", "algolia", "mailgun"}
-	for i, mk := range types {
-		t.Run(names[i], func(t *testing.T) {
+	for _, typ := range clients.Types() {
+		name := typ.Name
+		if ptOwnSuites[name] {
+			continue
+		}
+		mk, ok := ptTypes[name]
+		if !ok {
+			t.Errorf("provider type %q has no driver in ptTypes", name)
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			start := time.Now()
 			ptRun(t, mk(t))
-			t.Logf("%s: %s", names[i], time.Since(start).Round(time.Millisecond))
+			t.Logf("%s: %s", name, time.Since(start).Round(time.Millisecond))
 		})
 	}
 }

@@ -24,6 +24,14 @@ import (
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/mongodbatlas/mongodbatlastest"
 )
 
+func init() {
+	ptTypes["linode"] = ptLinode
+	ptTypes["mongodbatlas"] = ptMongoDBAtlas
+	ptTypes["confluent"] = ptConfluent
+	ptTypes["algolia"] = ptAlgolia
+	ptTypes["mailgun"] = ptMailgun
+}
+
 // ---- linode ----
 
 func ptLinode(t *testing.T) *ptType {
