@@ -11,7 +11,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -264,20 +263,6 @@ func (p *provider) call(ctx context.Context, op, method, path, pathKey, secret s
 	if pathKey != "" {
 		r.ShownPath = path + "[redacted]"
 	}
-	_, err := p.http.JSON(ctx, r, in, out, httpx.Expect{Message: errorMessage})
+	_, err := p.http.JSON(ctx, r, in, out, httpx.Expect{Message: httpx.MessageField})
 	return err
-}
-
-// errorMessage reads Algolia's {"message","status"}.
-func errorMessage(body []byte) string {
-	var e struct {
-		Message string `json:"message"`
-	}
-	if err := json.Unmarshal(body, &e); err != nil {
-		if strings.HasPrefix(strings.TrimSpace(string(body)), "{") {
-			return ""
-		}
-		return httpx.TextMessage(body)
-	}
-	return e.Message
 }

@@ -9,7 +9,6 @@ package confluent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -356,11 +355,8 @@ func errorMessage(body []byte) string {
 			Detail string `json:"detail"`
 		} `json:"errors"`
 	}
-	if err := json.Unmarshal(body, &e); err != nil {
-		if strings.HasPrefix(strings.TrimSpace(string(body)), "{") {
-			return ""
-		}
-		return httpx.TextMessage(body)
+	if text, ok := httpx.ErrorBody(body, &e); !ok {
+		return text
 	}
 	var parts []string
 	for _, x := range e.Errors {

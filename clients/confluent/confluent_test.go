@@ -3,6 +3,7 @@ package confluent_test
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -124,28 +125,12 @@ func TestKeyLifecycle(t *testing.T) {
 	}
 }
 
+// Dual rotation: the new key is made and verified while the old one still
+// works; revoking the old one leaves the new one working.
 func TestDualRotationOverlap(t *testing.T) {
 	srv := confluenttest.NewServer()
 	defer srv.Close()
-	p := rootProvider(t, srv)
-	ctx := context.Background()
-	old, err := p.CreateKey(ctx, appKey("vault-dual-1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cur, err := p.CreateKey(ctx, appKey("vault-dual-2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.VerifyKey(ctx, cur); err != nil || !srv.IsLive(old.Secret) {
-		t.Fatalf("during the overlap: verify new %v, old live %v", err, srv.IsLive(old.Secret))
-	}
-	if err := p.RevokeKey(ctx, old.ID); err != nil {
-		t.Fatal(err)
-	}
-	if srv.IsLive(old.Secret) || !srv.IsLive(cur.Secret) {
-		t.Fatal("after retiring the old key exactly the new one must work")
-	}
+	clienttest.AssertDualOverlap(t, rootProvider(t, srv), appKey("vault-dual"), srv.IsLive)
 }
 
 func TestBadRequests(t *testing.T) {
@@ -180,34 +165,18 @@ func TestQuotaExhausted(t *testing.T) {
 	}
 }
 
+// A create whose answer is lost (a 500 after the key was stored) is not
+// retried, and FindKeys finds the key by name so rollback can revoke it.
 func TestLostCreateIsFoundNotOrphaned(t *testing.T) {
 	srv := confluenttest.NewServer(confluenttest.WithMaxPage(1))
 	defer srv.Close()
-	p := rootProvider(t, srv)
-	ctx := context.Background()
-	if _, err := p.CreateKey(ctx, appKey("other")); err != nil {
-		t.Fatal(err)
+	posts := func() int {
+		return clienttest.Count(srv.Requests(), func(r confluenttest.Recorded) bool { return r.Method == http.MethodPost })
 	}
-	srv.FailNextCreateAfterStoring()
-	if _, err := p.CreateKey(ctx, appKey("vault-wal-1")); err == nil || !strings.Contains(err.Error(), "HTTP 500") {
-		t.Fatalf("CreateKey = %v", err)
-	}
-	if n := clienttest.Count(srv.Requests(), func(r confluenttest.Recorded) bool { return r.Method == http.MethodPost }); n != 2 {
-		t.Fatalf("%d creates sent; the one answered 500 must not be repeated", n)
-	}
-	found, err := p.FindKeys(ctx, "vault-wal-1")
-	if err != nil || len(found) != 1 {
-		t.Fatalf("FindKeys = %+v, %v", found, err)
-	}
-	if q := last(srv).Query; q["page_token"] == "" {
-		t.Fatalf("FindKeys did not page: %v", q)
-	}
-	if err := p.RevokeKey(ctx, found[0].ID); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(srv.LiveKeys()); n != 2 {
-		t.Fatalf("%d keys live, want the root and the other", n)
-	}
+	clienttest.AssertLostCreateFound(t, rootProvider(t, srv), appKey("vault-wal-1"), srv.LoseNextCreate, posts,
+		func(name string) bool {
+			return slices.ContainsFunc(srv.LiveKeys(), func(k confluenttest.Key) bool { return k.DisplayName == name })
+		})
 }
 
 func TestRootRotation(t *testing.T) {
@@ -259,14 +228,8 @@ func TestRateLimitRetried(t *testing.T) {
 	srv := confluenttest.NewServer()
 	defer srv.Close()
 	p := rootProvider(t, srv)
-	srv.FailNext(2, http.StatusTooManyRequests)
-	if _, err := p.CreateKey(context.Background(), appKey("after-429")); err != nil {
-		t.Fatalf("CreateKey after 429s: %v", err)
-	}
-	reqs := srv.Requests()
-	if len(reqs) != 3 || reqs[0].Status != 429 || reqs[2].Status != http.StatusAccepted || len(srv.LiveKeys()) != 2 {
-		t.Fatalf("requests = %+v", reqs)
-	}
+	statuses := clienttest.Statuses(srv.Requests, func(r confluenttest.Recorded) int { return r.Status })
+	clienttest.AssertRetriedAfter429(t, p, appKey("after-429"), srv.FailNext, statuses, http.StatusAccepted)
 }
 
 func TestServerErrorsExhausted(t *testing.T) {

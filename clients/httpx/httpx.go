@@ -682,3 +682,29 @@ func TextMessage(body []byte) string {
 	}
 	return s
 }
+
+// ErrorBody decodes a JSON error body into v (a provider's error shape).
+// ok is false when it does not decode; text is then what to show instead:
+// the first line of a text body (TextMessage), or nothing for JSON of
+// another shape.
+func ErrorBody(body []byte, v any) (text string, ok bool) {
+	if err := json.Unmarshal(body, v); err != nil {
+		if strings.HasPrefix(strings.TrimSpace(string(body)), "{") {
+			return "", false
+		}
+		return TextMessage(body), false
+	}
+	return "", true
+}
+
+// MessageField is the error text of APIs whose errors are {"message": …}
+// (Algolia, Mailgun), or of a text body (TextMessage).
+func MessageField(body []byte) string {
+	var e struct {
+		Message string `json:"message"`
+	}
+	if text, ok := ErrorBody(body, &e); !ok {
+		return text
+	}
+	return e.Message
+}

@@ -1121,3 +1121,22 @@ func TestWithTransportKeepsRetriesAndRedaction(t *testing.T) {
 		t.Fatal("the original client went through the wrapper")
 	}
 }
+
+func TestErrorBodyAndMessageField(t *testing.T) {
+	t.Parallel()
+	for body, want := range map[string]string{
+		`{"message":"Key does not exist","status":404}`: "Key does not exist",
+		`{"errors":["other shape"]}`:                    "",
+		"Forbidden\nmore":                               "Forbidden",
+		"<html>proxy</html>":                            "",
+		`{"message":`:                                   "",
+	} {
+		if got := httpx.MessageField([]byte(body)); got != want {
+			t.Errorf("MessageField(%q) = %q, want %q", body, got, want)
+		}
+	}
+	var v struct{ A int }
+	if _, ok := httpx.ErrorBody([]byte(`{"A":1}`), &v); !ok || v.A != 1 {
+		t.Fatalf("ErrorBody did not decode: %+v", v)
+	}
+}

@@ -290,11 +290,8 @@ func errorMessage(body []byte) string {
 			Field  string `json:"field"`
 		} `json:"errors"`
 	}
-	if err := json.Unmarshal(body, &e); err != nil {
-		if strings.HasPrefix(strings.TrimSpace(string(body)), "{") {
-			return ""
-		}
-		return httpx.TextMessage(body)
+	if text, ok := httpx.ErrorBody(body, &e); !ok {
+		return text
 	}
 	var parts []string
 	for _, x := range e.Errors {

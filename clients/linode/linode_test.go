@@ -3,6 +3,7 @@ package linode_test
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -91,27 +92,7 @@ func TestKeyLifecycle(t *testing.T) {
 func TestDualRotationOverlap(t *testing.T) {
 	srv := linodetest.NewServer()
 	defer srv.Close()
-	p := newProvider(t, srv, srv.RootToken())
-	ctx := context.Background()
-	req := clients.KeyRequest{Name: "vault-dual-1", Scopes: []string{"*"}}
-	old, err := p.CreateKey(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Name = "vault-dual-2"
-	cur, err := p.CreateKey(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.VerifyKey(ctx, cur); err != nil || !srv.IsLive(old.Secret) {
-		t.Fatalf("during the overlap: verify new %v, old live %v", err, srv.IsLive(old.Secret))
-	}
-	if err := p.RevokeKey(ctx, old.ID); err != nil {
-		t.Fatal(err)
-	}
-	if srv.IsLive(old.Secret) || !srv.IsLive(cur.Secret) {
-		t.Fatal("after retiring the old key exactly the new one must work")
-	}
+	clienttest.AssertDualOverlap(t, newProvider(t, srv, srv.RootToken()), clients.KeyRequest{Name: "vault-dual", Scopes: []string{"*"}}, srv.IsLive)
 }
 
 func TestBadRequests(t *testing.T) {
@@ -126,34 +107,19 @@ func TestBadRequests(t *testing.T) {
 	})
 }
 
-// A create whose answer is lost (500 after the token was stored) is not
-// retried, and FindKeys finds the token by label so rollback can revoke it.
+// A create whose answer is lost (a 500 after the key was stored) is not
+// retried, and FindKeys finds the key by name so rollback can revoke it.
 func TestLostCreateIsFoundNotOrphaned(t *testing.T) {
 	srv := linodetest.NewServer(linodetest.WithMaxPage(2))
 	defer srv.Close()
-	p := newProvider(t, srv, srv.RootToken())
-	ctx := context.Background()
 	srv.AddToken("other", "*")
-	srv.FailNextCreateAfterStoring()
-	_, err := p.CreateKey(ctx, clients.KeyRequest{Name: "vault-wal-1", Scopes: []string{"*"}})
-	if err == nil || !strings.Contains(err.Error(), "HTTP 500") {
-		t.Fatalf("CreateKey = %v", err)
+	posts := func() int {
+		return clienttest.Count(srv.Requests(), func(r linodetest.Recorded) bool { return r.Method == http.MethodPost })
 	}
-	if n := clienttest.Count(srv.Requests(), func(r linodetest.Recorded) bool { return r.Method == http.MethodPost }); n != 1 {
-		t.Fatalf("a create after a 500 was sent %d times; it may have happened, so once", n)
-	}
-	found, err := p.FindKeys(ctx, "vault-wal-1")
-	if err != nil || len(found) != 1 {
-		t.Fatalf("FindKeys = %+v, %v", found, err)
-	}
-	if err := p.RevokeKey(ctx, found[0].ID); err != nil {
-		t.Fatal(err)
-	}
-	for _, tok := range srv.LiveTokens() {
-		if tok.Label == "vault-wal-1" {
-			t.Fatal("the token of the lost create is still live")
-		}
-	}
+	clienttest.AssertLostCreateFound(t, newProvider(t, srv, srv.RootToken()), clients.KeyRequest{Name: "vault-wal-1", Scopes: []string{"*"}}, srv.LoseNextCreate, posts,
+		func(name string) bool {
+			return slices.ContainsFunc(srv.LiveTokens(), func(k linodetest.Token) bool { return k.Label == name })
+		})
 }
 
 func TestRootRotation(t *testing.T) {
@@ -224,14 +190,8 @@ func TestRateLimitRetried(t *testing.T) {
 	srv := linodetest.NewServer()
 	defer srv.Close()
 	p := newProvider(t, srv, srv.RootToken())
-	srv.FailNext(2, http.StatusTooManyRequests)
-	if _, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "after-429", Scopes: []string{"*"}}); err != nil {
-		t.Fatalf("CreateKey after 429s: %v", err)
-	}
-	reqs := srv.Requests()
-	if len(reqs) != 3 || reqs[0].Status != 429 || reqs[2].Status != 200 || len(srv.LiveTokens()) != 2 {
-		t.Fatalf("requests = %+v", reqs)
-	}
+	statuses := clienttest.Statuses(srv.Requests, func(r linodetest.Recorded) int { return r.Status })
+	clienttest.AssertRetriedAfter429(t, p, clients.KeyRequest{Name: "after-429", Scopes: []string{"*"}}, srv.FailNext, statuses, http.StatusOK)
 }
 
 func TestServerErrorsExhausted(t *testing.T) {

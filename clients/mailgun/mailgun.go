@@ -9,7 +9,6 @@ package mailgun
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"mime/multipart"
@@ -292,7 +291,7 @@ func (p *provider) request(op, method, path, secret string) httpx.Request {
 }
 
 func (p *provider) call(ctx context.Context, op, method, path, secret string, out any) error {
-	_, err := p.http.Call(ctx, p.request(op, method, path, secret), out, httpx.Expect{Message: errorMessage, Redact: []string{p.key, secret}})
+	_, err := p.http.Call(ctx, p.request(op, method, path, secret), out, httpx.Expect{Message: httpx.MessageField, Redact: []string{p.key, secret}})
 	return err
 }
 
@@ -311,20 +310,6 @@ func (p *provider) form(ctx context.Context, op, path string, fields [][2]string
 	r := p.request(op, http.MethodPost, path, p.key)
 	r.Header.Set("Content-Type", mw.FormDataContentType())
 	r.Body = buf.Bytes()
-	_, err := p.http.Call(ctx, r, out, httpx.Expect{Message: errorMessage, Redact: []string{p.key}})
+	_, err := p.http.Call(ctx, r, out, httpx.Expect{Message: httpx.MessageField, Redact: []string{p.key}})
 	return err
-}
-
-// errorMessage reads Mailgun's {"message"} (or a bare text such as "Forbidden").
-func errorMessage(body []byte) string {
-	var e struct {
-		Message string `json:"message"`
-	}
-	if err := json.Unmarshal(body, &e); err != nil {
-		if strings.HasPrefix(strings.TrimSpace(string(body)), "{") {
-			return ""
-		}
-		return httpx.TextMessage(body)
-	}
-	return e.Message
 }

@@ -336,11 +336,8 @@ func errorMessage(body []byte) string {
 		Detail    string `json:"detail"`
 		Reason    string `json:"reason"`
 	}
-	if err := json.Unmarshal(body, &e); err != nil {
-		if strings.HasPrefix(strings.TrimSpace(string(body)), "{") {
-			return ""
-		}
-		return httpx.TextMessage(body)
+	if text, ok := httpx.ErrorBody(body, &e); !ok {
+		return text
 	}
 	msg := e.Detail
 	if msg == "" {

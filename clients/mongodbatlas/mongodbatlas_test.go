@@ -3,6 +3,7 @@ package mongodbatlas_test
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -116,28 +117,12 @@ func clientsStrings(v any) []string {
 	return out
 }
 
+// Dual rotation: the new key is made and verified while the old one still
+// works; revoking the old one leaves the new one working.
 func TestDualRotationOverlap(t *testing.T) {
 	srv := mongodbatlastest.NewServer()
 	defer srv.Close()
-	p := newProvider(t, srv, srv.Root())
-	ctx := context.Background()
-	old, err := p.CreateKey(ctx, clients.KeyRequest{Name: "vault-dual-1", Scopes: []string{"ORG_MEMBER"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cur, err := p.CreateKey(ctx, clients.KeyRequest{Name: "vault-dual-2", Scopes: []string{"ORG_MEMBER"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.VerifyKey(ctx, cur); err != nil || !srv.IsLive(old.Secret) {
-		t.Fatalf("during the overlap: verify new %v, old live %v", err, srv.IsLive(old.Secret))
-	}
-	if err := p.RevokeKey(ctx, old.ID); err != nil {
-		t.Fatal(err)
-	}
-	if srv.IsLive(old.Secret) || !srv.IsLive(cur.Secret) {
-		t.Fatal("after retiring the old key exactly the new one must work")
-	}
+	clienttest.AssertDualOverlap(t, newProvider(t, srv, srv.Root()), clients.KeyRequest{Name: "vault-dual", Scopes: []string{"ORG_MEMBER"}}, srv.IsLive)
 }
 
 func TestBadRequests(t *testing.T) {
@@ -151,30 +136,19 @@ func TestBadRequests(t *testing.T) {
 	})
 }
 
+// A create whose answer is lost (a 500 after the key was stored) is not
+// retried, and FindKeys finds the key by name so rollback can revoke it.
 func TestLostCreateIsFoundNotOrphaned(t *testing.T) {
 	srv := mongodbatlastest.NewServer(mongodbatlastest.WithMaxPage(1))
 	defer srv.Close()
-	p := newProvider(t, srv, srv.Root())
-	ctx := context.Background()
 	srv.AddKey("other", "ORG_MEMBER")
-	srv.FailNextCreateAfterStoring()
-	_, err := p.CreateKey(ctx, clients.KeyRequest{Name: "vault-wal-1", Scopes: []string{"ORG_MEMBER"}})
-	if err == nil || !strings.Contains(err.Error(), "HTTP 500") {
-		t.Fatalf("CreateKey = %v", err)
+	posts := func() int {
+		return clienttest.Count(srv.Requests(), func(r mongodbatlastest.Recorded) bool { return r.Method == http.MethodPost && !r.Challenge })
 	}
-	if n := clienttest.Count(authed(srv), func(r mongodbatlastest.Recorded) bool { return r.Method == http.MethodPost }); n != 1 {
-		t.Fatalf("a create after a 500 was sent %d times; it may have happened, so once", n)
-	}
-	found, err := p.FindKeys(ctx, "vault-wal-1")
-	if err != nil || len(found) != 1 {
-		t.Fatalf("FindKeys = %+v, %v", found, err)
-	}
-	if err := p.RevokeKey(ctx, found[0].ID); err != nil {
-		t.Fatal(err)
-	}
-	if n := len(srv.LiveKeys()); n != 2 {
-		t.Fatalf("%d keys live, want the root and the other", n)
-	}
+	clienttest.AssertLostCreateFound(t, newProvider(t, srv, srv.Root()), clients.KeyRequest{Name: "vault-wal-1", Scopes: []string{"ORG_MEMBER"}}, srv.LoseNextCreate, posts,
+		func(name string) bool {
+			return slices.ContainsFunc(srv.LiveKeys(), func(k mongodbatlastest.Key) bool { return k.Desc == name })
+		})
 }
 
 func TestRootRotation(t *testing.T) {
@@ -252,19 +226,18 @@ func TestRateLimitRetried(t *testing.T) {
 	srv := mongodbatlastest.NewServer()
 	defer srv.Close()
 	p := newProvider(t, srv, srv.Root())
-	ctx := context.Background()
-	if _, err := p.RootID(ctx); err != nil { // the challenge is cached from here on
+	if _, err := p.RootID(context.Background()); err != nil { // the challenge is cached from here on
 		t.Fatal(err)
 	}
-	srv.ResetRequests()
-	srv.FailNext(2, http.StatusTooManyRequests)
-	if _, err := p.CreateKey(ctx, clients.KeyRequest{Name: "after-429", Scopes: []string{"ORG_MEMBER"}}); err != nil {
-		t.Fatalf("CreateKey after 429s: %v", err)
+	mark := len(srv.Requests())
+	statuses := func() []int {
+		var out []int
+		for _, r := range srv.Requests()[mark:] {
+			out = append(out, r.Status)
+		}
+		return out
 	}
-	reqs := srv.Requests()
-	if len(reqs) != 3 || reqs[0].Status != 429 || reqs[1].Status != 429 || reqs[2].Status != 200 || len(srv.LiveKeys()) != 2 {
-		t.Fatalf("requests = %+v", reqs)
-	}
+	clienttest.AssertRetriedAfter429(t, p, clients.KeyRequest{Name: "after-429", Scopes: []string{"ORG_MEMBER"}}, srv.FailNext, statuses, http.StatusOK)
 }
 
 func TestServerErrorsExhausted(t *testing.T) {

@@ -58,10 +58,9 @@ type Server struct {
 	*httptest.Server
 	log fakeapi.Recorder[Recorded]
 
-	mu          sync.Mutex
-	admin       string
-	keys        []*Key
-	failCreated bool
+	mu    sync.Mutex
+	admin string
+	keys  []*Key
 }
 
 // NewServer starts a fake Algolia application with an admin key.
@@ -98,13 +97,9 @@ func (s *Server) IsLive(secret string) bool {
 // Retry-After: 1).
 func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
 
-// FailNextCreateAfterStoring makes the next create store the key and then
-// answer 500, as when the answer is lost.
-func (s *Server) FailNextCreateAfterStoring() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failCreated = true
-}
+// LoseNextCreate makes the next create store the key and then answer 500,
+// as when the answer is lost.
+func (s *Server) LoseNextCreate() { s.log.LoseNextCreate() }
 
 // Requests returns every request received so far.
 func (s *Server) Requests() []Recorded { return s.log.Requests() }
@@ -232,8 +227,7 @@ func (s *Server) route(r *http.Request, isAdmin bool, caller *Key, inPath string
 		desc, _ := body["description"].(string)
 		k := &Key{Value: fakeapi.Hex(16), Description: desc, ACL: acl, Indexes: indexes, Referers: referers, Validity: validity, Created: time.Now()}
 		s.keys = append(s.keys, k)
-		if s.failCreated {
-			s.failCreated = false
+		if s.log.CreateLost() {
 			return apiError(http.StatusInternalServerError, "Internal error")
 		}
 		return response{http.StatusOK, map[string]any{"key": k.Value, "createdAt": k.Created.UTC().Format(time.RFC3339)}}

@@ -60,12 +60,11 @@ type Server struct {
 	*httptest.Server
 	log fakeapi.Recorder[Recorded]
 
-	mu          sync.Mutex
-	keys        []*Key
-	rootID      string
-	quota       int
-	maxPage     int
-	failCreated bool
+	mu      sync.Mutex
+	keys    []*Key
+	rootID  string
+	quota   int
+	maxPage int
 }
 
 // Option configures a Server.
@@ -124,13 +123,9 @@ func (s *Server) IsLive(secret string) bool {
 // Retry-After: 1).
 func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
 
-// FailNextCreateAfterStoring makes the next create store the key and then
-// answer 500, as when the answer is lost.
-func (s *Server) FailNextCreateAfterStoring() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failCreated = true
-}
+// LoseNextCreate makes the next create store the key and then answer 500,
+// as when the answer is lost.
+func (s *Server) LoseNextCreate() { s.log.LoseNextCreate() }
 
 // Requests returns every request received so far.
 func (s *Server) Requests() []Recorded { return s.log.Requests() }
@@ -262,8 +257,7 @@ func (s *Server) route(r *http.Request, caller *Key, body map[string]any) respon
 		name, _ := spec["display_name"].(string)
 		desc, _ := spec["description"].(string)
 		k := s.newKey(ownerID, resourceID, name, desc)
-		if s.failCreated {
-			s.failCreated = false
+		if s.log.CreateLost() {
 			return apiError(http.StatusInternalServerError, "server_error", "Oops, something went wrong")
 		}
 		return response{status: http.StatusAccepted, header: map[string]string{"Location": s.URL + base + "/" + k.ID}, body: s.view(k, true)}

@@ -46,12 +46,11 @@ type Server struct {
 	*httptest.Server
 	log fakeapi.Recorder[Recorded]
 
-	mu          sync.Mutex
-	seq         int64
-	tokens      []*Token
-	rootID      int64
-	maxPage     int
-	failCreated bool
+	mu      sync.Mutex
+	seq     int64
+	tokens  []*Token
+	rootID  int64
+	maxPage int
 }
 
 // Option configures a Server.
@@ -112,13 +111,9 @@ func (s *Server) IsLive(secret string) bool {
 // Retry-After: 1 and X-RateLimit-Remaining: 0).
 func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
 
-// FailNextCreateAfterStoring makes the next create store the token and then
-// answer 500, as when the answer is lost: only a search by label finds it.
-func (s *Server) FailNextCreateAfterStoring() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failCreated = true
-}
+// LoseNextCreate makes the next create store the key and then answer 500,
+// as when the answer is lost.
+func (s *Server) LoseNextCreate() { s.log.LoseNextCreate() }
 
 // Requests returns every request received so far.
 func (s *Server) Requests() []Recorded { return s.log.Requests() }
@@ -280,8 +275,7 @@ func (s *Server) create(body map[string]any) response {
 		return apiError(http.StatusBadRequest, "Invalid datetime", "expiry")
 	}
 	t := s.newToken(label, scopes, expiry)
-	if s.failCreated {
-		s.failCreated = false
+	if s.log.CreateLost() {
 		return apiError(http.StatusInternalServerError, "Please try again", "")
 	}
 	return response{http.StatusOK, view(t, true)}

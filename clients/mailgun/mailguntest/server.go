@@ -54,10 +54,9 @@ type Server struct {
 	*httptest.Server
 	log fakeapi.Recorder[Recorded]
 
-	mu          sync.Mutex
-	keys        []*Key
-	rootID      string
-	failCreated bool
+	mu     sync.Mutex
+	keys   []*Key
+	rootID string
 }
 
 // NewServer starts a fake with one admin user key (the root).
@@ -99,13 +98,9 @@ func (s *Server) IsLive(secret string) bool {
 // Retry-After: 1).
 func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
 
-// FailNextCreateAfterStoring makes the next create store the key and then
-// answer 500, as when the answer is lost.
-func (s *Server) FailNextCreateAfterStoring() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failCreated = true
-}
+// LoseNextCreate makes the next create store the key and then answer 500,
+// as when the answer is lost.
+func (s *Server) LoseNextCreate() { s.log.LoseNextCreate() }
 
 // Requests returns every request received so far.
 func (s *Server) Requests() []Recorded { return s.log.Requests() }
@@ -250,8 +245,7 @@ func (s *Server) route(r *http.Request, caller *Key, form map[string]string) res
 			exp = n
 		}
 		k := s.newKey(role, kind, form["domain_name"], form["description"], exp)
-		if s.failCreated {
-			s.failCreated = false
+		if s.log.CreateLost() {
 			return message(http.StatusInternalServerError, "Internal Server Error")
 		}
 		return response{http.StatusOK, map[string]any{"message": "great success", "key": view(k, true)}}

@@ -60,12 +60,11 @@ type Server struct {
 	*httptest.Server
 	log fakeapi.Recorder[Recorded]
 
-	mu          sync.Mutex
-	keys        []*Key
-	rootID      string
-	nonces      map[string]bool
-	maxPage     int
-	failCreated bool
+	mu      sync.Mutex
+	keys    []*Key
+	rootID  string
+	nonces  map[string]bool
+	maxPage int
 }
 
 // Option configures a Server.
@@ -128,13 +127,9 @@ func (s *Server) IsLive(secret string) bool {
 // carries Retry-After: 1 and RateLimit-Remaining: 0).
 func (s *Server) FailNext(n, status int) { s.log.FailNext(n, status) }
 
-// FailNextCreateAfterStoring makes the next create store the key and then
-// answer 500, as when the answer is lost.
-func (s *Server) FailNextCreateAfterStoring() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.failCreated = true
-}
+// LoseNextCreate makes the next create store the key and then answer 500,
+// as when the answer is lost.
+func (s *Server) LoseNextCreate() { s.log.LoseNextCreate() }
 
 // Requests returns every request received so far.
 func (s *Server) Requests() []Recorded { return s.log.Requests() }
@@ -328,8 +323,7 @@ func (s *Server) route(r *http.Request, caller *Key, body map[string]any) respon
 			return apiError(http.StatusBadRequest, "MISSING_ATTRIBUTE", "The required attribute roles was not specified.")
 		}
 		k := s.newKey(desc, roles)
-		if s.failCreated {
-			s.failCreated = false
+		if s.log.CreateLost() {
 			return apiError(http.StatusInternalServerError, "UNEXPECTED_ERROR", "Unexpected error.")
 		}
 		return response{http.StatusOK, keyView(k, true)}
