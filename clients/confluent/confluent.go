@@ -215,8 +215,7 @@ func (p *provider) VerifyKey(ctx context.Context, key clients.Key) error {
 		return err
 	}
 	_, err := p.call(ctx, "verify", http.MethodGet, keysPath+"?page_size=1", key.ID, key.Secret, nil, nil)
-	var he *httpx.Error
-	if errors.As(err, &he) && he.Status == http.StatusForbidden {
+	if httpx.Forbidden(err) {
 		return nil
 	}
 	return err

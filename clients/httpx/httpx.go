@@ -408,6 +408,14 @@ func NotFound(err error) bool {
 	return errors.As(err, &e) && e.Status == http.StatusNotFound
 }
 
+// Forbidden reports whether err is a provider 403: the credential was
+// recognised but lacks a right (a verify call may take that as proof that a
+// new key authenticates).
+func Forbidden(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusForbidden
+}
+
 // StatusError builds the error for an unexpected status, or for a 2xx
 // answer the client cannot use. message is the provider's own error text
 // (extracted by the client from its error shape) or the client's own words;

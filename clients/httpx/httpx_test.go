@@ -1010,8 +1010,12 @@ func TestJSONAcceptedStatuses(t *testing.T) {
 
 	// By default a 404 is an error the caller can recognise.
 	_, err := c.JSON(ctx, del(gone.URL), nil, nil, httpx.Expect{Message: acmeMessage})
-	if !httpx.NotFound(err) || !strings.Contains(err.Error(), "no such key") {
+	if !httpx.NotFound(err) || httpx.Forbidden(err) || !strings.Contains(err.Error(), "no such key") {
 		t.Fatalf("404 without OK: %v", err)
+	}
+	forbidden, _ := jsonAPI(t, http.StatusForbidden, `{"message":"insufficient role"}`)
+	if _, err := c.JSON(ctx, del(forbidden.URL), nil, nil, httpx.Expect{}); !httpx.Forbidden(err) || httpx.NotFound(err) {
+		t.Fatalf("403: Forbidden(%v) = false", err)
 	}
 	// Listed, it is the caller's to judge: returned, not decoded.
 	var out struct{ ID string }

@@ -190,8 +190,7 @@ func (p *provider) VerifyKey(ctx context.Context, key clients.Key) error {
 		return errors.New("mailgun: verify: the key has no secret")
 	}
 	err := p.call(ctx, "verify", http.MethodGet, "/v3/domains?limit=1", key.Secret, nil)
-	var he *httpx.Error
-	if errors.As(err, &he) && he.Status == http.StatusForbidden {
+	if httpx.Forbidden(err) {
 		return nil
 	}
 	return err
