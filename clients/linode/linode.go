@@ -50,7 +50,8 @@ func init() {
 		Fields: []clients.Field{{
 			Name: fieldToken,
 			Description: "Linode personal access token Vault uses to create and delete tokens under /profile/tokens; " +
-				"it can only give tokens scopes it has itself, so use one with scopes \"*\". Root rotation replaces it " +
+				"creating one needs account:read_write and it can only give tokens scopes it has itself, so use one with " +
+				"scopes \"*\". Root rotation replaces it " +
 				"with a token of the same scopes and no expiry.",
 			Required:  true,
 			Sensitive: true,
