@@ -4,7 +4,7 @@
 // Confluent's documented HTTP Basic auth with a Cloud API key,
 // {"errors":[{status, code, title, detail}]} errors, the 402 answer when
 // the organization's API key quota is exhausted, page_size/page_token
-// paging, and RateLimit-* / Retry-After headers. Only Cloud API keys (no
+// paging, and X-RateLimit-* (reset in seconds) and Retry-After headers. Only Cloud API keys (no
 // resource) authenticate to this API; keys of a Kafka cluster or Schema
 // Registry do not, as on Confluent Cloud.
 package confluenttest
@@ -183,14 +183,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		rec.Auth = "key:" + caller.ID
 	}
 	h := w.Header()
-	h.Set("RateLimit-Limit", "60")
-	h.Set("RateLimit-Remaining", strconv.Itoa(60-s.log.Len()%60))
-	h.Set("RateLimit-Reset", "30")
+	h.Set("X-RateLimit-Limit", "60")
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(60-s.log.Len()%60))
+	h.Set("X-RateLimit-Reset", "30")
 
 	var resp response
 	switch failure := s.log.Fail(w); {
 	case failure == http.StatusTooManyRequests:
-		h.Set("RateLimit-Remaining", "0")
+		h.Set("X-RateLimit-Remaining", "0")
 		resp = apiError(failure, "too_many_requests", "Too many requests")
 	case failure != 0:
 		resp = apiError(failure, "server_error", "Oops, something went wrong")
