@@ -7,7 +7,7 @@ BIN        := bin
 PLUGIN     := vault-plugin-secrets-thirdparty
 E2E_TIMEOUT ?= 75m
 
-.PHONY: gobench all build plugin demo-provider vault dev test unit e2e fmt vet clean release bench
+.PHONY: dashboard gobench all build plugin demo-provider vault dev test unit e2e fmt vet clean release bench
 
 all: build
 
@@ -29,12 +29,21 @@ dev: build
 
 test: unit e2e
 
+# tools/promql is a module of its own (the Prometheus server module, whose
+# PromQL parser it uses, stays out of the plugin's module graph).
 unit:
 	go test -race -count=1 ./...
+	cd tools/promql && go test -count=1 ./...
 
 # The e2e suite starts its own Vault and demo provider on free loopback ports.
 e2e:
 	mkdir -p $(BIN) && VAULT_BIN="$$(scripts/vault.sh)" go test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) -v ./e2e/ 2>&1 | tee $(BIN)/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|_test.go'; exit $${PIPESTATUS[0]}
+
+# The Grafana dashboard, defined as code in cmd/dashboard (Grafana Foundation
+# SDK), written to docs/grafana/thirdparty.json; commit the result (a unit
+# test fails when the committed file is stale).
+dashboard:
+	go run ./cmd/dashboard -o docs/grafana/thirdparty.json
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')
@@ -42,6 +51,7 @@ fmt:
 vet:
 	go vet ./...
 	go vet -tags e2e ./e2e/
+	cd tools/promql && go vet ./...
 
 clean:
 	rm -rf $(BIN)

@@ -3,6 +3,7 @@ module github.com/thirdparty-vault/vault-plugin-secrets-thirdparty
 go 1.25.7
 
 require (
+	github.com/grafana/grafana-foundation-sdk/go v0.0.22
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/go-retryablehttp v0.7.8
 	github.com/hashicorp/go-uuid v1.0.3

@@ -3,6 +3,7 @@ package backend
 import (
 	"bytes"
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/framework"
@@ -20,6 +21,7 @@ type metrics struct {
 	issued    *prometheus.CounterVec
 	revoked   *prometheus.CounterVec
 	requests  *prometheus.HistogramVec
+	answers   *prometheus.CounterVec
 }
 
 func newMetrics(b *backend) *metrics {
@@ -38,8 +40,11 @@ func newMetrics(b *backend) *metrics {
 			Name: "thirdparty_provider_request_duration_seconds", Help: "Duration of HTTP requests to providers, retries included, by operation.",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"provider", "op"}),
+		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "thirdparty_provider_responses_total", Help: "Answers received from providers, retried ones included, by operation and HTTP status code (429: rate limited).",
+		}, []string{"provider", "op", "code"}),
 	}
-	m.registry.MustRegister(m.rotations, m.issued, m.revoked, m.requests, inventoryCollector{b})
+	m.registry.MustRegister(m.rotations, m.issued, m.revoked, m.requests, m.answers, inventoryCollector{b})
 	return m
 }
 
@@ -47,6 +52,14 @@ func (m *metrics) keyIssued(role string)  { m.issued.WithLabelValues(role).Inc()
 func (m *metrics) keyRevoked(role string) { m.revoked.WithLabelValues(role).Inc() }
 func (m *metrics) rotation(kind, name, result string) {
 	m.rotations.WithLabelValues(kind, name, result).Inc()
+}
+
+// observeProviderAnswer returns the hook the HTTP layer calls for each
+// answer a provider sends, retried ones included.
+func (b *backend) observeProviderAnswer(provider string) func(op string, status int) {
+	return func(op string, status int) {
+		b.metrics.answers.WithLabelValues(provider, op, strconv.Itoa(status)).Inc()
+	}
 }
 
 // observeProviderRequest returns the hook the HTTP layer calls after each
@@ -72,6 +85,8 @@ var (
 		"Dynamic keys this mount created and has not yet revoked (ledger entries), by provider.", []string{"provider"}, nil)
 	descTombstones = prometheus.NewDesc("thirdparty_tombstones",
 		"Deleted providers kept as tombstones until their last key is revoked.", nil, nil)
+	descInfo = prometheus.NewDesc("thirdparty_secret_info",
+		"1 for each series of kind and name above, labelled with the provider it belongs to (a role's provider, or the provider itself for a root): join on kind and name to filter or group by provider.", []string{"kind", "name", "provider"}, nil)
 	descScheduler = prometheus.NewDesc("thirdparty_scheduler_running",
 		"1 where this node runs the rotation scheduler (the active node), else 0.", nil, nil)
 )
@@ -87,6 +102,7 @@ func (c inventoryCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descScheduler
 	ch <- descLedger
 	ch <- descTombstones
+	ch <- descInfo
 }
 
 func (c inventoryCollector) Collect(ch chan<- prometheus.Metric) {
@@ -115,8 +131,10 @@ func (c inventoryCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descRetire, prometheus.GaugeValue, float64(r.PreviousKeyRetires.Unix()), r.name)
 		}
 		emit("role", r.name, r.CurrentKeyCreated, r.NextRotation, r.LastError)
+		ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, "role", r.name, r.Provider)
 	}
 	for _, p := range providers {
+		ch <- prometheus.MustNewConstMetric(descInfo, prometheus.GaugeValue, 1, "root", p.name, p.name)
 		pending += p.Pending
 		emit("root", p.name, p.RootAge, p.NextRotation, p.LastError)
 	}
@@ -177,6 +195,8 @@ raw HTTP body (scrape /v1/<mount>/metrics with a Vault token):
   thirdparty_keys_revoked_total{role}
   thirdparty_pending_revocations
   thirdparty_provider_request_duration_seconds{provider,op} (histogram)
+  thirdparty_provider_responses_total{provider,op,code}
+  thirdparty_secret_info{kind,name,provider}
   thirdparty_tidy_runs_total{result}
   thirdparty_orphans_revoked_total{provider}
 

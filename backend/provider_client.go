@@ -65,6 +65,7 @@ func (b *backend) buildClient(name string, e *providerEntry) (*providerClient, e
 		MaxConcurrency: e.MaxConcurrency,
 		TLSCACert:      e.TLSCACert,
 		Observe:        b.observeProviderRequest(name),
+		ObserveAnswer:  b.observeProviderAnswer(name),
 	})
 	if err != nil {
 		return nil, err

@@ -10,7 +10,10 @@ package e2e
 // and the plugin paths it writes), and the entry script itself, which does
 // the whole set-up with the vault CLI, is run here against the real Vault
 // binary, the suite's plugin build and a demo provider, the way the vault
-// container runs it.
+// container runs it. The monitoring services (Prometheus with
+// deploy/prometheus, Grafana with deploy/grafana and the dashboard) must
+// point at each other and at the vault service, and `docker compose config`
+// must accept the file.
 
 import (
 	"bufio"
@@ -59,8 +62,9 @@ type dcService struct {
 		Timeout  string   `yaml:"timeout"`
 		Retries  int      `yaml:"retries"`
 	} `yaml:"healthcheck"`
-	Init   bool     `yaml:"init"`
-	CapAdd []string `yaml:"cap_add"`
+	Init    bool     `yaml:"init"`
+	CapAdd  []string `yaml:"cap_add"`
+	Volumes []string `yaml:"volumes"`
 }
 
 var dcVarRe = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-([^}]*))?\}`)
@@ -268,16 +272,17 @@ func dcGoBuilds(t *testing.T, st *dcStage) []dcGoBuild {
 func TestComposeFilesAgree(t *testing.T) {
 	f := dcLoadCompose(t)
 	demoSvc, vaultSvc := f.Services["demo-provider"], f.Services["vault"]
-	if demoSvc == nil || vaultSvc == nil || len(f.Services) != 2 {
-		t.Fatalf("docker-compose.yml: want services demo-provider and vault, have %v", sortedKeys(f.Services))
+	if demoSvc == nil || vaultSvc == nil || f.Services["prometheus"] == nil || f.Services["grafana"] == nil || len(f.Services) != 4 {
+		t.Fatalf("docker-compose.yml: want services demo-provider, vault, prometheus and grafana, have %v", sortedKeys(f.Services))
 	}
 
 	// Build contexts, Dockerfiles, targets.
 	var stages []*dcStage
 	var dockerfile string
-	for name, s := range f.Services {
+	for _, name := range []string{"demo-provider", "vault"} {
+		s := f.Services[name]
 		if s.Image != "" {
-			t.Errorf("service %s: image %q; both services are built from this repository", name, s.Image)
+			t.Errorf("service %s: image %q; it is built from this repository", name, s.Image)
 		}
 		ctx := filepath.Join(repoRoot, s.Build.Context)
 		if fi, err := os.Stat(ctx); err != nil || !fi.IsDir() || filepath.Clean(ctx) != repoRoot {
@@ -576,6 +581,177 @@ func TestComposeFilesAgree(t *testing.T) {
 		}
 	}
 	t.Logf("checked %s, %d stages, %d go builds, %d plugin paths of the entry script", filepath.Base(dockerfile), len(stages), len(builds), len(used))
+
+	dcCheckMonitoring(t, f, vaultPort, defaults["MOUNT"])
+	dcComposeConfig(t)
+}
+
+// dcMounts maps each bind mount's container path to its source in the
+// repository, checking that the source exists and the mount is read-only.
+func dcMounts(t *testing.T, svc string, volumes []string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, v := range volumes {
+		parts := strings.Split(v, ":")
+		if len(parts) != 3 || parts[2] != "ro" || !strings.HasPrefix(parts[0], "./") {
+			t.Errorf("%s: volume %q, want ./<file in this repository>:<path>:ro", svc, v)
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(repoRoot, parts[0])); err != nil {
+			t.Errorf("%s: volume source %s: %v", svc, parts[0], err)
+		}
+		out[parts[1]] = path.Clean(parts[0])
+	}
+	return out
+}
+
+// dcPinnedImage checks that a service runs a pinned release of image.
+func dcPinnedImage(t *testing.T, svc, image, want string) {
+	t.Helper()
+	if !regexp.MustCompile(`^` + regexp.QuoteMeta(want) + `:v?\d+\.\d+\.\d+$`).MatchString(image) {
+		t.Errorf("%s: image %q, want %s:<pinned release>", svc, image, want)
+	}
+}
+
+// dcCheckMonitoring: Prometheus runs deploy/prometheus/prometheus.yml with
+// the rules beside it, scraping the vault service's mount with the token
+// Vault's dev server has; Grafana gets that Prometheus as its data source and
+// the committed dashboard.
+func dcCheckMonitoring(t *testing.T, f *dcCompose, vaultPort, mount string) {
+	prom, graf, vaultSvc := f.Services["prometheus"], f.Services["grafana"], f.Services["vault"]
+	dcPinnedImage(t, "prometheus", prom.Image, "prom/prometheus")
+	dcPinnedImage(t, "grafana", graf.Image, "grafana/grafana")
+
+	// Prometheus: its flags, files and what the configuration scrapes.
+	flags := map[string]string{}
+	for _, a := range prom.Command {
+		k, v, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		flags[k] = v
+	}
+	pm := dcMounts(t, "prometheus", prom.Volumes)
+	cfgPath := flags["config.file"]
+	if pm[cfgPath] != "deploy/prometheus/prometheus.yml" {
+		t.Fatalf("prometheus --config.file=%s is not deploy/prometheus/prometheus.yml (mounts %v)", cfgPath, pm)
+	}
+	_, promPort, err := net.SplitHostPort(flags["web.listen-address"])
+	if err != nil {
+		t.Errorf("prometheus --web.listen-address=%q: %v", flags["web.listen-address"], err)
+	}
+	dcCheckPublished(t, "prometheus", prom.Ports, promPort)
+	if dep, ok := prom.DependsOn["vault"]; !ok || dep.Condition != "service_healthy" {
+		t.Errorf("prometheus must depend on vault being healthy: %+v", prom.DependsOn)
+	}
+	var cfg struct {
+		RuleFiles     []string `yaml:"rule_files"`
+		ScrapeConfigs []struct {
+			JobName       string `yaml:"job_name"`
+			MetricsPath   string `yaml:"metrics_path"`
+			Authorization struct {
+				CredentialsFile string `yaml:"credentials_file"`
+			} `yaml:"authorization"`
+			StaticConfigs []struct {
+				Targets []string `yaml:"targets"`
+			} `yaml:"static_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	b, _ := os.ReadFile(filepath.Join(repoRoot, "deploy/prometheus/prometheus.yml"))
+	if err := yaml.Unmarshal(b, &cfg); err != nil || len(cfg.ScrapeConfigs) != 1 {
+		t.Fatalf("deploy/prometheus/prometheus.yml: %v, %d scrape configs", err, len(cfg.ScrapeConfigs))
+	}
+	for _, rf := range cfg.RuleFiles {
+		in := rf
+		if !path.IsAbs(in) {
+			in = path.Join(path.Dir(cfgPath), rf)
+		}
+		if pm[in] != "deploy/prometheus/rules.yml" {
+			t.Errorf("prometheus.yml rule file %s is %s in the container, where compose mounts %q, not deploy/prometheus/rules.yml", rf, in, pm[in])
+		}
+	}
+	sc := cfg.ScrapeConfigs[0]
+	if want := "/v1/" + mount + "/metrics"; sc.MetricsPath != want {
+		t.Errorf("prometheus.yml metrics_path %q, want %s (the mount the vault service enables)", sc.MetricsPath, want)
+	}
+	if len(sc.StaticConfigs) != 1 || fmt.Sprint(sc.StaticConfigs[0].Targets) != "[vault:"+vaultPort+"]" {
+		t.Errorf("prometheus.yml targets %+v, want [vault:%s] (the vault service)", sc.StaticConfigs, vaultPort)
+	}
+	tokenSrc := pm[sc.Authorization.CredentialsFile]
+	if tokenSrc == "" {
+		t.Errorf("prometheus.yml credentials_file %q is not mounted", sc.Authorization.CredentialsFile)
+	} else if tok, _ := os.ReadFile(filepath.Join(repoRoot, tokenSrc)); string(tok) != vaultSvc.Environment["VAULT_DEV_ROOT_TOKEN_ID"] {
+		t.Errorf("%s holds %q, the vault service's VAULT_DEV_ROOT_TOKEN_ID is %q", tokenSrc, tok, vaultSvc.Environment["VAULT_DEV_ROOT_TOKEN_ID"])
+	}
+	rules, _ := os.ReadFile(filepath.Join(repoRoot, "deploy/prometheus/rules.yml"))
+	if !strings.Contains(string(rules), `up{job="`+sc.JobName+`"}`) {
+		t.Errorf("rules.yml does not watch up{job=%q}, the scrape job", sc.JobName)
+	}
+
+	// Grafana: the provisioning directory, the data source and the dashboard.
+	gm := dcMounts(t, "grafana", graf.Volumes)
+	if gm["/etc/grafana/provisioning"] != "deploy/grafana/provisioning" {
+		t.Errorf("grafana mounts %v; want deploy/grafana/provisioning at /etc/grafana/provisioning", gm)
+	}
+	dashIn := ""
+	for in, src := range gm {
+		if src == "docs/grafana/thirdparty.json" {
+			dashIn = in
+		}
+	}
+	if dashIn == "" {
+		t.Fatalf("grafana does not mount docs/grafana/thirdparty.json: %v", gm)
+	}
+	if graf.Environment["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"] != dashIn {
+		t.Errorf("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH %q, want %s", graf.Environment["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"], dashIn)
+	}
+	dcCheckPublished(t, "grafana", graf.Ports, "3000")
+	var ds struct {
+		Datasources []struct {
+			Type      string `yaml:"type"`
+			URL       string `yaml:"url"`
+			IsDefault bool   `yaml:"isDefault"`
+		} `yaml:"datasources"`
+	}
+	b, _ = os.ReadFile(filepath.Join(repoRoot, "deploy/grafana/provisioning/datasources/prometheus.yml"))
+	if err := yaml.Unmarshal(b, &ds); err != nil || len(ds.Datasources) != 1 {
+		t.Fatalf("grafana data sources: %v %+v", err, ds)
+	}
+	if d := ds.Datasources[0]; d.Type != "prometheus" || !d.IsDefault || d.URL != "http://prometheus:"+promPort {
+		t.Errorf("grafana data source %+v, want the default, of type prometheus, at http://prometheus:%s", d, promPort)
+	}
+	var dp struct {
+		Providers []struct {
+			Type    string `yaml:"type"`
+			Options struct {
+				Path string `yaml:"path"`
+			} `yaml:"options"`
+		} `yaml:"providers"`
+	}
+	b, _ = os.ReadFile(filepath.Join(repoRoot, "deploy/grafana/provisioning/dashboards/thirdparty.yml"))
+	if err := yaml.Unmarshal(b, &dp); err != nil || len(dp.Providers) != 1 || dp.Providers[0].Type != "file" || dp.Providers[0].Options.Path != path.Dir(dashIn) {
+		t.Errorf("grafana dashboard provider %+v (%v), want type file at %s", dp, err, path.Dir(dashIn))
+	}
+}
+
+// dcComposeConfig runs `docker compose config` (the client needs no
+// engine for it) or, without the compose plugin, Debian's docker-compose,
+// and skips with a message when neither is installed.
+func dcComposeConfig(t *testing.T) {
+	t.Helper()
+	var cmd *exec.Cmd
+	if exec.Command("docker", "compose", "version").Run() == nil {
+		cmd = exec.Command("docker", "compose", "config", "--quiet")
+	} else if p, err := exec.LookPath("docker-compose"); err == nil {
+		cmd = exec.Command(p, "config", "--quiet")
+	} else {
+		t.Log("SKIPPED docker compose config: neither the docker compose plugin nor docker-compose is installed (.ci/run installs Debian's docker-compose)")
+		return
+	}
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), "COMPOSE_PROJECT_NAME=thirdparty-e2e")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
+	} else {
+		t.Logf("%s: the compose file is valid", strings.Join(cmd.Args, " "))
+	}
 }
 
 func dcVersionLess(aMaj, aMin, bMaj, bMin string) bool {

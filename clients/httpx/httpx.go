@@ -66,6 +66,10 @@ type Options struct {
 	// Observe, when set, is called after every request with its operation
 	// name, duration and final status (0 on a transport error).
 	Observe func(op string, d time.Duration, status int)
+	// ObserveAnswer, when set, is called for every answer the provider
+	// sends, retried ones included, with the operation name and the HTTP
+	// status: a 429 that a retry got past is seen here and not by Observe.
+	ObserveAnswer func(op string, status int)
 	// FollowSameOriginRedirects follows a redirect whose target has the
 	// request's own scheme, host and port (at most maxRedirects of them).
 	// Set it only for a provider type whose API documents such redirects;
@@ -137,6 +141,13 @@ func New(opts Options) (*Client, error) {
 	create := &retryablehttp.Client{HTTPClient: rc.HTTPClient, CheckRetry: CreateRetryPolicy, Backoff: Backoff,
 		ErrorHandler: retryablehttp.PassthroughErrorHandler, RetryMax: rc.RetryMax,
 		RetryWaitMin: rc.RetryWaitMin, RetryWaitMax: rc.RetryWaitMax}
+	if opts.ObserveAnswer != nil {
+		hook := func(_ retryablehttp.Logger, resp *http.Response) {
+			op, _ := resp.Request.Context().Value(opKey{}).(string)
+			opts.ObserveAnswer(op, resp.StatusCode)
+		}
+		rc.ResponseLogHook, once.ResponseLogHook, create.ResponseLogHook = hook, hook, hook
+	}
 	c.rc, c.rcOnce, c.rcCreate = rc, once, create
 	if opts.MaxConcurrency > 0 {
 		c.sem = make(chan struct{}, opts.MaxConcurrency)
@@ -155,11 +166,15 @@ func (c *Client) WithTransport(wrap func(http.RoundTripper) http.RoundTripper) *
 	hc := &http.Client{Transport: wrap(c.rc.HTTPClient.Transport), Timeout: c.rc.HTTPClient.Timeout, CheckRedirect: n.checkRedirect}
 	with := func(rc *retryablehttp.Client) *retryablehttp.Client {
 		return &retryablehttp.Client{HTTPClient: hc, Logger: rc.Logger, RetryWaitMin: rc.RetryWaitMin, RetryWaitMax: rc.RetryWaitMax,
-			RetryMax: rc.RetryMax, CheckRetry: rc.CheckRetry, Backoff: rc.Backoff, ErrorHandler: rc.ErrorHandler}
+			RetryMax: rc.RetryMax, CheckRetry: rc.CheckRetry, Backoff: rc.Backoff, ErrorHandler: rc.ErrorHandler,
+			ResponseLogHook: rc.ResponseLogHook}
 	}
 	n.rc, n.rcOnce, n.rcCreate = with(c.rc), with(c.rcOnce), with(c.rcCreate)
 	return n
 }
+
+// opKey carries a request's operation name to ObserveAnswer.
+type opKey struct{}
 
 // Provider returns the provider instance name the client was built for.
 func (c *Client) Provider() string { return c.opts.Provider }
@@ -221,6 +236,9 @@ func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
 	var body any
 	if r.Body != nil {
 		body = r.Body
+	}
+	if c.opts.ObserveAnswer != nil {
+		ctx = context.WithValue(ctx, opKey{}, r.Op)
 	}
 	req, err := retryablehttp.NewRequestWithContext(ctx, r.Method, r.URL, body)
 	if err != nil {

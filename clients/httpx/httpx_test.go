@@ -1096,7 +1096,8 @@ func TestWithTransportKeepsRetriesAndRedaction(t *testing.T) {
 		}
 		return reply{status: 400, body: "bad request for " + secret}
 	})
-	c := newClient(t, httpx.Options{})
+	var answers atomic.Int32
+	c := newClient(t, httpx.Options{ObserveAnswer: func(string, int) { answers.Add(1) }})
 	var through atomic.Int32
 	w := c.WithTransport(func(base http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
@@ -1117,6 +1118,9 @@ func TestWithTransportKeepsRetriesAndRedaction(t *testing.T) {
 	}
 	if through.Load() != 2 || len(s.requests()) != 2 {
 		t.Fatalf("the wrapper saw %d round trips, the server %d; want the 429 retried through it", through.Load(), len(s.requests()))
+	}
+	if answers.Load() != 2 {
+		t.Fatalf("ObserveAnswer saw %d answers of the wrapped client, want both", answers.Load())
 	}
 	// The original client is unchanged.
 	through.Store(0)
@@ -1142,5 +1146,38 @@ func TestErrorBodyAndMessageField(t *testing.T) {
 	var v struct{ A int }
 	if _, ok := httpx.ErrorBody([]byte(`{"A":1}`), &v); !ok || v.A != 1 {
 		t.Fatalf("ErrorBody did not decode: %+v", v)
+	}
+}
+
+// ObserveAnswer sees every answer, the retried 429s included, under the
+// request's operation, for each of the three retry policies (GET, a
+// create-style POST, and NoRetry).
+func TestObserveAnswerSeesRetriedAnswers(t *testing.T) {
+	t.Parallel()
+	srv := newScript(t, func(n int) reply {
+		if n%3 != 0 {
+			return reply{status: http.StatusTooManyRequests, header: map[string]string{"Retry-After": "0"}}
+		}
+		return reply{status: 200, body: `{"ok":true}`}
+	})
+	var mu sync.Mutex
+	var answers []string
+	c := newClient(t, httpx.Options{ObserveAnswer: func(op string, status int) {
+		mu.Lock()
+		answers = append(answers, fmt.Sprintf("%s %d", op, status))
+		mu.Unlock()
+	}})
+	for _, r := range []httpx.Request{
+		get(srv.URL),
+		{Op: "create", Method: http.MethodPost, URL: srv.URL + "/v1/keys", Body: []byte(`{}`)},
+		{Op: "roll", Method: http.MethodPost, URL: srv.URL + "/v1/roll", NoRetry: true},
+	} {
+		if _, err := c.Do(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"verify 429", "verify 429", "verify 200", "create 429", "create 429", "create 200", "roll 429"}
+	if fmt.Sprint(answers) != fmt.Sprint(want) {
+		t.Errorf("answers %q, want %q", answers, want)
 	}
 }
