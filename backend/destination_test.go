@@ -224,3 +224,26 @@ func TestExistenceCheckOfABadNameIsNotAnError(t *testing.T) {
 		}
 	}
 }
+
+// A provider write whose root check meets a 404 (base_url where the API is
+// not) says so, with the provider's account of what was not found, instead
+// of blaming the credential; nothing is stored.
+func TestRootCheckNotFoundIsNotARefusal(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	dd := datadogtest.NewServer()
+	t.Cleanup(dd.Close)
+	resp, err := e.do(logical.CreateOperation, "providers/dd", map[string]any{"type": "datadog", "base_url": dd.URL + "/elsewhere",
+		"site": "datadoghq.com", "api_key": dd.RootAPIKey(), "app_key": dd.RootAppKey()})
+	e.userError(resp, err, "api_key, app_key: the root credential could not be checked, the provider answered 404 Not Found")
+	msg := resp.Error().Error()
+	if !strings.Contains(msg, "key listing /api/v2/current_user/application_keys was not found") || strings.Contains(msg, "did not accept") {
+		t.Fatalf("error = %q", msg)
+	}
+	if strings.Contains(msg, dd.RootAPIKey()) || strings.Contains(msg, dd.RootAppKey()) {
+		t.Fatal("the error carries a credential")
+	}
+	if got := e.must(logical.ReadOperation, "providers/dd", nil); got != nil && len(got.Data) > 0 {
+		t.Fatalf("a refused write stored the provider: %v", got.Data)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
 )
 
 const providerPrefix = "config/providers/"
@@ -342,6 +343,12 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 		// than at the first creds read).
 		root, err := inspectRoot(ctx, pc.withDeadline().api)
 		if err != nil {
+			if httpx.NotFound(err) {
+				// Not a refusal of the credential: the call found nothing at
+				// its address, and the provider's error says what.
+				return logical.ErrorResponse("%s: the root credential could not be checked, the provider answered 404 Not Found: %s",
+					strings.Join(sensitiveFields(typ), ", "), err.Error()), nil
+			}
 			return logical.ErrorResponse("%s: the provider did not accept the root credential: %s", strings.Join(sensitiveFields(typ), ", "), err.Error()), nil
 		}
 		if root.ID != "" {

@@ -352,11 +352,7 @@ func ptRun(t *testing.T, tp *ptType) {
 	// 2b. rotate-root.
 	newRootID := ""
 	var roots []string // the root credential(s) after rotate-root
-	ok = t.Run("rotate-root", func(t *testing.T) {
-		if tp.noRootRotation {
-			ptRootUnsupported(t, c, tp, mount, prov)
-			return
-		}
+	rootStep := func(t *testing.T) {
 		mark := len(tp.reqs())
 		resp := write(t, c, mount+"/rotate-root/"+prov, map[string]any{})
 		if resp == nil {
@@ -435,7 +431,12 @@ func ptRun(t *testing.T, tp *ptType) {
 			t.Fatalf("dual creds after rotate-root: %v, want live %s", s.Data["key_id"], cur)
 		}
 		ptExactlyLive(t, tp, cur)
-	})
+	}
+	if tp.noRootRotation {
+		ok = t.Run("rotate-root-unsupported", func(t *testing.T) { ptRootUnsupported(t, c, tp, mount, prov) })
+	} else {
+		ok = t.Run("rotate-root", rootStep)
+	}
 	if !ok {
 		return
 	}
@@ -530,6 +531,9 @@ func ptRun(t *testing.T, tp *ptType) {
 		}
 		defer px.arm(nil)
 		px.arm(func(r *http.Request) bool {
+			if len(ptRequestCredentials(r)) == 0 {
+				return false // a Digest challenge round trip (mongodbatlas) is nobody's yet
+			}
 			for _, v := range ptRequestCredentials(r) {
 				if slices.Contains(roots, v) {
 					return false
@@ -1408,6 +1412,9 @@ func ptRequestCredentials(r *http.Request) []string {
 	}
 	if _, pass, ok := r.BasicAuth(); ok {
 		out = append(out, pass)
+	}
+	if params, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Digest "); ok {
+		out = append(out, ptDigestUser(params))
 	}
 	return out
 }

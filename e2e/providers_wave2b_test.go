@@ -52,6 +52,9 @@ func ptRootUnsupported(t *testing.T, c *api.Client, tp *ptType, mount, prov stri
 	if got := ptS(ptGet(st, "providers", prov, "root_rotation")); got != "unsupported" {
 		t.Errorf("status providers.%s.root_rotation = %q, want unsupported", prov, got)
 	}
+	if got := ptS(ptGet(st, "providers", prov, "next_root_rotation")); got != "" {
+		t.Errorf("status providers.%s.next_root_rotation = %q, want none", prov, got)
+	}
 	_, err = c.Logical().Write(mount+"/providers/"+prov, map[string]any{"rotation_period": "720h"})
 	if re, ok := err.(*api.ResponseError); !ok || re.StatusCode != 400 || !strings.Contains(strings.Join(re.Errors, "; "), "rotation_period") {
 		t.Errorf("rotation_period on a type that cannot rotate its root: want a 400 naming it, got %v", err)
@@ -482,14 +485,17 @@ func ptFromNow(unit time.Duration) func(v any) (time.Time, bool) {
 	}
 }
 
-// ptNumber reads a JSON number of a request body (a float64, or a
-// json.Number where the fake decodes with UseNumber).
+// ptNumber reads a number of a request body: a JSON number (a float64, or
+// a json.Number where the fake decodes with UseNumber) or a form value.
 func ptNumber(v any) (int64, bool) {
 	switch n := v.(type) {
 	case float64:
 		return int64(n), true
 	case json.Number:
 		i, err := n.Int64()
+		return i, err == nil
+	case string:
+		i, err := strconv.ParseInt(n, 10, 64)
 		return i, err == nil
 	}
 	return 0, false

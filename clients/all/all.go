@@ -2,8 +2,10 @@
 package all
 
 import (
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/algolia"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/auth0"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/cloudflare"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/confluent"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/databricks"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/datadog"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/demo"
@@ -12,6 +14,9 @@ import (
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/gitlab"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/grafana"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httptpl"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/linode"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/mailgun"
+	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/mongodbatlas"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/npm"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/okta"
 	_ "github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/openai"

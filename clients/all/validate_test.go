@@ -47,11 +47,21 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{Scopes: []string{"mail.send"}}, ""},
 			{clients.KeyRequest{Parameters: params("team", "a")}, "parameters"},
 		}},
+		{"confluent", map[string]string{"cloud_api_key": "ABC123", "cloud_api_secret": "s"}, []check{
+			{clients.KeyRequest{Parameters: params("owner", "sa-1", "resource", "lkc-1")}, ""},
+			{clients.KeyRequest{}, "parameters"},
+			{clients.KeyRequest{Scopes: []string{"x"}, Parameters: params("owner", "sa-1")}, "scopes"},
+		}},
 		{"datadog", map[string]string{"api_key": "a", "app_key": "b"}, []check{
 			{clients.KeyRequest{}, ""},
 			{clients.KeyRequest{Parameters: params("key_kind", "application_key"), Scopes: []string{"dashboards_read"}}, ""},
 			{clients.KeyRequest{Parameters: params("key_kind", "password")}, "parameters"},
 			{clients.KeyRequest{Scopes: []string{"dashboards_read"}}, "scopes"},
+		}},
+		{"algolia", map[string]string{"application_id": "APP1", "admin_key": "k"}, []check{
+			{clients.KeyRequest{Scopes: []string{"search"}, Parameters: params("indexes", "a,b")}, ""},
+			{clients.KeyRequest{}, "scopes"},
+			{clients.KeyRequest{Scopes: []string{"search"}, Parameters: params("validity", "1")}, "parameters"},
 		}},
 		{"cloudflare", map[string]string{"api_token": "t"}, []check{
 			{clients.KeyRequest{Parameters: params("policies", `[{"effect":"allow","resources":{"com.cloudflare.api.account.zone.*":"*"},"permission_groups":[{"id":"c8fed203ed3043cba015a93ad1616f1f"}]}]`)}, ""},
@@ -127,6 +137,22 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{Scopes: []string{"@acme"}, Parameters: params("packages", "left-pad", "cidr", "10.0.0.0/8")}, ""},
 			{clients.KeyRequest{Scopes: []string{"acme"}}, "scopes"},
 			{clients.KeyRequest{Parameters: params("orgs_permission", "owner")}, "parameters"},
+		}},
+		{"linode", map[string]string{"token": "t"}, []check{
+			{clients.KeyRequest{Scopes: []string{"linodes:read_only"}}, ""},
+			{clients.KeyRequest{}, "scopes"},
+			{clients.KeyRequest{Scopes: []string{"*"}, Parameters: params("expiry", "1")}, "parameters"},
+		}},
+		{"mailgun", map[string]string{"api_key": "k"}, []check{
+			{clients.KeyRequest{Parameters: params("role", "sending", "domain_name", "mg.example.com")}, ""},
+			{clients.KeyRequest{}, "parameters"},
+			{clients.KeyRequest{Scopes: []string{"send"}, Parameters: params("role", "basic")}, "scopes"},
+		}},
+		{"mongodbatlas", map[string]string{"public_key": "abcdefgh", "private_key": "p", "org_id": "5a0a1e7e0f2912c554080adc"}, []check{
+			{clients.KeyRequest{Scopes: []string{"ORG_MEMBER"}}, ""},
+			{clients.KeyRequest{}, "scopes"},
+			{clients.KeyRequest{Scopes: []string{"GROUP_OWNER"}}, "scopes"},
+			{clients.KeyRequest{Scopes: []string{"ORG_MEMBER"}, Parameters: params("desc", "x")}, "parameters"},
 		}},
 		{"http", map[string]string{"root_secret": "s", "create_path": "/v1/keys",
 			"create_body": `{"name": {{.Key.Name}}, "team": {{.Parameters.team}}}`, "key_id_path": "id",

@@ -392,6 +392,11 @@ func (c *client) list(ctx context.Context, path, filter string) ([]keyData, erro
 		}
 		var out keyList
 		if err := c.call(ctx, "list", http.MethodGet, path+"?"+q.Encode(), c.apiKey, c.appKey, nil, &out); err != nil {
+			if httpx.NotFound(err) {
+				// Datadog answers a listing it has with 200, even empty: a 404
+				// is a base URL or site where that API is not.
+				return nil, fmt.Errorf("%w (the key listing %s was not found at %s: check site and base_url)", err, path, c.base)
+			}
 			return nil, err
 		}
 		all = append(all, out.Data...)

@@ -357,3 +357,26 @@ func TestNewDerivesURLFromSite(t *testing.T) {
 		t.Fatalf("New with site: %v", err)
 	}
 }
+
+// A 404 on the key listing (base_url or site pointing where Datadog's API
+// is not) says which listing was not found, not that the root was refused.
+func TestListingNotFoundSaysWhat(t *testing.T) {
+	t.Parallel()
+	srv := datadogtest.NewServer()
+	defer srv.Close()
+	p := clienttest.New(t, datadog.TypeName, srv.URL+"/not-datadog", rootFields(srv))
+	_, err := p.RootID(context.Background())
+	if !httpx.NotFound(err) {
+		t.Fatalf("RootID against a base URL without the API = %v, want a 404", err)
+	}
+	msg := err.Error()
+	for _, want := range []string{"HTTP 404", "/api/v2/current_user/application_keys was not found", srv.URL + "/not-datadog", "site and base_url"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, "accept") {
+		t.Errorf("error %q reads as a refused credential", msg)
+	}
+	clienttest.AssertNoSecret(t, err, srv.RootAPIKey(), srv.RootAppKey())
+}

@@ -155,6 +155,24 @@ func New(opts Options) (*Client, error) {
 	return c, nil
 }
 
+// WithTransport returns a Client for the same provider instance whose
+// requests pass through wrap(the instance's transport), for an auth scheme
+// that takes a round trip of its own (HTTP Digest answers a challenge). The
+// retries, Retry-After handling, redirect policy, timeouts, size limit and
+// error redaction stay in this layer, above the wrapper, and the
+// concurrency limit is shared with c.
+func (c *Client) WithTransport(wrap func(http.RoundTripper) http.RoundTripper) *Client {
+	n := &Client{opts: c.opts, sem: c.sem}
+	hc := &http.Client{Transport: wrap(c.rc.HTTPClient.Transport), Timeout: c.rc.HTTPClient.Timeout, CheckRedirect: n.checkRedirect}
+	with := func(rc *retryablehttp.Client) *retryablehttp.Client {
+		return &retryablehttp.Client{HTTPClient: hc, Logger: rc.Logger, RetryWaitMin: rc.RetryWaitMin, RetryWaitMax: rc.RetryWaitMax,
+			RetryMax: rc.RetryMax, CheckRetry: rc.CheckRetry, Backoff: rc.Backoff, ErrorHandler: rc.ErrorHandler,
+			ResponseLogHook: rc.ResponseLogHook}
+	}
+	n.rc, n.rcOnce, n.rcCreate = with(c.rc), with(c.rcOnce), with(c.rcCreate)
+	return n
+}
+
 // opKey carries a request's operation name to ObserveAnswer.
 type opKey struct{}
 
@@ -406,6 +424,14 @@ func (e *Error) Unwrap() error { return e.cause }
 func NotFound(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+// Forbidden reports whether err is a provider 403: the credential was
+// recognised but lacks a right (a verify call may take that as proof that a
+// new key authenticates).
+func Forbidden(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusForbidden
 }
 
 // StatusError builds the error for an unexpected status, or for a 2xx
@@ -689,4 +715,30 @@ func TextMessage(body []byte) string {
 		s = s[:i]
 	}
 	return s
+}
+
+// ErrorBody decodes a JSON error body into v (a provider's error shape).
+// ok is false when it does not decode; text is then what to show instead:
+// the first line of a text body (TextMessage), or nothing for JSON of
+// another shape.
+func ErrorBody(body []byte, v any) (text string, ok bool) {
+	if err := json.Unmarshal(body, v); err != nil {
+		if strings.HasPrefix(strings.TrimSpace(string(body)), "{") {
+			return "", false
+		}
+		return TextMessage(body), false
+	}
+	return "", true
+}
+
+// MessageField is the error text of APIs whose errors are {"message": …}
+// (Algolia, Mailgun), or of a text body (TextMessage).
+func MessageField(body []byte) string {
+	var e struct {
+		Message string `json:"message"`
+	}
+	if text, ok := ErrorBody(body, &e); !ok {
+		return text
+	}
+	return e.Message
 }

@@ -1010,8 +1010,12 @@ func TestJSONAcceptedStatuses(t *testing.T) {
 
 	// By default a 404 is an error the caller can recognise.
 	_, err := c.JSON(ctx, del(gone.URL), nil, nil, httpx.Expect{Message: acmeMessage})
-	if !httpx.NotFound(err) || !strings.Contains(err.Error(), "no such key") {
+	if !httpx.NotFound(err) || httpx.Forbidden(err) || !strings.Contains(err.Error(), "no such key") {
 		t.Fatalf("404 without OK: %v", err)
+	}
+	forbidden, _ := jsonAPI(t, http.StatusForbidden, `{"message":"insufficient role"}`)
+	if _, err := c.JSON(ctx, del(forbidden.URL), nil, nil, httpx.Expect{}); !httpx.Forbidden(err) || httpx.NotFound(err) {
+		t.Fatalf("403: Forbidden(%v) = false", err)
 	}
 	// Listed, it is the caller's to judge: returned, not decoded.
 	var out struct{ ID string }
@@ -1072,6 +1076,76 @@ func TestTextMessage(t *testing.T) {
 		if got := httpx.TextMessage([]byte(body)); got != want {
 			t.Errorf("TextMessage(%q) = %q, want %q", body, got, want)
 		}
+	}
+}
+
+// roundTripFunc is an http.RoundTripper from a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A wrapped transport sits under the retry layer: each retry of a 429 goes
+// through it again, Retry-After still counts, and the errors of the
+// wrapped client are redacted like any other.
+func TestWithTransportKeepsRetriesAndRedaction(t *testing.T) {
+	t.Parallel()
+	const secret = "wrapped-secret-123456"
+	s := newScript(t, func(n int) reply {
+		if n == 1 {
+			return reply{status: 429, header: map[string]string{"Retry-After": "0"}}
+		}
+		return reply{status: 400, body: "bad request for " + secret}
+	})
+	var answers atomic.Int32
+	c := newClient(t, httpx.Options{ObserveAnswer: func(string, int) { answers.Add(1) }})
+	var through atomic.Int32
+	w := c.WithTransport(func(base http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+			through.Add(1)
+			r = r.Clone(r.Context())
+			r.Header.Set("X-Wrapped", "yes")
+			return base.RoundTrip(r)
+		})
+	})
+	if w.Provider() != provider {
+		t.Fatalf("provider = %q", w.Provider())
+	}
+	req := get(s.URL)
+	req.Secrets = []string{secret}
+	_, err := w.Call(context.Background(), req, nil, httpx.Expect{Message: httpx.TextMessage})
+	if err == nil || !strings.Contains(err.Error(), "HTTP 400") || strings.Contains(err.Error(), secret) {
+		t.Fatalf("err = %v", err)
+	}
+	if through.Load() != 2 || len(s.requests()) != 2 {
+		t.Fatalf("the wrapper saw %d round trips, the server %d; want the 429 retried through it", through.Load(), len(s.requests()))
+	}
+	if answers.Load() != 2 {
+		t.Fatalf("ObserveAnswer saw %d answers of the wrapped client, want both", answers.Load())
+	}
+	// The original client is unchanged.
+	through.Store(0)
+	_, _ = c.Do(context.Background(), get(s.URL))
+	if through.Load() != 0 {
+		t.Fatal("the original client went through the wrapper")
+	}
+}
+
+func TestErrorBodyAndMessageField(t *testing.T) {
+	t.Parallel()
+	for body, want := range map[string]string{
+		`{"message":"Key does not exist","status":404}`: "Key does not exist",
+		`{"errors":["other shape"]}`:                    "",
+		"Forbidden\nmore":                               "Forbidden",
+		"<html>proxy</html>":                            "",
+		`{"message":`:                                   "",
+	} {
+		if got := httpx.MessageField([]byte(body)); got != want {
+			t.Errorf("MessageField(%q) = %q, want %q", body, got, want)
+		}
+	}
+	var v struct{ A int }
+	if _, ok := httpx.ErrorBody([]byte(`{"A":1}`), &v); !ok || v.A != 1 {
+		t.Fatalf("ErrorBody did not decode: %+v", v)
 	}
 }
 

@@ -53,6 +53,7 @@ var (
 		sel("thirdparty_secret_age_seconds")+" / ("+sel("thirdparty_secret_age_seconds")+" + "+
 			sel("thirdparty_next_rotation_timestamp_seconds")+" - time())") + ")"
 	exprNextRotation    = "min by (kind, name, provider) (" + byProvider(sel("thirdparty_next_rotation_timestamp_seconds")) + ") * 1000"
+	exprExpiry          = "min by (kind, name, provider) (" + byProvider(sel("thirdparty_secret_expiry_timestamp_seconds")) + ") * 1000"
 	exprRotationsResult = "sum by (result) (" + byProvider("increase("+sel("thirdparty_rotations_total")+"[$__rate_interval])") + ")"
 	exprFailuresSecret  = "sum by (kind, name) (" + byProvider("increase("+sel("thirdparty_rotations_total", `result="failure"`)+"[$__rate_interval])") + ") > 0"
 	exprFailing         = "max by (kind, name, provider) (" + byProvider(sel("thirdparty_rotation_failing")) + ") == 1"
@@ -179,6 +180,8 @@ func build() (dashboard.Dashboard, error) {
 			Thresholds(steps(nil, "green", 0.9, "yellow", 1.0, "red"))).
 		WithPanel(list("Next rotations", "When each secret is next rotated, soonest first (thirdparty_next_rotation_timestamp_seconds). A time in the past is overdue.",
 			"dateTimeFromNow", exprNextRotation, "Value", false)).
+		WithPanel(list("Provider-side expiry", "When each root and dual key expires at the provider on its own, soonest first (thirdparty_secret_expiry_timestamp_seconds). The scheduler rotates it renew_before ahead; ThirdpartySecretExpiringSoon fires when one expires within 7 days with no rotation scheduled before. Secrets without an expiry are absent.",
+			"dateTimeFromNow", exprExpiry, "Value", false)).
 		WithPanel(list("Previous keys awaiting retirement", "Dual roles whose previous key is still live in its overlap, and when it is revoked. Rotating such a role again by hand is refused until then.",
 			"dateTimeFromNow", exprRetiring, "Value", false)).
 		WithRow(dashboard.NewRowBuilder("Rotations")).

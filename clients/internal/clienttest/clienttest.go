@@ -174,6 +174,18 @@ func Count[R any](reqs []R, match func(R) bool) int {
 	return n
 }
 
+// Statuses returns a function listing the status of each request reqs
+// returns (a fake's Requests), for AssertRetriedAfter429.
+func Statuses[R any](reqs func() []R, status func(R) int) func() []int {
+	return func() []int {
+		var out []int
+		for _, r := range reqs() {
+			out = append(out, status(r))
+		}
+		return out
+	}
+}
+
 // Last is the last of reqs that matches; it fails t, naming what, when
 // none does.
 func Last[R any](t testing.TB, reqs []R, what string, match func(R) bool) R {
@@ -220,4 +232,77 @@ func AssertCreateNotRetriedAfter500[R any](t testing.TB, failNext func(n, status
 		t.Fatalf("a create answered 500 was sent %d times, want once", n)
 	}
 	return err
+}
+
+// AssertDualOverlap plays a dual role's rotation against p: two keys are
+// created (req named with -1 and -2), the new one verifies while the old one
+// still works (the overlap), and revoking the old one leaves exactly the new
+// one working. live reports whether a secret works at the provider.
+func AssertDualOverlap(t testing.TB, p clients.Provider, req clients.KeyRequest, live func(secret string) bool) {
+	t.Helper()
+	ctx := context.Background()
+	name := req.Name
+	req.Name = name + "-1"
+	old, err := p.CreateKey(ctx, req)
+	if err != nil {
+		t.Fatalf("CreateKey: %v", err)
+	}
+	req.Name = name + "-2"
+	cur, err := p.CreateKey(ctx, req)
+	if err != nil {
+		t.Fatalf("CreateKey: %v", err)
+	}
+	if err := p.VerifyKey(ctx, cur); err != nil || !live(old.Secret) {
+		t.Fatalf("during the overlap: verify of the new key %v, old key live %v", err, live(old.Secret))
+	}
+	if err := p.RevokeKey(ctx, old.ID); err != nil {
+		t.Fatalf("RevokeKey: %v", err)
+	}
+	if live(old.Secret) || !live(cur.Secret) {
+		t.Fatal("after retiring the old key exactly the new one must work")
+	}
+}
+
+// AssertLostCreateFound checks the answer to a create that happened but
+// whose answer was lost: with loseNext armed (the provider's fake stores the
+// key, then answers 500), CreateKey(req) fails naming the 500 and is sent
+// once (creates counts the create requests sent), FindKeys(req.Name) finds
+// exactly that key, and RevokeKey of what it found leaves no key named so
+// (named reports whether the provider still has a live key of that name).
+func AssertLostCreateFound(t testing.TB, p clients.Provider, req clients.KeyRequest, loseNext func(), creates func() int, named func(name string) bool) {
+	t.Helper()
+	ctx := context.Background()
+	before := creates()
+	loseNext()
+	if _, err := p.CreateKey(ctx, req); err == nil || !strings.Contains(err.Error(), "HTTP 500") {
+		t.Fatalf("CreateKey whose answer was lost = %v, want an error naming HTTP 500", err)
+	}
+	if n := creates() - before; n != 1 {
+		t.Fatalf("a create answered 500 was sent %d times; it may have happened, so once", n)
+	}
+	found, err := p.FindKeys(ctx, req.Name)
+	if err != nil || len(found) != 1 {
+		t.Fatalf("FindKeys(%q) = %+v, %v; want the one key of the lost create", req.Name, found, err)
+	}
+	if err := p.RevokeKey(ctx, found[0].ID); err != nil {
+		t.Fatalf("RevokeKey of the found key: %v", err)
+	}
+	if named(req.Name) {
+		t.Fatal("the key of the lost create is still live")
+	}
+}
+
+// AssertRetriedAfter429 checks that a create answered 429 twice (failNext
+// injects them) is sent again until it succeeds: statuses are the statuses
+// of the requests the provider saw since the call, which must be 429, 429,
+// then ok.
+func AssertRetriedAfter429(t testing.TB, p clients.Provider, req clients.KeyRequest, failNext func(n, status int), statuses func() []int, ok int) {
+	t.Helper()
+	failNext(2, http.StatusTooManyRequests)
+	if _, err := p.CreateKey(context.Background(), req); err != nil {
+		t.Fatalf("CreateKey after two 429s: %v", err)
+	}
+	if got := statuses(); !slices.Equal(got, []int{http.StatusTooManyRequests, http.StatusTooManyRequests, ok}) {
+		t.Fatalf("statuses = %v, want 429, 429, %d", got, ok)
+	}
 }

@@ -26,6 +26,7 @@ type Recorder[R any] struct {
 	mu         sync.Mutex
 	failN      int
 	failStatus int
+	lose       bool
 	reqs       []R
 }
 
@@ -50,6 +51,25 @@ func (r *Recorder[R]) Fail(w http.ResponseWriter) int {
 		w.Header().Set("Retry-After", "1")
 	}
 	return r.failStatus
+}
+
+// LoseNextCreate makes the fake's next create store what it creates and
+// then answer 500, as when the answer is lost on the way: only a search by
+// name finds the key.
+func (r *Recorder[R]) LoseNextCreate() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lose = true
+}
+
+// CreateLost takes the failure LoseNextCreate armed: true once, for the
+// create that must answer 500 after storing.
+func (r *Recorder[R]) CreateLost() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	lost := r.lose
+	r.lose = false
+	return lost
 }
 
 // Record logs one request.
