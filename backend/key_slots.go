@@ -34,3 +34,25 @@ func keySlotsRoleCheck(r *roleEntry, caps clients.Capabilities) *logical.Respons
 	}
 	return nil
 }
+
+// keySlotsRehearsalCheck refuses a dry run that would need one key more
+// than the provider holds where it issues them: a rehearsal creates a key
+// beside the role's current one (and its previous one, in its overlap).
+func keySlotsRehearsalCheck(provider string, st *dualState, caps clients.Capabilities) *logical.Response {
+	n := caps.MaxLiveKeys
+	if n <= 0 || st == nil {
+		return nil
+	}
+	live := 0
+	if st.Current != nil {
+		live++
+	}
+	if st.Previous != nil {
+		live++
+	}
+	if live < n {
+		return nil
+	}
+	return logical.ErrorResponse("dry_run: provider %q holds at most %d live keys where it issues them and the role has %d "+
+		"(its previous key is still in its overlap): a rehearsal needs one more; run it once the previous key is retired", provider, n, live)
+}

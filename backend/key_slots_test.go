@@ -198,3 +198,27 @@ func TestKeySlotsScheduledRotationWaits(t *testing.T) {
 		t.Fatalf("max %d live keys, %d refused creates: a third key was attempted", srv.maxLive, srv.refused)
 	}
 }
+
+// A rehearsal needs a slot of its own: on a two-slot provider it is a 400
+// while the previous key is in its overlap (no third key attempted), and
+// runs (create, verify, revoke) once the slot is free.
+func TestKeySlotsRehearsal(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	srv := slotProvider(e, "two")
+	e.must(logical.CreateOperation, "roles/r", map[string]any{"provider": "two", "mode": "dual", "rotation_period": "1h", "overlap": "10m"})
+	e.clock.Advance(20 * time.Minute)
+	e.must(logical.UpdateOperation, "rotate-role/r", nil)
+
+	resp, err := e.do(logical.UpdateOperation, "rotate-role/r", map[string]any{"dry_run": true})
+	e.userError(resp, err, "dry_run: provider \"two\" holds at most 2 live keys")
+	if srv.refused != 0 || srv.live() != 2 {
+		t.Fatalf("a refused rehearsal attempted a key (%d refused) or changed the keys (%d live)", srv.refused, srv.live())
+	}
+
+	e.must(logical.UpdateOperation, "rotate-role/r", map[string]any{"revoke_previous": true})
+	r := e.must(logical.UpdateOperation, "rotate-role/r", map[string]any{"dry_run": true})
+	if r.Data["dry_run"] != true || srv.live() != 1 || srv.maxLive != 2 || srv.refused != 0 {
+		t.Fatalf("rehearsal with a free slot: %v, %d live, max %d, refused %d", r.Data, srv.live(), srv.maxLive, srv.refused)
+	}
+}

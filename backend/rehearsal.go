@@ -100,6 +100,9 @@ func (b *backend) rehearseRole(ctx context.Context, s logical.Storage, name stri
 	if pc == nil {
 		return nil, fmt.Errorf("provider %q does not exist", role.Provider)
 	}
+	if resp := keySlotsRehearsalCheck(role.Provider, st, pc.api.Capabilities()); resp != nil {
+		return resp, nil
+	}
 	pc = pc.withDeadline()
 	var r rehearsal
 	var key clients.Key
