@@ -4,11 +4,16 @@ package e2e
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 )
 
-// Acceptance 9: `vault path-help` describes every field.
+// Acceptance 9: `vault path-help` describes every field: those of roles,
+// creds and providers, every registered provider type's fields included,
+// each with a description, and names every type.
 func TestPathHelpDescribesEveryField(t *testing.T) {
 	cases := map[string][]string{
 		"thirdparty/roles/x": {"provider", "mode", "ttl", "max_ttl", "scopes", "parameters", "name_template",
@@ -16,6 +21,16 @@ func TestPathHelpDescribesEveryField(t *testing.T) {
 		"thirdparty/providers/x": {"type", "base_url", "allow_insecure_http", "request_timeout", "max_concurrency", "tls_ca_cert",
 			"rotation_period", "rotation_schedule", "rotation_window", "disable_automated_rotation", "admin_key"},
 		"thirdparty/creds/x": {"role"},
+	}
+	// Every field of every registered provider type, and every type's name.
+	var typeNames []string
+	for _, ty := range clients.Types() {
+		typeNames = append(typeNames, ty.Name)
+		for _, f := range ty.Fields {
+			if !slices.Contains(cases["thirdparty/providers/x"], f.Name) {
+				cases["thirdparty/providers/x"] = append(cases["thirdparty/providers/x"], f.Name)
+			}
+		}
 	}
 	for path, fields := range cases {
 		cmd := exec.Command(vaultBin, "path-help", path)
@@ -25,6 +40,13 @@ func TestPathHelpDescribesEveryField(t *testing.T) {
 			t.Fatalf("vault path-help %s: %v\n%s", path, err, out)
 		}
 		help := string(out)
+		if path == "thirdparty/providers/x" {
+			for _, n := range typeNames {
+				if !strings.Contains(help, n) {
+					t.Errorf("path-help %s does not name type %s", path, n)
+				}
+			}
+		}
 		for _, f := range fields {
 			// The framework renders each parameter as "    <name> (<type>)",
 			// a blank line, then its description indented further.

@@ -8,7 +8,6 @@ package e2e
 
 import (
 	"net/http"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -419,43 +418,6 @@ func ptMailgun(t *testing.T) *ptType {
 		ptEq(t, "provider api_key_id after rotation", ptS(p["api_key_id"]), newID)
 	}
 	return tp
-}
-
-// wave2aFields are the provider fields the wave 2 (part A) types add.
-var wave2aFields = []string{"application_id", "public_key", "private_key", "org_id", "cloud_api_key", "cloud_api_secret", "api_key_id", "token", "admin_key"}
-
-// TestWave2aFieldsDescribed: `vault path-help` and the OpenAPI document
-// list the fields of mongodbatlas, algolia, mailgun, confluent and linode,
-// each with a description.
-func TestWave2aFieldsDescribed(t *testing.T) {
-	cmd := exec.Command(vaultBin, "path-help", "thirdparty/providers/x")
-	cmd.Env = append(cmd.Environ(), "VAULT_ADDR="+sharedVlt.addr, "VAULT_TOKEN="+rootToken)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("vault path-help: %v\n%s", err, out)
-	}
-	help := string(out)
-	for _, f := range wave2aFields {
-		i := strings.Index(help, "\n    "+f+" (")
-		if i < 0 {
-			t.Errorf("path-help: no parameter %s", f)
-			continue
-		}
-		if lines := strings.SplitN(help[i+1:], "\n", 4); len(lines) < 3 || len(strings.TrimSpace(lines[2])) < 10 {
-			t.Errorf("path-help: parameter %s has no description", f)
-		}
-	}
-	for _, typ := range []string{"mongodbatlas", "algolia", "mailgun", "confluent", "linode"} {
-		if !strings.Contains(help, typ) {
-			t.Errorf("path-help does not name type %s", typ)
-		}
-	}
-	prov := requestSchema(t, fetchOpenAPI(t), "/thirdparty/providers/{name}")
-	for _, f := range wave2aFields {
-		if p, ok := prov.Properties[f]; !ok || strings.TrimSpace(p.Description) == "" {
-			t.Errorf("OpenAPI: providers field %s missing or without a description", f)
-		}
-	}
 }
 
 // TestWave2aBadInput: type-specific bad input of the wave 2 (part A) types
