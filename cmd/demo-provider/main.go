@@ -36,6 +36,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	latency := fs.Duration("latency", 0, "added to every /v1 request")
 	errorRate := fs.Float64("error-rate", 0, "`fraction` (0..1) of /v1 requests answered 503")
 	rateLimitEvery := fs.Int("rate-limit-every", 0, "answer every `N`th /v1 request 429 (0 = off)")
+	rateLimitRPS := fs.Float64("rate-limit-rps", 0, "token bucket: at most `N` /v1 requests a second (bursts of N), 429 with Retry-After and X-RateLimit-* beyond (0 = off)")
 	retryAfter := fs.Int("retry-after", 1, "Retry-After `seconds` sent with 429")
 	quiet := fs.Bool("quiet", false, "do not log requests to stderr")
 	if err := fs.Parse(args); err != nil {
@@ -49,7 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "demo-provider: -admin-key-ttl must not be negative")
 		return 2
 	}
-	if msg := checkFlags(*latency, *errorRate, *rateLimitEvery, *retryAfter); msg != "" {
+	if msg := checkFlags(*latency, *errorRate, *rateLimitEvery, *retryAfter, *rateLimitRPS); msg != "" {
 		fmt.Fprintf(stderr, "demo-provider: %s\n", msg)
 		return 2
 	}
@@ -78,6 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Latency:        *latency,
 		ErrorRate:      *errorRate,
 		RateLimitEvery: *rateLimitEvery,
+		RateLimitRPS:   *rateLimitRPS,
 		RetryAfter:     *retryAfter,
 		AdminKeyTTL:    *adminKeyTTL,
 		Log:            logTo,
@@ -118,7 +120,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // checkFlags mirrors the knob validation but names the flags, which the
 // knob errors (named after JSON fields) would not; it also keeps
 // demoserver.New from panicking on a bad value.
-func checkFlags(latency time.Duration, errorRate float64, rateLimitEvery, retryAfter int) string {
+func checkFlags(latency time.Duration, errorRate float64, rateLimitEvery, retryAfter int, rateLimitRPS float64) string {
 	switch {
 	case latency < 0:
 		return "-latency must not be negative"
@@ -128,6 +130,8 @@ func checkFlags(latency time.Duration, errorRate float64, rateLimitEvery, retryA
 		return "-rate-limit-every must not be negative"
 	case retryAfter < 0:
 		return "-retry-after must not be negative"
+	case !(rateLimitRPS >= 0 && rateLimitRPS <= 1e6):
+		return "-rate-limit-rps must be between 0 and 1000000"
 	}
 	return ""
 }

@@ -142,6 +142,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		{[]string{"-latency", "-1s"}, "-latency"},
 		{[]string{"-rate-limit-every", "-1"}, "-rate-limit-every"},
 		{[]string{"-retry-after", "-3"}, "-retry-after"},
+		{[]string{"-rate-limit-rps", "-1"}, "-rate-limit-rps"},
 		{[]string{"-no-such-flag"}, "no-such-flag"},
 		{[]string{"extra"}, "unexpected argument"},
 		{[]string{"-listen", "not an address"}, "not an address"},
@@ -185,7 +186,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 // as the initial value of its knob.
 func TestRunPassesFaultFlags(t *testing.T) {
 	baseURL, stop := runInProcess(t, "-listen", "127.0.0.1:0", "-admin-key", testAdminKey, "-quiet",
-		"-latency", "2ms", "-error-rate", "0.25", "-rate-limit-every", "3", "-retry-after", "7")
+		"-latency", "2ms", "-error-rate", "0.25", "-rate-limit-every", "3", "-retry-after", "7", "-rate-limit-rps", "20")
 	defer stop()
 	resp, err := http.Get(baseURL + "/_demo/knobs")
 	if err != nil {
@@ -198,7 +199,7 @@ func TestRunPassesFaultFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{"latency_ms": 2.0, "latency_path": "", "latency_after": false, "error_rate": 0.25, "error_status": 503.0,
-		"rate_limit_every": 3.0, "retry_after": 7.0, "down": false, "forbid": []any{}}
+		"rate_limit_every": 3.0, "rate_limit_rps": 20.0, "retry_after": 7.0, "down": false, "forbid": []any{}}
 	if !reflect.DeepEqual(knobs, want) {
 		t.Errorf("knobs = %v, want %v", knobs, want)
 	}

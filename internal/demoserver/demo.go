@@ -36,6 +36,9 @@ func (s *Server) handleSetKnobs(w http.ResponseWriter, r *http.Request) {
 		if patch.RateLimitEvery != nil {
 			s.rateCount = 0 // "every Nth" counts from when the knob was set
 		}
+		if patch.RateLimitRPS != nil {
+			s.bucket = newBucket(next.RateLimitRPS) // a full bucket from when the knob was set
+		}
 		s.knobs = next
 	}
 	view := s.knobs.view()
@@ -58,7 +61,8 @@ func (s *Server) Knobs() Knobs {
 // SetKnobs replaces all the knobs, as POST /_demo/knobs does field by
 // field; start from Knobs() or DefaultKnobs() to change only some. An out
 // of range setting (ErrorStatus 0 included) changes nothing and returns
-// an error naming it. The rate-limit count restarts.
+// an error naming it. The rate-limit count restarts and the token bucket
+// starts full.
 func (s *Server) SetKnobs(k Knobs) error {
 	if err := k.validate(); err != nil {
 		return err
@@ -67,6 +71,7 @@ func (s *Server) SetKnobs(k Knobs) error {
 	defer s.mu.Unlock()
 	s.knobs = k
 	s.rateCount = 0
+	s.bucket = newBucket(k.RateLimitRPS)
 	return nil
 }
 
@@ -177,7 +182,7 @@ func (s *Server) inspectKeys(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getStats(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	// Copy so encoding happens outside the lock without racing new counts.
-	snapshot := stats{Requests: maps.Clone(s.stats.Requests), Status: maps.Clone(s.stats.Status)}
+	snapshot := stats{Requests: maps.Clone(s.stats.Requests), Status: maps.Clone(s.stats.Status), RateLimited: s.stats.RateLimited}
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, snapshot)
 }
@@ -197,6 +202,7 @@ func (s *Server) reset(w http.ResponseWriter, r *http.Request) {
 	s.stats = newStats()
 	s.knobs = DefaultKnobs()
 	s.rateCount = 0
+	s.bucket = nil
 	s.mu.Unlock()
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -19,8 +19,12 @@ type Knobs struct {
 	ErrorRate      float64 // fraction of /v1 requests answered ErrorStatus
 	ErrorStatus    int     // status for ErrorRate and Down
 	RateLimitEvery int     // every Nth /v1 request gets 429; 0 = off
-	RetryAfter     int     // seconds, sent with every injected 429
-	Down           bool    // every /v1 request gets ErrorStatus
+	// RateLimitRPS is a token bucket over /v1 requests: this many a second,
+	// bursts of as many (at least 1); a request without a token gets 429
+	// with Retry-After and X-RateLimit-* headers. 0 = off.
+	RateLimitRPS float64
+	RetryAfter   int  // seconds, sent with every injected 429
+	Down         bool // every /v1 request gets ErrorStatus
 	// Forbid lists /v1 routes ("POST /v1/keys", as in GET /_demo/stats)
 	// that every key, once authenticated, is refused with 403: a key
 	// lacking a permission.
@@ -46,6 +50,8 @@ func (k Knobs) validate() error {
 		return errors.New("error_status must be an HTTP error status (400..599)")
 	case k.RateLimitEvery < 0:
 		return errors.New("rate_limit_every must not be negative")
+	case !(k.RateLimitRPS >= 0 && k.RateLimitRPS <= 1e6): // also rejects NaN
+		return errors.New("rate_limit_rps must be between 0 and 1000000")
 	case k.RetryAfter < 0:
 		return errors.New("retry_after must not be negative")
 	}
@@ -65,6 +71,7 @@ type knobsJSON struct {
 	ErrorRate      float64  `json:"error_rate"`
 	ErrorStatus    int      `json:"error_status"`
 	RateLimitEvery int      `json:"rate_limit_every"`
+	RateLimitRPS   float64  `json:"rate_limit_rps"`
 	RetryAfter     int      `json:"retry_after"`
 	Down           bool     `json:"down"`
 	Forbid         []string `json:"forbid"`
@@ -78,6 +85,7 @@ func (k Knobs) view() knobsJSON {
 		ErrorRate:      k.ErrorRate,
 		ErrorStatus:    k.ErrorStatus,
 		RateLimitEvery: k.RateLimitEvery,
+		RateLimitRPS:   k.RateLimitRPS,
 		RetryAfter:     k.RetryAfter,
 		Down:           k.Down,
 		Forbid:         append([]string{}, k.Forbid...),
@@ -93,6 +101,7 @@ type knobsPatch struct {
 	ErrorRate      *float64 `json:"error_rate"`
 	ErrorStatus    *int     `json:"error_status"`
 	RateLimitEvery *int     `json:"rate_limit_every"`
+	RateLimitRPS   *float64 `json:"rate_limit_rps"`
 	RetryAfter     *int     `json:"retry_after"`
 	Down           *bool    `json:"down"`
 	Forbid         []string `json:"forbid"`
@@ -120,6 +129,9 @@ func (p knobsPatch) apply(k Knobs) (Knobs, error) {
 	}
 	if p.RateLimitEvery != nil {
 		k.RateLimitEvery = *p.RateLimitEvery
+	}
+	if p.RateLimitRPS != nil {
+		k.RateLimitRPS = *p.RateLimitRPS
 	}
 	if p.RetryAfter != nil {
 		k.RetryAfter = *p.RetryAfter

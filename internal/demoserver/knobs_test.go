@@ -100,9 +100,10 @@ func TestKnobsValidation(t *testing.T) {
 		{"error status not an error", `{"error_status":200}`, "error_status"},
 		{"error status out of range", `{"error_status":600}`, "error_status"},
 		{"negative rate limit", `{"rate_limit_every":-2}`, "rate_limit_every"},
+		{"negative rate limit rps", `{"rate_limit_rps":-1}`, "rate_limit_rps"},
 		{"negative retry after", `{"retry_after":-1}`, "retry_after"},
 		{"wrong type", `{"down":"yes"}`, "down must be a boolean"},
-		{"unknown knob", `{"latency":5}`, "unknown field; allowed fields: down, error_rate, error_status, forbid, latency_after, latency_ms, latency_path, rate_limit_every, retry_after"},
+		{"unknown knob", `{"latency":5}`, "unknown field; allowed fields: down, error_rate, error_status, forbid, latency_after, latency_ms, latency_path, rate_limit_every, rate_limit_rps, retry_after"},
 		{"not json", `down`, "not valid JSON"},
 		{"empty", ``, "JSON object"},
 		// One bad field rejects the whole patch, including the good part.
@@ -278,5 +279,76 @@ func TestLatencyAfter(t *testing.T) {
 	h.must(http.StatusCreated, "POST", "/v1/keys", testAdminKey, map[string]any{"name": "held"}).decode(t, &k)
 	if k.ID == "" || k.Key == "" {
 		t.Fatalf("held answer %+v", k)
+	}
+}
+
+// The rate_limit_rps token bucket, on an explicit clock: rps tokens a
+// second, a full bucket of that many to start with, and the headers of a
+// rate-limited API on every answer.
+func TestRateLimitRPSBucket(t *testing.T) {
+	s := New(Options{AdminKey: NewAdminKey(), RateLimitRPS: 2})
+	t0 := time.Unix(1_900_000_000, 0)
+	take := func(at time.Time) (bool, http.Header) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.takeToken(at)
+	}
+	for i, want := range []bool{true, true, false} {
+		ok, h := take(t0)
+		if ok != want {
+			t.Fatalf("request %d at t0: allowed %v, want %v", i+1, ok, want)
+		}
+		if h.Get("X-RateLimit-Limit") != "2" {
+			t.Errorf("request %d: X-RateLimit-Limit %q, want 2", i+1, h.Get("X-RateLimit-Limit"))
+		}
+		if !ok {
+			// Half a second to the next token: Retry-After rounds up to 1,
+			// the reset is the second it is there in.
+			if h.Get("Retry-After") != "1" || h.Get("X-RateLimit-Remaining") != "0" || h.Get("X-RateLimit-Reset") != "1900000001" {
+				t.Errorf("refused: Retry-After %q, remaining %q, reset %q; want 1, 0, 1900000001",
+					h.Get("Retry-After"), h.Get("X-RateLimit-Remaining"), h.Get("X-RateLimit-Reset"))
+			}
+		}
+	}
+	if ok, _ := take(t0.Add(400 * time.Millisecond)); ok {
+		t.Error("a token after 0.4s at 2/s")
+	}
+	if ok, _ := take(t0.Add(time.Second)); !ok {
+		t.Error("no token after a second at 2/s")
+	}
+	s.mu.Lock()
+	limited := s.stats.RateLimited
+	s.mu.Unlock()
+	if limited != 2 {
+		t.Errorf("stats rate_limited = %d, want the 2 refusals", limited)
+	}
+}
+
+// Over HTTP: a burst beyond the bucket gets 429 rate_limited with
+// Retry-After, every answer carries X-RateLimit-*, /_demo/stats counts
+// the 429s, and turning the knob off lets everything through again.
+func TestRateLimitRPSOverHTTP(t *testing.T) {
+	h := newHarness(t)
+	h.setKnobs(`{"rate_limit_rps":1}`)
+	first := h.must(http.StatusOK, "GET", "/v1/whoami", h.admin, nil)
+	if first.header.Get("X-RateLimit-Limit") != "1" || first.header.Get("X-RateLimit-Remaining") != "0" {
+		t.Errorf("first answer: X-RateLimit-Limit %q, remaining %q; want 1, 0", first.header.Get("X-RateLimit-Limit"), first.header.Get("X-RateLimit-Remaining"))
+	}
+	r := h.must(http.StatusTooManyRequests, "GET", "/v1/whoami", h.admin, nil)
+	if e := r.apiErr(t); e.Code != "rate_limited" {
+		t.Errorf("code %q, want rate_limited", e.Code)
+	}
+	if r.header.Get("Retry-After") != "1" || r.header.Get("X-RateLimit-Reset") == "" {
+		t.Errorf("429: Retry-After %q, X-RateLimit-Reset %q", r.header.Get("Retry-After"), r.header.Get("X-RateLimit-Reset"))
+	}
+	st := h.must(http.StatusOK, "GET", "/_demo/stats", "", nil)
+	if !strings.Contains(string(st.body), `"rate_limited":1`) {
+		t.Errorf("stats %s: want rate_limited 1", st.body)
+	}
+	h.setKnobs(`{"rate_limit_rps":0}`)
+	for range 3 {
+		if r := h.must(http.StatusOK, "GET", "/v1/whoami", h.admin, nil); r.header.Get("X-RateLimit-Limit") != "" {
+			t.Error("X-RateLimit-Limit sent with the knob off")
+		}
 	}
 }

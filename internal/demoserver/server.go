@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Options configure a Server. The fault fields set the initial knobs (see
@@ -26,6 +28,9 @@ type Options struct {
 	ErrorRate float64
 	// RateLimitEvery answers every Nth /v1 request 429; 0 turns it off.
 	RateLimitEvery int
+	// RateLimitRPS limits /v1 requests to this many a second (token
+	// bucket); 0 turns it off.
+	RateLimitRPS float64
 	// RetryAfter is the Retry-After value, in seconds, sent with every
 	// injected 429. Zero sends "0"; the command's flag defaults to 1.
 	RetryAfter int
@@ -55,6 +60,7 @@ type Server struct {
 	seq       uint64               // last creation sequence number
 	knobs     Knobs                // fault injection, /v1 only
 	rateCount int                  // /v1 requests seen by the rate-limit knob since it was set
+	bucket    *rate.Limiter        // the rate_limit_rps token bucket; nil when off
 	stats     stats                // /v1 request counts
 }
 
@@ -67,6 +73,7 @@ func New(opts Options) *Server {
 	}
 	k := DefaultKnobs()
 	k.Latency, k.ErrorRate, k.RateLimitEvery, k.RetryAfter = opts.Latency, opts.ErrorRate, opts.RateLimitEvery, opts.RetryAfter
+	k.RateLimitRPS = opts.RateLimitRPS
 	if err := k.validate(); err != nil {
 		panic("demoserver.New: " + err.Error())
 	}
@@ -76,6 +83,7 @@ func New(opts Options) *Server {
 		byHash: map[[32]byte]*record{},
 		knobs:  k,
 		stats:  newStats(),
+		bucket: newBucket(k.RateLimitRPS),
 	}
 	if s.now == nil {
 		s.now = time.Now
