@@ -1,6 +1,6 @@
 // Package httpx is the one HTTP layer every provider client uses: timeouts,
 // retries on 5xx and 429 honouring Retry-After (through go-retryablehttp),
-// a per-provider concurrency limit, a response size limit, context
+// a per-provider concurrency limit and request budget (budget.go), a response size limit, context
 // cancellation, and errors that name the provider and status but never
 // carry a secret.
 //
@@ -76,6 +76,12 @@ type Options struct {
 	// otherwise every 3xx answer is an error naming its status. A redirect
 	// to another origin is never followed.
 	FollowSameOriginRedirects bool
+	// Budget, when set, is the provider's request budget (see Budget),
+	// taken before every attempt; share one between the Clients of a
+	// provider so that all its callers draw on the same bucket.
+	Budget *Budget
+	// ObserveThrottle, when set, is told each wait on the Budget.
+	ObserveThrottle func(time.Duration)
 }
 
 // maxRedirects caps the same-origin redirects followed for one request.
@@ -125,9 +131,13 @@ func New(opts Options) (*Client, error) {
 		}
 		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
+	var rt http.RoundTripper = transport
+	if opts.Budget != nil {
+		rt = &budgetTransport{next: transport, budget: opts.Budget, waited: opts.ObserveThrottle}
+	}
 	c := &Client{opts: opts}
 	rc := &retryablehttp.Client{
-		HTTPClient:   &http.Client{Transport: transport, Timeout: opts.Timeout, CheckRedirect: c.checkRedirect},
+		HTTPClient:   &http.Client{Transport: rt, Timeout: opts.Timeout, CheckRedirect: c.checkRedirect},
 		Logger:       nil, // retryablehttp would log URLs; we log nothing here
 		RetryWaitMin: opts.RetryWaitMin,
 		RetryWaitMax: opts.RetryWaitMax,
@@ -159,8 +169,9 @@ func New(opts Options) (*Client, error) {
 // requests pass through wrap(the instance's transport), for an auth scheme
 // that takes a round trip of its own (HTTP Digest answers a challenge). The
 // retries, Retry-After handling, redirect policy, timeouts, size limit and
-// error redaction stay in this layer, above the wrapper, and the
-// concurrency limit is shared with c.
+// error redaction stay in this layer, above the wrapper; the concurrency
+// limit is shared with c, and the Budget is taken under the wrapper, for
+// each of its round trips.
 func (c *Client) WithTransport(wrap func(http.RoundTripper) http.RoundTripper) *Client {
 	n := &Client{opts: c.opts, sem: c.sem}
 	hc := &http.Client{Transport: wrap(c.rc.HTTPClient.Transport), Timeout: c.rc.HTTPClient.Timeout, CheckRedirect: n.checkRedirect}

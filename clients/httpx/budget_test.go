@@ -1,0 +1,221 @@
+package httpx_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+)
+
+// window is a test provider that refuses (429) every request arriving
+// before its reset, and counts the 429s it sent.
+type window struct {
+	*httptest.Server
+	mu      sync.Mutex
+	resetAt time.Time
+	refused atomic.Int32
+	served  atomic.Int32
+}
+
+// newWindow answers the first request with first(w) and closes the window
+// for hold from then; later requests are refused until it reopens.
+func newWindow(t *testing.T, hold time.Duration, first func(h http.Header) int) *window {
+	t.Helper()
+	win := &window{}
+	var n atomic.Int32
+	win.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1) == 1 {
+			win.mu.Lock()
+			win.resetAt = time.Now().Add(hold)
+			win.mu.Unlock()
+			status := first(w.Header())
+			if status == http.StatusTooManyRequests {
+				win.refused.Add(1)
+			} else {
+				win.served.Add(1)
+			}
+			w.WriteHeader(status)
+			return
+		}
+		win.mu.Lock()
+		closed := time.Now().Before(win.resetAt)
+		win.mu.Unlock()
+		if closed {
+			win.refused.Add(1)
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			return
+		}
+		win.served.Add(1)
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(win.Close)
+	return win
+}
+
+// storm sends n requests at once and fails the test on any error or non-200.
+func storm(t *testing.T, c *httpx.Client, url string, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := c.Do(context.Background(), get(url))
+			if err != nil {
+				t.Error(err)
+			} else if resp.Status != http.StatusOK {
+				t.Errorf("status %d, want 200", resp.Status)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// The bucket paces every attempt to max rate, and the waits are reported.
+func TestBudgetPacesRequests(t *testing.T) {
+	s := newScript(t, func(int) reply { return reply{status: http.StatusOK} })
+	var waited atomic.Int64
+	c := newClient(t, httpx.Options{Budget: httpx.NewBudget(50),
+		ObserveThrottle: func(d time.Duration) { waited.Add(int64(d)) }})
+	start := time.Now()
+	storm(t, c, s.URL, 60) // 50 in the burst, then 10 at 50/s: at least 0.2 s
+	if el := time.Since(start); el < 180*time.Millisecond {
+		t.Errorf("60 requests at 50/s (burst 50) took %v, want at least 0.18s", el)
+	}
+	if got := len(s.requests()); got != 60 {
+		t.Errorf("server saw %d requests, want 60", got)
+	}
+	if waited.Load() <= 0 {
+		t.Error("no wait reported to ObserveThrottle")
+	}
+}
+
+// A 429 holds every caller of the budget until its reset: a storm started
+// after it meets no second 429, where each caller retrying on its own
+// would collect one each.
+func TestBudget429HoldsEveryCaller(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		header string
+	}{
+		{"RateLimit-Reset seconds", "RateLimit-Reset"},
+		{"X-RateLimit-Reset seconds", "X-RateLimit-Reset"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			win := newWindow(t, 300*time.Millisecond, func(h http.Header) int {
+				h.Set(tc.header, "0.3")
+				return http.StatusTooManyRequests
+			})
+			budget := httpx.NewBudget(0)
+			c := newClient(t, httpx.Options{Budget: budget})
+			r := get(win.URL)
+			r.NoRetry = true
+			if resp, err := c.Do(context.Background(), r); err != nil || resp.Status != http.StatusTooManyRequests {
+				t.Fatalf("first request: %v %v, want a 429", resp, err)
+			}
+			if budget.HeldUntil().IsZero() {
+				t.Fatal("HeldUntil is zero after a 429")
+			}
+			storm(t, c, win.URL, 8)
+			if got := win.refused.Load(); got != 1 {
+				t.Errorf("provider sent %d 429s, want 1", got)
+			}
+			if !budget.HeldUntil().IsZero() {
+				t.Error("HeldUntil still set after the reset")
+			}
+		})
+	}
+}
+
+// An answer that says no request is left in the window (Remaining 0 with a
+// reset) holds the budget before any 429.
+func TestBudgetRemainingZeroHolds(t *testing.T) {
+	for _, name := range []string{"X-RateLimit-Remaining", "RateLimit-Remaining", "X-Rate-Limit-Remaining"} {
+		t.Run(name, func(t *testing.T) {
+			win := newWindow(t, 300*time.Millisecond, func(h http.Header) int {
+				h.Set(name, "0")
+				h.Set("RateLimit-Reset", "0.3")
+				return http.StatusOK
+			})
+			c := newClient(t, httpx.Options{Budget: httpx.NewBudget(0)})
+			storm(t, c, win.URL, 1)
+			storm(t, c, win.URL, 8)
+			if got := win.refused.Load(); got != 0 {
+				t.Errorf("provider sent %d 429s, want 0", got)
+			}
+		})
+	}
+}
+
+// Remaining above 0, or 0 on a client without a budget, holds nothing.
+func TestBudgetRemainingAboveZeroDoesNotHold(t *testing.T) {
+	s := newScript(t, func(int) reply {
+		return reply{status: http.StatusOK, header: map[string]string{"X-RateLimit-Remaining": "3", "X-RateLimit-Reset": "5"}}
+	})
+	budget := httpx.NewBudget(0)
+	c := newClient(t, httpx.Options{Budget: budget})
+	start := time.Now()
+	storm(t, c, s.URL, 4)
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("took %v: held without reason", el)
+	}
+	if !budget.HeldUntil().IsZero() {
+		t.Error("held on Remaining 3")
+	}
+}
+
+// A caller held by the budget gives up when its context ends.
+func TestBudgetWaitHonoursContext(t *testing.T) {
+	budget := httpx.NewBudget(0)
+	budget.Hold(10 * time.Second)
+	s := newScript(t, func(int) reply { return reply{status: http.StatusOK} })
+	c := newClient(t, httpx.Options{Budget: budget})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Do(ctx, get(s.URL))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v, want the context's deadline", err)
+	}
+	if el := time.Since(start); el > time.Second {
+		t.Errorf("waited %v past the context's end", el)
+	}
+	if len(s.requests()) != 0 {
+		t.Error("a held request was sent")
+	}
+}
+
+// A hold is capped: a reset far away (or a skewed clock) does not stop a
+// provider for longer than the longest retry wait.
+func TestBudgetHoldCapped(t *testing.T) {
+	budget := httpx.NewBudget(0)
+	budget.Hold(24 * time.Hour)
+	if until := budget.HeldUntil(); time.Until(until) > httpx.DefaultRetryWaitMax {
+		t.Errorf("held until %v, more than %v away", until, httpx.DefaultRetryWaitMax)
+	}
+}
+
+// SetRate changes the pace of an existing budget; 0 removes the cap.
+func TestBudgetSetRate(t *testing.T) {
+	budget := httpx.NewBudget(1)
+	if budget.Rate() != 1 {
+		t.Fatalf("Rate = %v", budget.Rate())
+	}
+	budget.SetRate(0)
+	start := time.Now()
+	for range 20 {
+		if _, err := budget.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if el := time.Since(start); el > 100*time.Millisecond {
+		t.Errorf("20 waits with no cap took %v", el)
+	}
+}
