@@ -76,6 +76,10 @@ type backend struct {
 	// clientGens holds a *clientGeneration per provider name (see
 	// cachedClient).
 	clientGens sync.Map
+	// budgets holds the *httpx.Budget of each provider name: every client
+	// built for the provider (after an update or a root rotation too, and
+	// its tombstones) draws on the same one. See budget.go.
+	budgets sync.Map
 	// testHookClientBuilt, set by tests only, runs in cachedClient between
 	// building a client and caching it.
 	testHookClientBuilt func(provider string)

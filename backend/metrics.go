@@ -22,6 +22,7 @@ type metrics struct {
 	revoked   *prometheus.CounterVec
 	requests  *prometheus.HistogramVec
 	answers   *prometheus.CounterVec
+	throttled *prometheus.CounterVec
 }
 
 func newMetrics(b *backend) *metrics {
@@ -43,8 +44,11 @@ func newMetrics(b *backend) *metrics {
 		answers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "thirdparty_provider_responses_total", Help: "Answers received from providers, retried ones included, by operation and HTTP status code (429: rate limited).",
 		}, []string{"provider", "op", "code"}),
+		throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "thirdparty_provider_throttled_seconds_total", Help: "Time requests to a provider spent waiting on its request budget (max_requests_per_second, or a hold until the provider's rate-limit reset), summed over callers.",
+		}, []string{"provider"}),
 	}
-	m.registry.MustRegister(m.rotations, m.issued, m.revoked, m.requests, m.answers, inventoryCollector{b})
+	m.registry.MustRegister(m.rotations, m.issued, m.revoked, m.requests, m.answers, m.throttled, inventoryCollector{b})
 	return m
 }
 
@@ -59,6 +63,14 @@ func (m *metrics) rotation(kind, name, result string) {
 func (b *backend) observeProviderAnswer(provider string) func(op string, status int) {
 	return func(op string, status int) {
 		b.metrics.answers.WithLabelValues(provider, op, strconv.Itoa(status)).Inc()
+	}
+}
+
+// observeProviderThrottle returns the hook the HTTP layer calls for each
+// wait on a provider's request budget.
+func (b *backend) observeProviderThrottle(provider string) func(d time.Duration) {
+	return func(d time.Duration) {
+		b.metrics.throttled.WithLabelValues(provider).Add(d.Seconds())
 	}
 }
 

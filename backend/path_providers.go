@@ -36,7 +36,10 @@ type providerEntry struct {
 	BaseURL           string        `json:"base_url"`
 	RequestTimeout    time.Duration `json:"request_timeout"`
 	MaxConcurrency    int           `json:"max_concurrency"`
-	TLSCACert         string        `json:"tls_ca_cert"`
+	// MaxRequestsPerSecond sizes the provider's request budget (0: the
+	// type's DefaultMaxRequestsPerSecond). See budget.go.
+	MaxRequestsPerSecond float64 `json:"max_requests_per_second,omitempty"`
+	TLSCACert            string  `json:"tls_ca_cert"`
 	// AllowInsecureHTTP lets base_url (and the type's other URLs) be plain
 	// http to a host that is not loopback.
 	AllowInsecureHTTP bool              `json:"allow_insecure_http,omitempty"`
@@ -90,6 +93,8 @@ func commonProviderFields() map[string]*framework.FieldSchema {
 			Description: "Timeout of one HTTP request to the provider, and the deadline of one whole provider operation (retries included) of creds and rotate-role (at most 5m)."},
 		"max_concurrency": {Type: framework.TypeInt, Default: defaultMaxConcurrency,
 			Description: "Most provider calls in flight at once for this provider (1-256)."},
+		"max_requests_per_second": {Type: framework.TypeFloat, Default: 0,
+			Description: "Request budget of this provider: most requests a second to its API (bursts of as many), every attempt counted, shared by creds reads, scheduled rotations, revocations and root rotation. 0 (the default) uses the type's published limit (cloudflare: 4), or no cap for a type that publishes none; a 429 or a rate-limit header saying no request is left holds every caller until the provider's reset either way (0-100000)."},
 		"tls_ca_cert": {Type: framework.TypeString,
 			Description: "PEM CA bundle to trust for the provider's TLS certificate instead of the system roots."},
 	}
@@ -259,6 +264,13 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 			return logical.ErrorResponse("max_concurrency must be between 1 and 256"), nil
 		}
 	}
+	if v, ok := d.GetOk("max_requests_per_second"); ok {
+		rps := v.(float64)
+		if msg := checkMaxRequestsPerSecond(rps); msg != "" {
+			return logical.ErrorResponse(msg), nil
+		}
+		e.MaxRequestsPerSecond = rps
+	}
 	if v, ok := d.GetOk("tls_ca_cert"); ok {
 		e.TLSCACert = v.(string)
 	}
@@ -422,6 +434,7 @@ func (b *backend) providerRead(ctx context.Context, req *logical.Request, d *fra
 		"base_url":                 e.BaseURL,
 		"request_timeout":          int64(e.RequestTimeout.Seconds()),
 		"max_concurrency":          e.MaxConcurrency,
+		"max_requests_per_second":  e.MaxRequestsPerSecond,
 		"tls_ca_cert":              e.TLSCACert,
 		"allow_insecure_http":      e.AllowInsecureHTTP,
 		"root_key_id":              e.RootKeyID,
@@ -435,6 +448,7 @@ func (b *backend) providerRead(ctx context.Context, req *logical.Request, d *fra
 	e.Rotation.fill(data)
 	data["disable_automated_rotation"] = e.Rotation.Disabled
 	if typ, ok := clients.Lookup(e.Type); ok {
+		data["effective_max_requests_per_second"] = effectiveRequestsPerSecond(typ, e)
 		for _, f := range typ.Fields {
 			if !f.Sensitive {
 				data[f.Name] = e.Fields[f.Name]

@@ -45,6 +45,7 @@ func (b *backend) statusRead(ctx context.Context, req *logical.Request, _ *frame
 			"expires_in_seconds":       untilSeconds(now, p.ExpiresAt),
 			"renew_at":                 formatTime(p.RenewAt),
 			"expiry_warning":           expiryWarning("root", now, p.ExpiresAt, p.RenewAt, p.LastError),
+			"throttled_until":          formatTime(b.budgetHeldUntil(p.name)),
 		}
 	}
 	rd := make(map[string]any, len(roles))

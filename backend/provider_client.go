@@ -50,6 +50,8 @@ type providerClient struct {
 	entry *providerEntry
 	typ   *clients.Type
 	api   clients.Provider
+	// budget is the provider's request budget, shared by all its clients.
+	budget *httpx.Budget
 	// tombstoned: built from the tombstone of a deleted provider.
 	tombstoned bool
 }
@@ -59,13 +61,16 @@ func (b *backend) buildClient(name string, e *providerEntry) (*providerClient, e
 	if !ok {
 		return nil, fmt.Errorf("provider %q has unknown type %q", name, e.Type)
 	}
+	budget := b.budget(name, typ, e)
 	hc, err := httpx.New(httpx.Options{
-		Provider:       name,
-		Timeout:        e.RequestTimeout,
-		MaxConcurrency: e.MaxConcurrency,
-		TLSCACert:      e.TLSCACert,
-		Observe:        b.observeProviderRequest(name),
-		ObserveAnswer:  b.observeProviderAnswer(name),
+		Provider:        name,
+		Timeout:         e.RequestTimeout,
+		MaxConcurrency:  e.MaxConcurrency,
+		TLSCACert:       e.TLSCACert,
+		Observe:         b.observeProviderRequest(name),
+		ObserveAnswer:   b.observeProviderAnswer(name),
+		Budget:          budget,
+		ObserveThrottle: b.observeProviderThrottle(name),
 	})
 	if err != nil {
 		return nil, err
@@ -74,7 +79,7 @@ func (b *backend) buildClient(name string, e *providerEntry) (*providerClient, e
 	if err != nil {
 		return nil, err
 	}
-	return &providerClient{name: name, entry: e, typ: typ, api: api}, nil
+	return &providerClient{budget: budget, name: name, entry: e, typ: typ, api: api}, nil
 }
 
 // client returns the cached client of a provider, building it on first use,
@@ -173,6 +178,9 @@ func (b *backend) cachedClient(ctx context.Context, s logical.Storage, name stri
 	if err != nil {
 		return nil, err
 	}
+	// The stored config sets the budget's rate (a write changing
+	// max_requests_per_second dropped the cached client).
+	pc.budget.SetRate(effectiveRequestsPerSecond(pc.typ, e))
 	if b.testHookClientBuilt != nil {
 		b.testHookClientBuilt(name)
 	}

@@ -151,8 +151,13 @@ type Type struct {
 	// MaxKeyNameLength is the longest key name (in characters) the
 	// provider's API documents; 0 means undocumented (DefaultMaxKeyNameLength).
 	MaxKeyNameLength int
-	Fields           []Field
-	Capabilities     Capabilities
+	// DefaultMaxRequestsPerSecond is the request rate the provider's API
+	// publishes as its limit for one account, used when a provider instance
+	// sets no max_requests_per_second; 0 means none is published (no cap:
+	// the rate-limit headers and 429s still hold the budget).
+	DefaultMaxRequestsPerSecond float64
+	Fields                      []Field
+	Capabilities                Capabilities
 	// Validate checks type-specific field values (already merged with
 	// defaults); it returns a *FieldError naming the bad field.
 	Validate func(fields map[string]string) error

@@ -50,6 +50,8 @@ func init() {
 		Description: "Cloudflare API tokens, user-owned or account-owned (account_id), with the role's policies and " +
 			"provider-side expiry. The root token is rotated by creating a token with the same policies and deleting the old one.",
 		DefaultBaseURL: defaultBaseURL,
+		// 1,200 requests per 5 minutes per user (PROVIDERS.md).
+		DefaultMaxRequestsPerSecond: 4,
 		Fields: []clients.Field{
 			{
 				Name: fieldAPIToken,

@@ -130,11 +130,9 @@ func (b *Budget) Wait(ctx context.Context) (time.Duration, error) {
 func (b *Budget) observe(resp *http.Response) {
 	now := b.now()
 	if resp.StatusCode == http.StatusTooManyRequests {
-		d := throttleWait(resp.StatusCode, resp.Header, now)
-		if d <= 0 {
-			d = DefaultRetryWaitMin // a 429 that says nothing: a short pause for all
-		}
-		b.Hold(d)
+		// A 429 that names no wait holds nothing: the caller's own
+		// backoff spaces its retries, and the bucket everyone else's.
+		b.Hold(throttleWait(resp.StatusCode, resp.Header, now))
 		return
 	}
 	if exhausted(resp.Header) {
