@@ -67,6 +67,7 @@ var (
 	exprLatencyP99    = "histogram_quantile(0.99, sum by (le, provider) (rate(" + sel("thirdparty_provider_request_duration_seconds_bucket", `provider=~"$provider"`) + "[$__rate_interval])))"
 	exprLatencyP50    = "histogram_quantile(0.5, sum by (le, provider) (rate(" + sel("thirdparty_provider_request_duration_seconds_bucket", `provider=~"$provider"`) + "[$__rate_interval])))"
 	exprThrottled     = "sum by (provider) (rate(" + sel("thirdparty_provider_responses_total", `provider=~"$provider"`, `code="429"`) + "[$__rate_interval]))"
+	exprBudgetWait    = "sum by (provider) (rate(" + sel("thirdparty_provider_throttled_seconds_total", `provider=~"$provider"`) + "[$__rate_interval]))"
 	exprAnswersByCode = "sum by (code) (rate(" + sel("thirdparty_provider_responses_total", `provider=~"$provider"`) + "[$__rate_interval]))"
 	exprLedger        = "sum by (provider) (" + sel("thirdparty_ledger_entries", `provider=~"$provider"`) + ")"
 	exprTidyRuns      = "sum by (result) (increase(" + sel("thirdparty_tidy_runs_total") + "[$__rate_interval]))"
@@ -199,6 +200,8 @@ func build() (dashboard.Dashboard, error) {
 			query(exprLatencyP99, "p99 {{provider}}"), query(exprLatencyP50, "p50 {{provider}}"))).
 		WithPanel(ts("Rate limited answers (429)", "429 answers per second from each provider, retried ones included. The engine retries them honouring Retry-After; a steady rate slows rotations and creds reads.", "reqps",
 			query(exprThrottled, "{{provider}}"))).
+		WithPanel(ts("Time waiting on provider rate limits", "Seconds per second that calls to each provider spent waiting on its request budget (max_requests_per_second, or a hold until the provider's rate-limit reset), summed over callers: 2 means two callers waiting all the time. `throttled_until` in `vault read <mount>/status` shows a hold in force.", "s",
+			query(exprBudgetWait, "{{provider}}"))).
 		WithPanel(ts("Provider answers by status", "Every answer from the chosen providers by HTTP status code, retried answers included.", "reqps",
 			query(exprAnswersByCode, "{{code}}"))).
 		WithRow(dashboard.NewRowBuilder("Ledger and tidy")).
