@@ -44,7 +44,12 @@ func (b *backend) budget(name string, typ *clients.Type, e *providerEntry) *http
 	if v, ok := b.budgets.Load(name); ok {
 		return v.(*httpx.Budget)
 	}
-	v, _ := b.budgets.LoadOrStore(name, httpx.NewBudget(effectiveRequestsPerSecond(typ, e)))
+	v, loaded := b.budgets.LoadOrStore(name, httpx.NewBudget(effectiveRequestsPerSecond(typ, e)))
+	if !loaded {
+		// The series exists (at 0) from the provider's first call, so a
+		// dashboard shows "no waiting" rather than "no data".
+		b.metrics.throttled.WithLabelValues(name)
+	}
 	return v.(*httpx.Budget)
 }
 

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,6 +92,11 @@ func TestBudgetHoldShownInStatusAndMetrics(t *testing.T) {
 	e.must(logical.CreateOperation, "roles/dyn", map[string]any{"provider": "p", "mode": "dynamic"})
 	if v := e.must(logical.ReadOperation, "status", nil).Data["providers"].(map[string]any)["p"].(map[string]any)["throttled_until"]; v != "" {
 		t.Errorf("throttled_until before any hold = %q, want \"\"", v)
+	}
+	e.must(logical.ReadOperation, "creds/dyn", nil)
+	body := string(e.must(logical.ReadOperation, "metrics", nil).Data[logical.HTTPRawBody].([]byte))
+	if !strings.Contains(body, "thirdparty_provider_throttled_seconds_total{provider=\"p\"} 0\n") {
+		t.Error("no thirdparty_provider_throttled_seconds_total series at 0 after an unthrottled call")
 	}
 	e.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodPost {

@@ -89,10 +89,17 @@ func (b *Budget) Hold(d time.Duration) {
 }
 
 // Wait blocks until a request may be sent: no hold is in force and a token
-// was taken. It returns how long it waited; the error is ctx's.
+// was taken. It returns how long it waited (0 when it did not); the error
+// is ctx's.
 func (b *Budget) Wait(ctx context.Context) (time.Duration, error) {
 	start := b.now()
-	took := false
+	took, slept := false, false
+	waited := func() time.Duration {
+		if !slept {
+			return 0
+		}
+		return b.now().Sub(start)
+	}
 	for {
 		b.mu.Lock()
 		now := b.now()
@@ -107,12 +114,13 @@ func (b *Budget) Wait(ctx context.Context) (time.Duration, error) {
 			took = true
 		default:
 			b.mu.Unlock()
-			return b.now().Sub(start), nil
+			return waited(), nil
 		}
 		b.mu.Unlock()
 		if d <= 0 {
 			continue
 		}
+		slept = true
 		t := time.NewTimer(d)
 		select {
 		case <-t.C:
@@ -121,7 +129,7 @@ func (b *Budget) Wait(ctx context.Context) (time.Duration, error) {
 			if res != nil {
 				res.Cancel()
 			}
-			return b.now().Sub(start), ctx.Err()
+			return waited(), ctx.Err()
 		}
 	}
 }

@@ -219,3 +219,15 @@ func TestBudgetSetRate(t *testing.T) {
 		t.Errorf("20 waits with no cap took %v", el)
 	}
 }
+
+// A request that finds a token and no hold reports no wait at all.
+func TestBudgetNoWaitReportsZero(t *testing.T) {
+	budget := httpx.NewBudget(0)
+	if d, err := budget.Wait(context.Background()); d != 0 || err != nil {
+		t.Errorf("Wait = %v, %v; want 0, nil", d, err)
+	}
+	budget = httpx.NewBudget(100)
+	if d, err := budget.Wait(context.Background()); d != 0 || err != nil {
+		t.Errorf("Wait with a token = %v, %v; want 0, nil", d, err)
+	}
+}
