@@ -108,6 +108,9 @@ func (b *Budget) Wait(ctx context.Context) (time.Duration, error) {
 		switch {
 		case b.heldUntil.After(now):
 			d = b.heldUntil.Sub(now)
+			// A token taken before the hold is spent: the provider's
+			// window reset since, and so did everyone else's claim.
+			took = false
 		case !took && b.lim != nil:
 			res = b.lim.ReserveN(now, 1)
 			d = res.DelayFrom(now)
@@ -144,7 +147,14 @@ func (b *Budget) observe(resp *http.Response) {
 		return
 	}
 	if exhausted(resp.Header) {
-		b.Hold(RetryAfter(resp.Header, now))
+		// A hold ahead of any refusal counts the reset from our clock,
+		// without the second RetryAfter adds for a truncated Date (a 429
+		// gets that margin): if it proves short, the 429 that follows
+		// holds again.
+		h := resp.Header.Clone()
+		h.Del("Date")
+		h.Del("Retry-After")
+		b.Hold(RetryAfter(h, now))
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/internal/demoserver"
 )
 
 // window is a test provider that refuses (429) every request arriving
@@ -229,5 +230,78 @@ func TestBudgetNoWaitReportsZero(t *testing.T) {
 	budget = httpx.NewBudget(100)
 	if d, err := budget.Wait(context.Background()); d != 0 || err != nil {
 		t.Errorf("Wait with a token = %v, %v; want 0, nil", d, err)
+	}
+}
+
+// Against a provider enforcing the same rate with a token bucket of its
+// own (the demo provider), a budget of that rate gets no 429 from several
+// callers: a token a caller took before a hold is not spent after it.
+func TestBudgetMatchesProviderBucket(t *testing.T) {
+	const rps = 40
+	admin := demoserver.NewAdminKey()
+	srv := httptest.NewServer(demoserver.New(demoserver.Options{AdminKey: admin, RateLimitRPS: rps}))
+	defer srv.Close()
+	var refused atomic.Int32
+	c := newClient(t, httpx.Options{Budget: httpx.NewBudget(rps), MaxRetries: -1,
+		ObserveAnswer: func(_ string, status int) {
+			if status == http.StatusTooManyRequests {
+				refused.Add(1)
+			}
+		}})
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 8 {
+				r := get(srv.URL)
+				r.Header = http.Header{"Authorization": {"Bearer " + admin}}
+				if _, err := c.Do(context.Background(), r); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := refused.Load(); n > 1 {
+		t.Errorf("%d answers were 429, want at most 1 (the two buckets drift by the network's jitter)", n)
+	}
+}
+
+// A token taken before a hold is not spent after it: callers that had
+// reserved their turn inside the held window take a new one when it ends,
+// instead of all going at once at its end on top of the refilled bucket.
+func TestBudgetHoldVoidsEarlierTokens(t *testing.T) {
+	budget := httpx.NewBudget(20) // bursts of 20, then one every 50 ms
+	for range 20 {
+		budget.Wait(context.Background())
+	}
+	start := time.Now()
+	var mu sync.Mutex
+	var done []time.Duration
+	var wg sync.WaitGroup
+	for range 10 { // turns at 50, 100, … 500 ms
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			budget.Wait(context.Background())
+			mu.Lock()
+			done = append(done, time.Since(start))
+			mu.Unlock()
+		}()
+	}
+	time.Sleep(10 * time.Millisecond) // every caller has its turn
+	budget.Hold(290 * time.Millisecond)
+	wg.Wait()
+	early := 0
+	for _, d := range done {
+		if d < 340*time.Millisecond {
+			early++
+		}
+	}
+	// The six turns inside the hold (50-300 ms) move after the four later
+	// ones (350-500 ms): none is left for the moment the hold ends.
+	if early > 1 {
+		t.Errorf("%d callers went by 340 ms, when the hold ended at 300 ms: their tokens from before it were spent after it (done at %v)", early, done)
 	}
 }
