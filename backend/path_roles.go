@@ -147,45 +147,66 @@ func (b *backend) roleWrite(ctx context.Context, req *logical.Request, d *framew
 	if err != nil {
 		return nil, err
 	}
+	// Merge the request into the stored role, checking each field once.
+	r, resp, err := b.mergeRole(ctx, req, d, name, old)
+	if resp != nil || err != nil {
+		return resp, err
+	}
+	// Ask the provider's type whether it can issue such keys (no API call).
+	if resp, err := b.validateKeyRequest(ctx, req.Storage, r); resp != nil || err != nil {
+		return resp, err
+	}
+	return b.storeRole(ctx, req.Storage, name, r, old == nil)
+}
+
+// mergeRole applies a roles/ write to the stored role (old; nil when
+// creating) and checks every field it sets: mode, provider, TTLs, scopes,
+// parameters, the name template against the provider type's key name
+// limit, and the dual fields. It returns the merged role, or a 400 naming
+// the field at fault.
+func (b *backend) mergeRole(ctx context.Context, req *logical.Request, d *framework.FieldData, name string, old *roleEntry) (*roleEntry, *logical.Response, error) {
 	creating := old == nil
 	r := &roleEntry{}
 	if !creating {
 		cp := *old
 		r = &cp
 	}
+	fail := func(format string, args ...any) (*roleEntry, *logical.Response, error) {
+		return nil, logical.ErrorResponse(format, args...), nil
+	}
 
 	if v, ok := d.GetOk("mode"); ok {
 		mode := v.(string)
 		if !creating && mode != r.Mode {
-			return logical.ErrorResponse("mode is immutable: role %q is %q", name, r.Mode), nil
+			return fail("mode is immutable: role %q is %q", name, r.Mode)
 		}
 		r.Mode = mode
 	} else if creating {
-		return logical.ErrorResponse("mode is required: %q or %q", modeDynamic, modeDual), nil
+		return fail("mode is required: %q or %q", modeDynamic, modeDual)
 	}
 	switch r.Mode {
 	case modeDynamic, modeDual:
 	default:
-		return logical.ErrorResponse("mode must be %q or %q, not %q", modeDynamic, modeDual, r.Mode), nil
+		return fail("mode must be %q or %q, not %q", modeDynamic, modeDual, r.Mode)
 	}
 
 	if v, ok := d.GetOk("provider"); ok {
 		r.Provider = strings.ToLower(v.(string)) // provider names are stored lowercased
 		if msg := checkName(r.Provider); msg != "" {
-			return logical.ErrorResponse("provider: %s", msg), nil
+			return fail("provider: %s", msg)
 		}
 	} else if creating {
-		return logical.ErrorResponse("provider is required"), nil
+		return fail("provider is required")
 	}
 	if !creating && r.Provider != old.Provider && r.Mode == modeDual {
-		return logical.ErrorResponse("provider cannot change on a dual role: its keys live at provider %q", old.Provider), nil
+		return fail("provider cannot change on a dual role: its keys live at provider %q", old.Provider)
 	}
 	p, err := getProvider(ctx, req.Storage, r.Provider)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if p == nil {
-		return logical.ErrorResponse("provider: no provider named %q (create providers/%s first)", r.Provider, r.Provider), nil
+		return fail("provider: no provider named %q (create providers/%s first)", r.Provider, r.Provider)
 	}
 
 	if v, ok := durationField(d, "ttl"); ok {
@@ -195,10 +216,10 @@ func (b *backend) roleWrite(ctx context.Context, req *logical.Request, d *framew
 		r.MaxTTL = v
 	}
 	if r.TTL < 0 || r.MaxTTL < 0 {
-		return logical.ErrorResponse("ttl and max_ttl must not be negative"), nil
+		return fail("ttl and max_ttl must not be negative")
 	}
 	if r.MaxTTL > 0 && r.TTL > r.MaxTTL {
-		return logical.ErrorResponse("ttl (%s) must not be greater than max_ttl (%s)", r.TTL, r.MaxTTL), nil
+		return fail("ttl (%s) must not be greater than max_ttl (%s)", r.TTL, r.MaxTTL)
 	}
 	if v, ok := d.GetOk("scopes"); ok {
 		r.Scopes = v.([]string)
@@ -206,9 +227,32 @@ func (b *backend) roleWrite(ctx context.Context, req *logical.Request, d *framew
 	if v, ok := d.GetOk("parameters"); ok {
 		r.Parameters = v.(map[string]string)
 	}
-	typ, _ := clients.Lookup(p.Type)
+	if resp := mergeNameTemplate(req, d, name, r, old, p); resp != nil {
+		return nil, resp, nil
+	}
+
+	if r.Mode == modeDual {
+		if resp := b.applyDualFields(d, r, creating); resp != nil {
+			return nil, resp, nil
+		}
+	} else {
+		for _, k := range []string{"rotation_period", "rotation_schedule", "rotation_window", "overlap", "renew_before"} {
+			if _, ok := req.Data[k]; ok {
+				return fail("%s applies only to dual roles", k)
+			}
+		}
+	}
+	return r, nil, nil
+}
+
+// mergeNameTemplate sets the role's name template (the default, or the
+// short one where the default renders names too long for the provider
+// type) and, when the template or the provider changes, checks that the
+// longest name it renders fits the type's key name limit.
+func mergeNameTemplate(req *logical.Request, d *framework.FieldData, name string, r, old *roleEntry, p *providerEntry) *logical.Response {
+	creating := old == nil
 	limit := clients.DefaultMaxKeyNameLength
-	if typ != nil {
+	if typ, _ := clients.Lookup(p.Type); typ != nil {
 		limit = typ.KeyNameLimit()
 	}
 	if v, ok := d.GetOk("name_template"); ok {
@@ -219,39 +263,30 @@ func (b *backend) roleWrite(ctx context.Context, req *logical.Request, d *framew
 			r.NameTemplate = shortNameTemplate
 		}
 	}
-	if _, given := req.Data["name_template"]; given || creating || r.Provider != old.Provider {
-		n, err := longestKeyName(r.NameTemplate, name)
-		if err != nil {
-			return logical.ErrorResponse("name_template: %s", err.Error()), nil
-		}
-		if n > limit {
-			return logical.ErrorResponse("name_template: renders names of up to %d characters (with a %d-character display name), but provider type %q allows %d; shorten it with truncate",
-				n, maxDisplayNameLength, p.Type, limit), nil
-		}
+	if _, given := req.Data["name_template"]; !given && !creating && r.Provider == old.Provider {
+		return nil
 	}
+	n, err := longestKeyName(r.NameTemplate, name)
+	if err != nil {
+		return logical.ErrorResponse("name_template: %s", err.Error())
+	}
+	if n > limit {
+		return logical.ErrorResponse("name_template: renders names of up to %d characters (with a %d-character display name), but provider type %q allows %d; shorten it with truncate",
+			n, maxDisplayNameLength, p.Type, limit)
+	}
+	return nil
+}
 
+// storeRole writes a checked role (a dual role's first key is created
+// here) and answers the write, warning when the name template can repeat
+// names.
+func (b *backend) storeRole(ctx context.Context, s logical.Storage, name string, r *roleEntry, creating bool) (*logical.Response, error) {
 	if r.Mode == modeDual {
-		if resp := b.applyDualFields(d, r, creating); resp != nil {
-			return resp, nil
-		}
-	} else {
-		for _, k := range []string{"rotation_period", "rotation_schedule", "rotation_window", "overlap", "renew_before"} {
-			if _, ok := req.Data[k]; ok {
-				return logical.ErrorResponse("%s applies only to dual roles", k), nil
-			}
-		}
-	}
-
-	if resp, err := b.validateKeyRequest(ctx, req.Storage, r); resp != nil || err != nil {
-		return resp, err
-	}
-
-	if r.Mode == modeDual {
-		resp, err := b.writeDualRole(ctx, req.Storage, name, r, creating)
+		resp, err := b.writeDualRole(ctx, s, name, r, creating)
 		if err != nil || resp != nil {
 			return resp, err
 		}
-	} else if err := putJSON(ctx, req.Storage, rolePrefix+name, r); err != nil {
+	} else if err := putJSON(ctx, s, rolePrefix+name, r); err != nil {
 		return nil, err
 	}
 	b.inventory.setRoleConfig(name, r)
