@@ -1,8 +1,10 @@
 package backend
 
 import (
+	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,5 +123,39 @@ func TestBudgetHoldShownInStatusAndMetrics(t *testing.T) {
 	}
 	if v := e.must(logical.ReadOperation, "status", nil).Data["providers"].(map[string]any)["p"].(map[string]any)["throttled_until"]; v != "" {
 		t.Errorf("throttled_until after the reset = %q, want \"\"", v)
+	}
+}
+
+// A dynamic creds read goes before scheduled work on the provider's
+// budget: with background callers keeping the bucket empty, the read waits
+// about one token's time, not its turn among them.
+func TestCredsReadGoesFirstOnTheBudget(t *testing.T) {
+	e := newEnv(t)
+	e.must(logical.CreateOperation, "providers/p", map[string]any{"type": "demo", "base_url": e.srv.URL,
+		"admin_key": e.adminKey, "max_requests_per_second": 5, "request_timeout": 3})
+	e.must(logical.CreateOperation, "roles/dyn", map[string]any{"provider": "p", "mode": "dynamic"})
+	e.must(logical.ReadOperation, "creds/dyn", nil) // the client and its budget exist
+	v, _ := e.b.budgets.Load("p")
+	budget := v.(*httpx.Budget)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for range 30 { // scheduled work, as many callers as the scheduler's workers
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				budget.Wait(ctx)
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // the burst is spent
+	start := time.Now()
+	e.must(logical.ReadOperation, "creds/dyn", nil)
+	// One token is 200 ms; among 30 callers with equal rights it would be
+	// seconds.
+	if el := time.Since(start); el > 700*time.Millisecond {
+		t.Errorf("creds read took %v behind scheduled work, want about one token's time", el)
 	}
 }

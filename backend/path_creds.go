@@ -50,7 +50,9 @@ func (b *backend) credsRead(ctx context.Context, req *logical.Request, d *framew
 	if pc == nil {
 		return nil, fmt.Errorf("role %q: provider %q does not exist", roleName, role.Provider)
 	}
-	return b.issueDynamic(ctx, req, roleName, role, pc.withDeadline())
+	// Someone waits on this read: its provider calls go before scheduled
+	// work on the provider's request budget.
+	return b.issueDynamic(httpx.Interactive(ctx), req, roleName, role, pc.withDeadline())
 }
 
 // issueDynamic creates one key for one lease. A ledger entry naming the

@@ -88,10 +88,34 @@ func (b *Budget) Hold(d time.Duration) {
 	}
 }
 
+// interactiveKey marks a context whose requests go before others on a
+// Budget.
+type interactiveKey struct{}
+
+// Interactive returns ctx marked as a caller someone is waiting on (a creds
+// read): its requests take the budget's next token before those of
+// unmarked callers (scheduled rotations, revocations).
+func Interactive(ctx context.Context) context.Context {
+	return context.WithValue(ctx, interactiveKey{}, true)
+}
+
+func isInteractive(ctx context.Context) bool {
+	v, _ := ctx.Value(interactiveKey{}).(bool)
+	return v
+}
+
 // Wait blocks until a request may be sent: no hold is in force and a token
 // was taken. It returns how long it waited (0 when it did not); the error
 // is ctx's.
+//
+// An interactive caller (see Interactive) reserves its turn in the bucket
+// and keeps it. Any other caller takes a token only when one is there, and
+// otherwise sleeps until the next one without claiming it: so it never
+// holds a future turn that an interactive caller arriving later would
+// queue behind, and loses every race for a token against one that has
+// reserved it.
 func (b *Budget) Wait(ctx context.Context) (time.Duration, error) {
+	interactive := isInteractive(ctx)
 	start := b.now()
 	took, slept := false, false
 	waited := func() time.Duration {
@@ -111,10 +135,17 @@ func (b *Budget) Wait(ctx context.Context) (time.Duration, error) {
 			// A token taken before the hold is spent: the provider's
 			// window reset since, and so did everyone else's claim.
 			took = false
-		case !took && b.lim != nil:
+		case !took && b.lim != nil && interactive:
 			res = b.lim.ReserveN(now, 1)
 			d = res.DelayFrom(now)
 			took = true
+		case !took && b.lim != nil:
+			r := b.lim.ReserveN(now, 1)
+			if d = r.DelayFrom(now); d > 0 {
+				r.CancelAt(now) // not our turn yet: leave it free
+			} else {
+				took = true
+			}
 		default:
 			b.mu.Unlock()
 			return waited(), nil

@@ -268,9 +268,10 @@ func TestBudgetMatchesProviderBucket(t *testing.T) {
 	}
 }
 
-// A token taken before a hold is not spent after it: callers that had
-// reserved their turn inside the held window take a new one when it ends,
-// instead of all going at once at its end on top of the refilled bucket.
+// A token taken before a hold is not spent after it: interactive callers
+// (the ones that reserve a turn ahead) whose turn fell inside the held
+// window take a new one when it ends, instead of all going at once at its
+// end on top of the refilled bucket.
 func TestBudgetHoldVoidsEarlierTokens(t *testing.T) {
 	budget := httpx.NewBudget(20) // bursts of 20, then one every 50 ms
 	for range 20 {
@@ -284,7 +285,7 @@ func TestBudgetHoldVoidsEarlierTokens(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			budget.Wait(context.Background())
+			budget.Wait(httpx.Interactive(context.Background()))
 			mu.Lock()
 			done = append(done, time.Since(start))
 			mu.Unlock()
@@ -303,5 +304,36 @@ func TestBudgetHoldVoidsEarlierTokens(t *testing.T) {
 	// ones (350-500 ms): none is left for the moment the hold ends.
 	if early > 1 {
 		t.Errorf("%d callers went by 340 ms, when the hold ended at 300 ms: their tokens from before it were spent after it (done at %v)", early, done)
+	}
+}
+
+// Interactive callers go before the others: with background callers
+// keeping the bucket empty, an interactive one waits about one token's
+// time, not its turn among them.
+func TestBudgetInteractiveGoesFirst(t *testing.T) {
+	budget := httpx.NewBudget(10) // one token every 100 ms once the burst is spent
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				budget.Wait(ctx)
+			}
+		}()
+	}
+	time.Sleep(150 * time.Millisecond) // the burst is spent, 40 callers queue
+	for i := range 6 {
+		start := time.Now()
+		if _, err := budget.Wait(httpx.Interactive(context.Background())); err != nil {
+			t.Fatal(err)
+		}
+		// Among 40 callers with equal rights it would often be seconds.
+		if el := time.Since(start); el > 250*time.Millisecond {
+			t.Errorf("interactive wait %d took %v, want about one token's time (100 ms)", i, el)
+		}
 	}
 }
