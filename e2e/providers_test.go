@@ -1342,16 +1342,7 @@ func TestProviderTypesBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := "thirdparty/providers/" + uniq("bad")
 			_, err := c.Logical().Write(path, tc.data)
-			re, ok := err.(*api.ResponseError)
-			if !ok || re.StatusCode != 400 {
-				t.Fatalf("want a 400, got %v", err)
-			}
-			msg := strings.Join(re.Errors, "; ")
-			for _, w := range tc.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error %q does not name %q", msg, w)
-				}
-			}
+			ptWant400(t, err, tc.want...)
 			if s, _ := c.Logical().Read(path); s != nil {
 				t.Errorf("a rejected write stored %s", path)
 			}
@@ -1650,10 +1641,62 @@ func ptNear(got, want time.Time) bool {
 // ptDualExpiresOn checks that a dual key's create asked for ptDualLifetime
 // in the RFC 3339 field.
 func ptDualExpiresOn(field string) func(t *testing.T, r ptReq, auth string) {
+	return ptDualExpiry(field, 0, func(v any) (time.Time, bool) {
+		at, err := time.Parse(time.RFC3339, ptS(v))
+		return at, err == nil
+	})
+}
+
+// ptWant400 checks that err is a 400 whose message names every want, and
+// returns the message.
+func ptWant400(t *testing.T, err error, want ...string) string {
+	t.Helper()
+	re, ok := err.(*api.ResponseError)
+	if !ok || re.StatusCode != 400 {
+		t.Fatalf("want a 400, got %v", err)
+	}
+	msg := strings.Join(re.Errors, "; ")
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Errorf("error %q does not name %q", msg, w)
+		}
+	}
+	return msg
+}
+
+// ptDualExpiry checks that a dual key's create asked for ptDualLifetime in
+// field, decoded by at into the expiry it means (false: unreadable), give or
+// take slack (a type that counts in whole days rounds up).
+func ptDualExpiry(field string, slack time.Duration, at func(v any) (time.Time, bool)) func(t *testing.T, r ptReq, auth string) {
 	return func(t *testing.T, r ptReq, auth string) {
-		got, err := time.Parse(time.RFC3339, ptS(r.Body[field]))
-		if err != nil || !ptNear(got, time.Now().Add(ptDualLifetime)) {
+		want := time.Now().Add(ptDualLifetime)
+		got, ok := at(r.Body[field])
+		if !ok || got.Before(want.Add(-time.Minute)) || got.After(want.Add(slack+time.Minute)) {
 			t.Errorf("a dual key's create has %s %v, want about %s from now", field, r.Body[field], ptDualLifetime)
 		}
 	}
+}
+
+// ptFromNow reads a number of units from now.
+func ptFromNow(unit time.Duration) func(v any) (time.Time, bool) {
+	return func(v any) (time.Time, bool) {
+		n, ok := ptNumber(v)
+		return time.Now().Add(time.Duration(n) * unit), ok
+	}
+}
+
+// ptNumber reads a number of a request body: a JSON number (a float64, or
+// a json.Number where the fake decodes with UseNumber) or a form value.
+func ptNumber(v any) (int64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return int64(n), true
+	case json.Number:
+		i, err := n.Int64()
+		return i, err == nil
+	case string:
+		i, err := strconv.ParseInt(n, 10, 64)
+		return i, err == nil
+	}
+	return 0, false
 }

@@ -490,18 +490,3 @@ func TestWave2aBadInput(t *testing.T) {
 		t.Errorf("a rejected role created keys at the provider")
 	}
 }
-
-// ptWant400 checks that err is a 400 whose message names every want.
-func ptWant400(t *testing.T, err error, want ...string) {
-	t.Helper()
-	re, ok := err.(*api.ResponseError)
-	if !ok || re.StatusCode != 400 {
-		t.Fatalf("want a 400, got %v", err)
-	}
-	msg := strings.Join(re.Errors, "; ")
-	for _, w := range want {
-		if !strings.Contains(msg, w) {
-			t.Errorf("error %q does not name %q", msg, w)
-		}
-	}
-}

@@ -7,7 +7,6 @@ package e2e
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -446,57 +445,11 @@ func TestProviderTypesWave2BBadInput(t *testing.T) {
 				}
 			}
 			_, err := c.Logical().Write(path, data)
-			re, ok := err.(*api.ResponseError)
-			if !ok || re.StatusCode != 400 {
-				t.Fatalf("want a 400, got %v", err)
-			}
-			msg := strings.Join(re.Errors, "; ")
-			for _, w := range tc.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error %q does not name %q", msg, w)
-				}
-			}
+			msg := ptWant400(t, err, tc.want...)
 			ptNoSecretIn(t, "error", map[string]any{"e": msg}, f.RootToken(), vf.RootToken(), ef.Password(), ef.RootAPIKey(), df.Password(), nf.Password(), nf.OTPSecret())
 			if s, _ := c.Logical().Read(path); s != nil {
 				t.Errorf("a rejected write stored %s", path)
 			}
 		})
 	}
-}
-
-// ptDualExpiry checks that a dual key's create asked for ptDualLifetime in
-// field, decoded by at into the expiry it means (false: unreadable), give or
-// take slack (a type that counts in whole days rounds up).
-func ptDualExpiry(field string, slack time.Duration, at func(v any) (time.Time, bool)) func(t *testing.T, r ptReq, auth string) {
-	return func(t *testing.T, r ptReq, auth string) {
-		want := time.Now().Add(ptDualLifetime)
-		got, ok := at(r.Body[field])
-		if !ok || got.Before(want.Add(-time.Minute)) || got.After(want.Add(slack+time.Minute)) {
-			t.Errorf("a dual key's create has %s %v, want about %s from now", field, r.Body[field], ptDualLifetime)
-		}
-	}
-}
-
-// ptFromNow reads a number of units from now.
-func ptFromNow(unit time.Duration) func(v any) (time.Time, bool) {
-	return func(v any) (time.Time, bool) {
-		n, ok := ptNumber(v)
-		return time.Now().Add(time.Duration(n) * unit), ok
-	}
-}
-
-// ptNumber reads a number of a request body: a JSON number (a float64, or
-// a json.Number where the fake decodes with UseNumber) or a form value.
-func ptNumber(v any) (int64, bool) {
-	switch n := v.(type) {
-	case float64:
-		return int64(n), true
-	case json.Number:
-		i, err := n.Int64()
-		return i, err == nil
-	case string:
-		i, err := strconv.ParseInt(n, 10, 64)
-		return i, err == nil
-	}
-	return 0, false
 }

@@ -588,16 +588,7 @@ func TestProviderTypesWave3BadInput(t *testing.T) {
 				}
 			}
 			_, err := c.Logical().Write(path, data)
-			re, ok := err.(*api.ResponseError)
-			if !ok || re.StatusCode != 400 {
-				t.Fatalf("want a 400, got %v", err)
-			}
-			msg := strings.Join(re.Errors, "; ")
-			for _, w := range tc.want {
-				if !strings.Contains(msg, w) {
-					t.Errorf("error %q does not name %q", msg, w)
-				}
-			}
+			msg := ptWant400(t, err, tc.want...)
 			ptNoSecretIn(t, "error", map[string]any{"e": msg}, secrets...)
 			if s, _ := c.Logical().Read(path); s != nil {
 				t.Errorf("a rejected write stored %s", path)
