@@ -274,8 +274,8 @@ func TestBudgetMatchesProviderBucket(t *testing.T) {
 // end on top of the refilled bucket.
 func TestBudgetHoldVoidsEarlierTokens(t *testing.T) {
 	budget := httpx.NewBudget(20) // bursts of 20, then one every 50 ms
-	for range 20 {
-		budget.Wait(context.Background())
+	for range 20 {                // interactive: a background caller's share would refill the bucket meanwhile
+		budget.Wait(httpx.Interactive(context.Background()))
 	}
 	start := time.Now()
 	var mu sync.Mutex
@@ -336,4 +336,43 @@ func TestBudgetInteractiveGoesFirst(t *testing.T) {
 			t.Errorf("interactive wait %d took %v, want about one token's time (100 ms)", i, el)
 		}
 	}
+}
+
+// With no rate configured, a budget follows the count the provider sends
+// (the demo provider's X-RateLimit-Remaining): a storm from many callers
+// gets few 429s, where sending until refused would get one for every
+// request in flight when the bucket ran dry, each time it ran dry.
+func TestBudgetUnsetRateFollowsProviderCount(t *testing.T) {
+	const rps = 40
+	admin := demoserver.NewAdminKey()
+	srv := httptest.NewServer(demoserver.New(demoserver.Options{AdminKey: admin, RateLimitRPS: rps}))
+	defer srv.Close()
+	var refused, served atomic.Int32
+	c := newClient(t, httpx.Options{Budget: httpx.NewBudget(0), MaxRetries: 5,
+		ObserveAnswer: func(_ string, status int) {
+			if status == http.StatusTooManyRequests {
+				refused.Add(1)
+			} else {
+				served.Add(1)
+			}
+		}})
+	var wg sync.WaitGroup
+	for range 24 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				r := get(srv.URL)
+				r.Header = http.Header{"Authorization": {"Bearer " + admin}}
+				if _, err := c.Do(context.Background(), r); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := refused.Load(); n > 2 {
+		t.Errorf("%d answers were 429 (%d served), want at most 2", n, served.Load())
+	}
+	t.Logf("%d answers were 429, %d served", refused.Load(), served.Load())
 }
