@@ -376,3 +376,39 @@ func TestBudgetUnsetRateFollowsProviderCount(t *testing.T) {
 	}
 	t.Logf("%d answers were 429, %d served", refused.Load(), served.Load())
 }
+
+// A background caller waiting for its turn on the budget holds none of
+// the provider's concurrency slots: an interactive caller whose token
+// comes first goes first, instead of queueing behind it for the slot.
+func TestBudgetWaitHoldsNoConcurrencySlot(t *testing.T) {
+	var mu sync.Mutex
+	var order []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		order = append(order, r.Header.Get("X-Who"))
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	// A token a second: the bucket's next token is 1 s away, the
+	// background share's next turn 1.1 s away.
+	c := newClient(t, httpx.Options{Budget: httpx.NewBudget(1), MaxConcurrency: 1})
+	send := func(ctx context.Context, who string) {
+		r := get(srv.URL)
+		r.Header = http.Header{"X-Who": {who}}
+		if _, err := c.Do(ctx, r); err != nil {
+			t.Error(err)
+		}
+	}
+	send(context.Background(), "first") // takes the token and the share's turn
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); send(context.Background(), "background") }()
+	time.Sleep(50 * time.Millisecond) // the background caller reaches its wait (an ordering aid, not an assertion)
+	send(httpx.Interactive(context.Background()), "interactive")
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(order) != 3 || order[1] != "interactive" {
+		t.Errorf("requests arrived as %v, want the interactive one before the background one", order)
+	}
+}

@@ -32,6 +32,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -96,7 +97,6 @@ type Client struct {
 	// rcCreate shares rc's connections and retries only under
 	// CreateRetryPolicy: for POST and PATCH.
 	rcCreate *retryablehttp.Client
-	sem      chan struct{}
 }
 
 // New builds a Client.
@@ -132,10 +132,15 @@ func New(opts Options) (*Client, error) {
 		transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	var rt http.RoundTripper = transport
-	if opts.Budget != nil {
-		rt = &budgetTransport{next: transport, budget: opts.Budget, waited: opts.ObserveThrottle}
-	}
 	c := &Client{opts: opts}
+	if opts.MaxConcurrency > 0 {
+		rt = &slotTransport{next: rt, sem: make(chan struct{}, opts.MaxConcurrency)}
+	}
+	if opts.Budget != nil {
+		// Outside the slots: a caller waiting for its turn on the budget
+		// holds no slot that an interactive caller would queue behind.
+		rt = &budgetTransport{next: rt, budget: opts.Budget, waited: opts.ObserveThrottle}
+	}
 	rc := &retryablehttp.Client{
 		HTTPClient:   &http.Client{Transport: rt, Timeout: opts.Timeout, CheckRedirect: c.checkRedirect},
 		Logger:       nil, // retryablehttp would log URLs; we log nothing here
@@ -159,9 +164,6 @@ func New(opts Options) (*Client, error) {
 		rc.ResponseLogHook, once.ResponseLogHook, create.ResponseLogHook = hook, hook, hook
 	}
 	c.rc, c.rcOnce, c.rcCreate = rc, once, create
-	if opts.MaxConcurrency > 0 {
-		c.sem = make(chan struct{}, opts.MaxConcurrency)
-	}
 	return c, nil
 }
 
@@ -169,11 +171,11 @@ func New(opts Options) (*Client, error) {
 // requests pass through wrap(the instance's transport), for an auth scheme
 // that takes a round trip of its own (HTTP Digest answers a challenge). The
 // retries, Retry-After handling, redirect policy, timeouts, size limit and
-// error redaction stay in this layer, above the wrapper; the concurrency
-// limit is shared with c, and the Budget is taken under the wrapper, for
-// each of its round trips.
+// error redaction stay in this layer, above the wrapper; the Budget and the
+// concurrency limit are shared with c and taken under the wrapper, for each
+// of its round trips.
 func (c *Client) WithTransport(wrap func(http.RoundTripper) http.RoundTripper) *Client {
-	n := &Client{opts: c.opts, sem: c.sem}
+	n := &Client{opts: c.opts}
 	hc := &http.Client{Transport: wrap(c.rc.HTTPClient.Transport), Timeout: c.rc.HTTPClient.Timeout, CheckRedirect: n.checkRedirect}
 	with := func(rc *retryablehttp.Client) *retryablehttp.Client {
 		return &retryablehttp.Client{HTTPClient: hc, Logger: rc.Logger, RetryWaitMin: rc.RetryWaitMin, RetryWaitMax: rc.RetryWaitMax,
@@ -236,14 +238,6 @@ type Response struct {
 // when no response was received; it never contains header values or the
 // body, so no credential can leak through it.
 func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
-	if c.sem != nil {
-		select {
-		case c.sem <- struct{}{}:
-			defer func() { <-c.sem }()
-		case <-ctx.Done():
-			return nil, c.transportError(r, ctx.Err())
-		}
-	}
 	var body any
 	if r.Body != nil {
 		body = r.Body
@@ -752,4 +746,42 @@ func MessageField(body []byte) string {
 		return text
 	}
 	return e.Message
+}
+
+// slotTransport bounds the requests in flight to a provider
+// (MaxConcurrency): a slot is taken for each attempt, after the budget's
+// turn, and given back when the answer's body is closed, so neither a
+// caller waiting on the budget nor one sleeping before a retry holds one.
+type slotTransport struct {
+	next http.RoundTripper
+	sem  chan struct{}
+}
+
+func (t *slotTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	select {
+	case t.sem <- struct{}{}:
+	case <-req.Context().Done():
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, req.Context().Err()
+	}
+	resp, err := t.next.RoundTrip(req)
+	if resp == nil || resp.Body == nil {
+		<-t.sem
+		return resp, err
+	}
+	resp.Body = &slotBody{ReadCloser: resp.Body, release: sync.OnceFunc(func() { <-t.sem })}
+	return resp, err
+}
+
+// slotBody gives its request's slot back when closed.
+type slotBody struct {
+	io.ReadCloser
+	release func()
+}
+
+func (b *slotBody) Close() error {
+	defer b.release()
+	return b.ReadCloser.Close()
 }
