@@ -24,9 +24,10 @@ import (
 //
 // Two more rules keep the provider's own count in view:
 //   - Background callers (all but Interactive ones) take tokens at most at
-//     BackgroundShare of the rate, so the bucket refills faster than they
-//     drain it and an interactive caller arriving during a storm finds a
-//     token instead of queueing for the next one.
+//     BackgroundShare of the rate, and at most half a full bucket at once,
+//     so the bucket refills faster than they drain it and an interactive
+//     caller arriving during a storm finds a token instead of queueing for
+//     the next one.
 //   - An answer's Remaining count with a reset is a quota: the requests in
 //     flight then and those started since are charged to it, and once it
 //     is spent nobody starts another request before the reset; after the
@@ -36,8 +37,8 @@ import (
 type Budget struct {
 	mu  sync.Mutex
 	lim *rate.Limiter // nil: no rate cap
-	// share paces background callers at BackgroundShare of the rate (nil
-	// with lim).
+	// share paces background callers at BackgroundShare of the rate, in
+	// bursts of half the bucket (nil with lim).
 	share     *rate.Limiter
 	rps       float64
 	heldUntil time.Time
@@ -89,8 +90,11 @@ func (b *Budget) SetRate(rps float64) {
 		b.lim, b.share = nil, nil
 		return
 	}
-	b.lim = rate.NewLimiter(rate.Limit(rps), max(1, int(math.Ceil(rps))))
-	b.share = rate.NewLimiter(rate.Limit(rps*BackgroundShare), 1)
+	burst := max(1, int(math.Ceil(rps)))
+	b.lim = rate.NewLimiter(rate.Limit(rps), burst)
+	// Half a full bucket at once, then the share's pace: the other half
+	// stays for interactive callers when a storm starts.
+	b.share = rate.NewLimiter(rate.Limit(rps*BackgroundShare), max(1, burst/2))
 }
 
 // Rate returns the configured rate (0: no cap).
