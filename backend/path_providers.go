@@ -186,147 +186,191 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 	if err != nil {
 		return nil, err
 	}
-	creating := old == nil
-	e := &providerEntry{Fields: map[string]string{}}
-	if !creating {
-		cp := *old
-		cp.Fields = make(map[string]string, len(old.Fields))
-		for k, v := range old.Fields {
-			cp.Fields[k] = v
+	w, resp, err := mergeProvider(d, req.Data, old)
+	if resp != nil || err != nil {
+		return resp, err
+	}
+	if resp := w.validate(); resp != nil {
+		return resp, nil
+	}
+	if resp, err := b.probeProvider(ctx, req.Storage, name, w); resp != nil || err != nil {
+		return resp, err
+	}
+	return nil, b.storeProvider(ctx, req.Storage, name, w)
+}
+
+// providerWriteOp is one write of providers/<name> between its steps:
+// merge (the request on top of the stored entry), validate (each field's
+// value, once), probe (the client built from the result, checked against
+// the roles and the provider) and store.
+type providerWriteOp struct {
+	old, e   *providerEntry // old is nil on create
+	typ      *clients.Type
+	creating bool
+	data     map[string]any // the request's fields, as sent
+	rotation rotationConfig
+	// secretChanged: a credential field is new or different.
+	secretChanged bool
+	// destChanged: where the root credential is sent changes.
+	destChanged bool
+}
+
+// given reports whether the request sent field k.
+func (w *providerWriteOp) given(k string) bool {
+	_, ok := w.data[k]
+	return ok
+}
+
+// mergeProvider applies the request's fields on top of a copy of the
+// stored entry (defaults on create). It refuses what cannot be merged at
+// all: a missing, unknown or changed type, a field the type does not use,
+// a value of the wrong kind, bad rotation settings.
+func mergeProvider(d *framework.FieldData, data map[string]any, old *providerEntry) (*providerWriteOp, *logical.Response, error) {
+	w := &providerWriteOp{old: old, creating: old == nil, data: data, e: &providerEntry{Fields: map[string]string{}}}
+	e := w.e
+	if !w.creating {
+		*e = *old
+		e.Fields = maps.Clone(old.Fields)
+		if e.Fields == nil {
+			e.Fields = map[string]string{}
 		}
-		e = &cp
 	}
 
 	typeName, typeGiven := d.GetOk("type")
 	switch {
-	case creating && !typeGiven:
-		return logical.ErrorResponse("type is required; one of: %s", strings.Join(typeNames(), ", ")), nil
-	case creating:
+	case w.creating && !typeGiven:
+		return nil, logical.ErrorResponse("type is required; one of: %s", strings.Join(typeNames(), ", ")), nil
+	case w.creating:
 		e.Type = typeName.(string)
+		var err error
 		if e.Incarnation, err = newIncarnation(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	case typeGiven && typeName.(string) != e.Type:
-		return logical.ErrorResponse("type is immutable: provider %q is of type %q", name, e.Type), nil
+		return nil, logical.ErrorResponse("type is immutable: provider %q is of type %q", d.Get("name").(string), e.Type), nil
 	}
 	typ, ok := clients.Lookup(e.Type)
 	if !ok {
-		return logical.ErrorResponse("type: unknown provider type %q; one of: %s", e.Type, strings.Join(typeNames(), ", ")), nil
+		return nil, logical.ErrorResponse("type: unknown provider type %q; one of: %s", e.Type, strings.Join(typeNames(), ", ")), nil
 	}
+	w.typ = typ
 
 	common := commonProviderFields()
-	typeFields := map[string]clients.Field{}
+	typeFields := make(map[string]bool, len(typ.Fields))
 	for _, f := range typ.Fields {
-		typeFields[f.Name] = f
+		typeFields[f.Name] = true
 	}
-	for k := range req.Data {
-		if _, ok := common[k]; ok {
-			continue
-		}
-		if _, ok := typeFields[k]; !ok {
-			return logical.ErrorResponse("%s: field not used by provider type %q", k, e.Type), nil
+	for k := range data {
+		if _, ok := common[k]; !ok && !typeFields[k] {
+			return nil, logical.ErrorResponse("%s: field not used by provider type %q", k, e.Type), nil
 		}
 	}
 
 	if v, ok := d.GetOk("base_url"); ok {
 		e.BaseURL = strings.TrimRight(strings.TrimSpace(v.(string)), "/")
-	} else if creating {
+	} else if w.creating {
 		e.BaseURL = typ.DefaultBaseURL
 	}
 	if v, ok := d.GetOk("allow_insecure_http"); ok {
 		e.AllowInsecureHTTP = v.(bool)
 	}
-	if e.BaseURL == "" && typ.BaseURLRequired {
-		return logical.ErrorResponse("base_url is required for provider type %q", e.Type), nil
-	}
-	_, baseGiven := req.Data["base_url"]
-	_, insecureGiven := req.Data["allow_insecure_http"]
-	if e.BaseURL != "" {
-		// The transport rules apply when the URL or the permission is
-		// written; an entry stored before them keeps working until then.
-		msg := checkURL(e.BaseURL)
-		if msg == "" && (creating || baseGiven || insecureGiven) {
-			msg = checkTransport(e.BaseURL, e.AllowInsecureHTTP)
-		}
-		if msg != "" {
-			return logical.ErrorResponse("base_url: %s", msg), nil
-		}
-	}
-	if _, ok := d.GetOk("request_timeout"); ok || creating {
+	if _, ok := d.GetOk("request_timeout"); ok || w.creating {
 		e.RequestTimeout = time.Duration(d.Get("request_timeout").(int)) * time.Second
-		if e.RequestTimeout <= 0 || e.RequestTimeout > maxRequestTimeout {
-			return logical.ErrorResponse("request_timeout must be more than 0s and at most %s", maxRequestTimeout), nil
-		}
 	}
-	if _, ok := d.GetOk("max_concurrency"); ok || creating {
+	if _, ok := d.GetOk("max_concurrency"); ok || w.creating {
 		e.MaxConcurrency = d.Get("max_concurrency").(int)
-		if e.MaxConcurrency < 1 || e.MaxConcurrency > 256 {
-			return logical.ErrorResponse("max_concurrency must be between 1 and 256"), nil
-		}
 	}
 	if v, ok := d.GetOk("max_requests_per_second"); ok {
-		rps := v.(float64)
-		if msg := checkMaxRequestsPerSecond(rps); msg != "" {
-			return logical.ErrorResponse(msg), nil
-		}
-		e.MaxRequestsPerSecond = rps
+		e.MaxRequestsPerSecond = v.(float64)
 	}
 	if v, ok := d.GetOk("tls_ca_cert"); ok {
 		e.TLSCACert = v.(string)
 	}
 
-	secretChanged := creating
+	w.secretChanged = w.creating
 	for _, f := range typ.Fields {
-		if v, ok := req.Data[f.Name]; ok {
-			s, ok := v.(string)
-			if !ok {
-				return logical.ErrorResponse("%s: must be a string", f.Name), nil
+		v, ok := data[f.Name]
+		if !ok {
+			if w.creating && f.Default != "" {
+				e.Fields[f.Name] = f.Default
 			}
-			if f.Sensitive && s != e.Fields[f.Name] {
-				secretChanged = true
-			}
-			e.Fields[f.Name] = s
-		} else if creating && f.Default != "" {
-			e.Fields[f.Name] = f.Default
+			continue
+		}
+		s, ok := v.(string)
+		if !ok {
+			return nil, logical.ErrorResponse("%s: must be a string", f.Name), nil
+		}
+		if f.Sensitive && s != e.Fields[f.Name] {
+			w.secretChanged = true
+		}
+		e.Fields[f.Name] = s
+	}
+
+	var resp *logical.Response
+	if w.rotation, resp = parseRotation(d, e.Rotation, w.creating, false); resp != nil {
+		return nil, resp, nil
+	}
+	e.Rotation = w.rotation
+	if e.RenewBefore, resp = parseRenewBefore(d, e.RenewBefore); resp != nil {
+		return nil, resp, nil
+	}
+	w.destChanged = !w.creating && destinationChanged(typ, old, e)
+	return w, nil, nil
+}
+
+// validate checks the merged entry: each value written (or, on create,
+// defaulted) once, in the order the fields are listed; a value stored
+// before a rule existed keeps working until it is written again. The
+// type's own Validate runs when the client is built (probeProvider).
+func (w *providerWriteOp) validate() *logical.Response {
+	e, typ := w.e, w.typ
+	if e.BaseURL == "" && typ.BaseURLRequired {
+		return logical.ErrorResponse("base_url is required for provider type %q", e.Type)
+	}
+	insecureGiven := w.given("allow_insecure_http")
+	if e.BaseURL != "" {
+		// The transport rules apply when the URL or the permission is
+		// written.
+		if msg := checkEndpoint(e.BaseURL, e.AllowInsecureHTTP, w.creating || w.given("base_url") || insecureGiven); msg != "" {
+			return logical.ErrorResponse("base_url: %s", msg)
+		}
+	}
+	if (w.creating || w.given("request_timeout")) && (e.RequestTimeout <= 0 || e.RequestTimeout > maxRequestTimeout) {
+		return logical.ErrorResponse("request_timeout must be more than 0s and at most %s", maxRequestTimeout)
+	}
+	if (w.creating || w.given("max_concurrency")) && (e.MaxConcurrency < 1 || e.MaxConcurrency > 256) {
+		return logical.ErrorResponse("max_concurrency must be between 1 and 256")
+	}
+	if w.given("max_requests_per_second") {
+		if msg := checkMaxRequestsPerSecond(e.MaxRequestsPerSecond); msg != "" {
+			return logical.ErrorResponse(msg)
 		}
 	}
 	for _, f := range typ.Fields {
 		if f.Required && e.Fields[f.Name] == "" {
-			return logical.ErrorResponse("%s is required for provider type %q", f.Name, e.Type), nil
+			return logical.ErrorResponse("%s is required for provider type %q", f.Name, e.Type)
 		}
 	}
 	for _, f := range typ.Fields {
-		if _, given := req.Data[f.Name]; f.URL && e.Fields[f.Name] != "" && (creating || given || insecureGiven) {
-			msg := checkURL(e.Fields[f.Name])
-			if msg == "" {
-				msg = checkTransport(e.Fields[f.Name], e.AllowInsecureHTTP)
-			}
-			if msg != "" {
-				return logical.ErrorResponse("%s: %s", f.Name, msg), nil
+		if f.URL && e.Fields[f.Name] != "" && (w.creating || w.given(f.Name) || insecureGiven) {
+			if msg := checkEndpoint(e.Fields[f.Name], e.AllowInsecureHTTP, true); msg != "" {
+				return logical.ErrorResponse("%s: %s", f.Name, msg)
 			}
 		}
 	}
-	destChanged := !creating && destinationChanged(typ, old, e)
-	if destChanged {
-		if resp := credentialResent(typ, e, req.Data); resp != nil {
-			return resp, nil
-		}
+	if w.destChanged {
+		return credentialResent(typ, e, w.data)
 	}
-	if typ.Validate != nil {
-		if resp := fieldErrorResponse(typ.Validate(e.Fields)); resp != nil {
-			return resp, nil
-		}
-	}
+	return nil
+}
 
-	rot, resp := parseRotation(d, e.Rotation, creating, false)
-	if resp != nil {
-		return resp, nil
-	}
-	e.Rotation = rot
-	if e.RenewBefore, resp = parseRenewBefore(d, e.RenewBefore); resp != nil {
-		return resp, nil
-	}
-
+// probeProvider builds the client of the merged entry (the type's Validate
+// runs there), checks it still takes every role's scopes and parameters,
+// fixes the root-rotation capability and, when the credential or its
+// destination changes, asks the provider for the root's id: a wrong root
+// is caught here rather than at the first creds read.
+func (b *backend) probeProvider(ctx context.Context, s logical.Storage, name string, w *providerWriteOp) (*logical.Response, error) {
+	e, typ := w.e, w.typ
 	pc, err := b.buildClient(name, e)
 	if err != nil {
 		if resp := fieldErrorResponse(err); resp != nil {
@@ -334,54 +378,51 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 		}
 		return logical.ErrorResponse("%s", err.Error()), nil
 	}
-	if !creating {
+	if !w.creating {
 		// A change (say to an http provider's templates) must still take
 		// the scopes and parameters of every role that uses the provider.
-		if resp, err := rolesStillValid(ctx, req.Storage, name, pc); resp != nil || err != nil {
+		if resp, err := rolesStillValid(ctx, s, name, pc); resp != nil || err != nil {
 			return resp, err
 		}
 	}
 	e.CanRotateRoot = pc.api.Capabilities().RootRotation
-	if !e.CanRotateRoot && (rot.automated() || e.RenewBefore > 0) {
+	if !e.CanRotateRoot && (w.rotation.automated() || e.RenewBefore > 0) {
 		for _, k := range []string{"rotation_period", "rotation_schedule", "renew_before"} {
-			if _, ok := req.Data[k]; ok {
+			if w.given(k) {
 				return logical.ErrorResponse("%s: provider type %q (as configured) cannot rotate its root credential", k, e.Type), nil
 			}
 		}
 	}
-	if secretChanged || destChanged {
-		// Learn the root's id now (an authenticated call, so a wrong root,
-		// or a new destination that does not take it, is caught here rather
-		// than at the first creds read).
-		root, err := inspectRoot(ctx, pc.withDeadline().api)
-		if err != nil {
-			if httpx.NotFound(err) {
-				// Not a refusal of the credential: the call found nothing at
-				// its address, and the provider's error says what.
-				return logical.ErrorResponse("%s: the root credential could not be checked, the provider answered 404 Not Found: %s",
-					strings.Join(sensitiveFields(typ), ", "), err.Error()), nil
-			}
-			return logical.ErrorResponse("%s: the provider did not accept the root credential: %s", strings.Join(sensitiveFields(typ), ", "), err.Error()), nil
+	if !w.secretChanged && !w.destChanged {
+		return nil, nil
+	}
+	root, err := inspectRoot(ctx, pc.withDeadline().api)
+	if err != nil {
+		if httpx.NotFound(err) {
+			// Not a refusal of the credential: the call found nothing at
+			// its address, and the provider's error says what.
+			return logical.ErrorResponse("%s: the root credential could not be checked, the provider answered 404 Not Found: %s",
+				strings.Join(sensitiveFields(typ), ", "), err.Error()), nil
 		}
-		if root.ID != "" {
-			e.RootKeyID = root.ID
-		}
-		e.RootExpiresAt, e.RootExpiryFrom = root.ExpiresAt, b.clock.Now()
+		return logical.ErrorResponse("%s: the provider did not accept the root credential: %s", strings.Join(sensitiveFields(typ), ", "), err.Error()), nil
 	}
-	if secretChanged {
-		e.RootSetAt = b.clock.Now()
-		// A root set by hand starts a clean slate for automated rotation.
-		e.LastRootRotationError, e.RootFailures, e.RootNextRetry = "", 0, time.Time{}
+	if root.ID != "" {
+		e.RootKeyID = root.ID
 	}
-
-	if err := b.putProvider(ctx, req.Storage, name, e); err != nil {
-		return nil, err
-	}
+	e.RootExpiresAt, e.RootExpiryFrom = root.ExpiresAt, b.clock.Now()
 	return nil, nil
 }
 
-// inspectRoot learns the configured root's id, and its expiry where the
-// type can tell it.
+// storeProvider persists the written entry; a root written by hand starts
+// a clean slate for automated rotation.
+func (b *backend) storeProvider(ctx context.Context, s logical.Storage, name string, w *providerWriteOp) error {
+	if w.secretChanged {
+		w.e.RootSetAt = b.clock.Now()
+		w.e.LastRootRotationError, w.e.RootFailures, w.e.RootNextRetry = "", 0, time.Time{}
+	}
+	return b.putProvider(ctx, s, name, w.e)
+}
+
 func inspectRoot(ctx context.Context, api clients.Provider) (clients.Root, error) {
 	if ri, ok := api.(clients.RootInspector); ok {
 		return ri.InspectRoot(ctx)
@@ -505,6 +546,15 @@ func (b *backend) providerList(ctx context.Context, req *logical.Request, _ *fra
 		return nil, err
 	}
 	return logical.ListResponse(names), nil
+}
+
+// checkEndpoint is checkURL and, with transport (the URL or the
+// permission is being written), checkTransport.
+func checkEndpoint(raw string, allowInsecure, transport bool) string {
+	if msg := checkURL(raw); msg != "" || !transport {
+		return msg
+	}
+	return checkTransport(raw, allowInsecure)
 }
 
 // checkURL returns why raw is not an absolute http(s) URL, or "".
