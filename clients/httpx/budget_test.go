@@ -238,22 +238,33 @@ func TestBudgetNoWaitReportsZero(t *testing.T) {
 // callers: a token a caller took before a hold is not spent after it.
 func TestBudgetMatchesProviderBucket(t *testing.T) {
 	const rps = 40
+	if refused, _ := demoStorm(t, httpx.NewBudget(rps), rps, -1, 8, 8); refused > 1 {
+		t.Errorf("%d answers were 429, want at most 1 (the two buckets drift by the network's jitter)", refused)
+	}
+}
+
+// demoStorm sends callers x each requests through budget to a demo
+// provider limited to rps (a request refused with 429 is retried up to
+// retries times: -1 none) and returns the 429s and other answers it got.
+func demoStorm(t *testing.T, budget *httpx.Budget, rps float64, retries, callers, each int) (refused, served int) {
 	admin := demoserver.NewAdminKey()
 	srv := httptest.NewServer(demoserver.New(demoserver.Options{AdminKey: admin, RateLimitRPS: rps}))
 	defer srv.Close()
-	var refused atomic.Int32
-	c := newClient(t, httpx.Options{Budget: httpx.NewBudget(rps), MaxRetries: -1,
+	var no, yes atomic.Int32
+	c := newClient(t, httpx.Options{Budget: budget, MaxRetries: retries,
 		ObserveAnswer: func(_ string, status int) {
 			if status == http.StatusTooManyRequests {
-				refused.Add(1)
+				no.Add(1)
+			} else {
+				yes.Add(1)
 			}
 		}})
 	var wg sync.WaitGroup
-	for range 8 {
+	for range callers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range 8 {
+			for range each {
 				r := get(srv.URL)
 				r.Header = http.Header{"Authorization": {"Bearer " + admin}}
 				if _, err := c.Do(context.Background(), r); err != nil {
@@ -263,9 +274,7 @@ func TestBudgetMatchesProviderBucket(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n := refused.Load(); n > 1 {
-		t.Errorf("%d answers were 429, want at most 1 (the two buckets drift by the network's jitter)", n)
-	}
+	return int(no.Load()), int(yes.Load())
 }
 
 // A token taken before a hold is not spent after it: interactive callers
@@ -343,38 +352,11 @@ func TestBudgetInteractiveGoesFirst(t *testing.T) {
 // gets few 429s, where sending until refused would get one for every
 // request in flight when the bucket ran dry, each time it ran dry.
 func TestBudgetUnsetRateFollowsProviderCount(t *testing.T) {
-	const rps = 40
-	admin := demoserver.NewAdminKey()
-	srv := httptest.NewServer(demoserver.New(demoserver.Options{AdminKey: admin, RateLimitRPS: rps}))
-	defer srv.Close()
-	var refused, served atomic.Int32
-	c := newClient(t, httpx.Options{Budget: httpx.NewBudget(0), MaxRetries: 5,
-		ObserveAnswer: func(_ string, status int) {
-			if status == http.StatusTooManyRequests {
-				refused.Add(1)
-			} else {
-				served.Add(1)
-			}
-		}})
-	var wg sync.WaitGroup
-	for range 24 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 5 {
-				r := get(srv.URL)
-				r.Header = http.Header{"Authorization": {"Bearer " + admin}}
-				if _, err := c.Do(context.Background(), r); err != nil {
-					t.Error(err)
-				}
-			}
-		}()
+	refused, served := demoStorm(t, httpx.NewBudget(0), 40, 5, 24, 5)
+	if refused > 2 {
+		t.Errorf("%d answers were 429 (%d served), want at most 2", refused, served)
 	}
-	wg.Wait()
-	if n := refused.Load(); n > 2 {
-		t.Errorf("%d answers were 429 (%d served), want at most 2", n, served.Load())
-	}
-	t.Logf("%d answers were 429, %d served", refused.Load(), served.Load())
+	t.Logf("%d answers were 429, %d served", refused, served)
 }
 
 // A background caller waiting for its turn on the budget holds none of
