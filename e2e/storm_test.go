@@ -23,9 +23,9 @@ import (
 const (
 	stormRPS          = 20
 	stormDefaultRoles = 100
-	// stormReadEvery spaces the interactive creds reads: 2 a second, the
-	// 10 % of the rate that scheduled work leaves free.
-	stormReadEvery = 500 * time.Millisecond
+	// stormReadEvery spaces the interactive creds reads: one a second, the
+	// 5 % of the rate that scheduled work leaves free.
+	stormReadEvery = time.Second
 )
 
 func stormRoles(t *testing.T) int {

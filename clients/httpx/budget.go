@@ -64,7 +64,7 @@ type Budget struct {
 // Interactive ones may use: the rest is kept for interactive callers, who
 // then seldom wait for a token even while scheduled work is saturating the
 // budget.
-const BackgroundShare = 0.9
+const BackgroundShare = 0.95
 
 // NewBudget returns a budget of rps requests a second (bursts of rps, at
 // least one); rps <= 0 caps nothing, but answers still set holds and quotas.
