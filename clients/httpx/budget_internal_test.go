@@ -42,7 +42,7 @@ func TestBudgetBackgroundShareKeepsInteractiveHeadroom(t *testing.T) {
 	b, c := budgetAt(rps)
 	start := c.t
 	end := start.Add(secs * time.Second)
-	every := time.Second // 5 % of 20 rps
+	every := time.Second                                             // 5 % of 20 rps
 	bgNext, intNext := start, start.Add(every/2+13*time.Millisecond) // off the tokens' 50 ms grid
 	bg := &waiter{}
 	granted, reads := 0, 0
