@@ -7,7 +7,7 @@ BIN        := bin
 PLUGIN     := vault-plugin-secrets-thirdparty
 E2E_TIMEOUT ?= 75m
 
-.PHONY: dashboard gobench all build plugin demo-provider vault dev test unit e2e fmt vet clean release bench
+.PHONY: dashboard gobench storm all build plugin demo-provider vault dev test unit e2e fmt vet clean release bench
 
 all: build
 
@@ -85,6 +85,12 @@ BENCH_FLAGS ?=
 bench: build
 	go build -trimpath -o $(BIN)/bench ./cmd/bench
 	$(BIN)/bench -plugin-version $(VERSION) $(BENCH_FLAGS)
+
+# The rotation storm against the demo provider limited to 20 requests a second, full size:
+# 1,000 dual roles due at the same minute, with max_requests_per_second=20 and unset
+# (e2e/storm_test.go; `make test` runs it with 100 roles). About 15 minutes.
+storm:
+	VAULT_BIN="$$(scripts/vault.sh)" E2E_STORM_ROLES=1000 go test -tags e2e -count=1 -timeout 45m -run TestRotationStorm -v ./e2e/
 
 # Go benchmarks of the rotation engine (idle roles, roles due at once).
 gobench:
