@@ -312,11 +312,17 @@ func (b *Budget) observeLocked(resp *http.Response) {
 	}
 	// The reset counted from our clock, without the second RetryAfter
 	// adds for a truncated Date (a 429 gets that margin from its hold): if
-	// it proves short, the answer after it says so.
+	// it proves short, the answer after it says so. A 429's quota ends
+	// with its hold: when it says to come back (its Retry-After, say,
+	// rather than the end of a long window), one request goes alone.
 	h := resp.Header.Clone()
 	h.Del("Date")
 	h.Del("Retry-After")
-	reset := min(RetryAfter(h, now), b.maxHold)
+	reset := RetryAfter(h, now)
+	if resp.StatusCode == http.StatusTooManyRequests {
+		reset = throttleWait(resp.StatusCode, resp.Header, now)
+	}
+	reset = min(reset, b.maxHold)
 	if reset <= 0 {
 		b.quotaKnown = false
 		return

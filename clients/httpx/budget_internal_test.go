@@ -220,3 +220,25 @@ func TestBudgetLateCountDoesNotRaiseQuota(t *testing.T) {
 		t.Errorf("quota %d in the next window, want 20", b.quota)
 	}
 }
+
+// A 429 whose Retry-After is shorter than its window's reset (Remaining 0,
+// reset in an hour) is waited out by its Retry-After: then one request
+// goes, not every caller at the end of the window.
+func TestBudget429QuotaEndsWithRetryAfter(t *testing.T) {
+	b, c := budgetAt(0)
+	b.step(c.t, &waiter{}, true)
+	r := answer("0", strconv.FormatInt(c.t.Add(time.Hour).Unix(), 10))
+	r.StatusCode = http.StatusTooManyRequests
+	r.Header.Set("Retry-After", "1")
+	b.done(r)
+	if ok, d, _ := b.step(c.t, &waiter{}, true); ok || d != time.Second {
+		t.Fatalf("after the 429: go %v, wait %v; want a wait of 1s (its Retry-After)", ok, d)
+	}
+	c.t = c.t.Add(time.Second)
+	if ok, _, _ := b.step(c.t, &waiter{}, true); !ok {
+		t.Fatal("no request went after the Retry-After")
+	}
+	if ok, _, wake := b.step(c.t, &waiter{}, true); ok || wake == nil {
+		t.Fatal("a second request went before the first one's answer")
+	}
+}
