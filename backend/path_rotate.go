@@ -122,27 +122,19 @@ func (b *backend) rotateRootWrite(ctx context.Context, req *logical.Request, d *
 		}
 		return b.rehearseRoot(ctx, req.Storage, name, e)
 	}
-	if len(e.PendingRootRevocations) > 0 {
-		// Settle the last rotation first, so at most two roots live at once.
-		b.revokeOldRoots(ctx, req.Storage, name, e)
-		if len(e.PendingRootRevocations) > 0 {
-			return logical.ErrorResponse("name: the root replaced by the last rotation of %q is not revoked yet (%s); retry once it is", name, e.LastRootRotationError), nil
-		}
-	}
 	oldID := e.RootKeyID
 	ne, err := b.rotateRoot(ctx, req.Storage, name, e)
+	var oldLive errOldRootLive
+	if errors.As(err, &oldLive) {
+		// At most two roots live: the last rotation is settled first.
+		return logical.ErrorResponse("name: provider %q: %s", name, err.Error()), nil
+	}
 	if err != nil {
 		b.metrics.rotation("root", name, "failure")
-		// Recorded for status like a scheduled failure, on top of the same
-		// root only (a roll may have stored a new one before failing later).
-		pctx, cancel := persistContext(ctx)
-		defer cancel()
-		if cur, gerr := getProvider(pctx, req.Storage, name); gerr == nil && cur != nil && cur.RootKeyID == e.RootKeyID {
+		// Recorded for status like a scheduled failure.
+		b.storeRootFailure(ctx, req.Storage, name, e.RootKeyID, func(cur *providerEntry) {
 			cur.LastRootRotationError = "manual rotation: " + err.Error()
-			if perr := b.putProvider(pctx, req.Storage, name, cur); perr != nil {
-				b.Logger().Error("storing the manual root rotation failure", "provider", name, "error", perr)
-			}
-		}
+		})
 		return nil, fmt.Errorf("rotating the root of provider %q: %w", name, err)
 	}
 	b.metrics.rotation("root", name, "success")
