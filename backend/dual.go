@@ -58,12 +58,7 @@ type dualState struct {
 }
 
 func getDualState(ctx context.Context, s logical.Storage, role string) (*dualState, error) {
-	var st dualState
-	ok, err := getJSON(ctx, s, roleKeysPrefix+role, &st)
-	if err != nil || !ok {
-		return nil, err
-	}
-	return &st, nil
+	return getEntry[dualState](ctx, s, roleKeysPrefix+role)
 }
 
 // putDualState stores a dual role's state and reschedules the role.

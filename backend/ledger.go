@@ -61,12 +61,7 @@ func putLedger(ctx context.Context, s logical.Storage, e *ledgerEntry) error {
 }
 
 func getLedger(ctx context.Context, s logical.Storage, provider, incarnation, id string) (*ledgerEntry, error) {
-	var e ledgerEntry
-	ok, err := getJSON(ctx, s, ledgerKey(provider, incarnation, id), &e)
-	if err != nil || !ok {
-		return nil, err
-	}
-	return &e, nil
+	return getEntry[ledgerEntry](ctx, s, ledgerKey(provider, incarnation, id))
 }
 
 func deleteLedger(ctx context.Context, s logical.Storage, provider, incarnation, id string) error {

@@ -219,39 +219,44 @@ func (b *backend) rootDue(e *providerEntry) time.Time {
 // rootJob is the scheduler's work for one provider: retry pending
 // revocations of old roots, and rotate the root when due.
 func (b *backend) rootJob(ctx context.Context, name string) time.Time {
-	defer b.locks.lock(lockKey("provider", name))()
-	s := b.storage
-	e, err := getProvider(ctx, s, name)
-	if err != nil {
-		b.Logger().Error("root rotation: reading provider", "provider", name, "error", err)
-		return b.clock.Now().Add(30 * backoffBase)
-	}
-	if e == nil {
-		return time.Time{}
-	}
-	now := b.clock.Now()
-	if len(e.PendingRootRevocations) > 0 && !now.Before(e.RootNextRetry) {
-		b.revokeOldRoots(ctx, s, name, e)
-		return b.rootDue(e)
-	}
-	next := b.nextRootRotation(e)
-	if next.IsZero() || now.Before(next) || now.Before(e.RootNextRetry) {
-		return b.rootDue(e)
-	}
-	ne, err := b.rotateRoot(ctx, s, name, e)
-	if err != nil {
-		now = b.clock.Now() // after the HTTP layer's own retries
-		b.metrics.rotation("root", name, "failure")
-		if e.attempts().failRotation(now, e.Rotation, next, rootRenewAt(e), err.Error(), err) {
-			e.RootSetAt = now // past the window: wait for the next scheduled time
+	return b.scheduledJob(ctx, "provider", name, func(ctx context.Context, s logical.Storage) (*ownerTurn, error) {
+		e, err := getProvider(ctx, s, name)
+		if err != nil || e == nil {
+			return nil, err
 		}
-		b.Logger().Warn("root rotation failed", "provider", name, "error", e.LastRootRotationError)
-		b.storeRootFailure(ctx, s, name, e.RootKeyID, func(cur *providerEntry) { *cur = *e })
-		return b.rootDue(e)
-	}
-	b.metrics.rotation("root", name, "success")
-	b.Logger().Info("rotated root credential", "provider", name, "root_key_id", ne.RootKeyID)
-	return b.rootDue(ne)
+		next := b.nextRootRotation(e)
+		return &ownerTurn{
+			kind: "root", name: name,
+			retireDue: len(e.PendingRootRevocations) > 0 && !b.clock.Now().Before(e.RootNextRetry),
+			retire: func(ctx context.Context) error {
+				b.revokeOldRoots(ctx, s, name, e)
+				if len(e.PendingRootRevocations) > 0 {
+					return errOldRootLive{err: e.LastRootRotationError}
+				}
+				return nil
+			},
+			rotateDue: func(now time.Time) bool {
+				return len(e.PendingRootRevocations) == 0 && !next.IsZero() && !now.Before(next) && !now.Before(e.RootNextRetry)
+			},
+			rotate: func(ctx context.Context) error {
+				ne, err := b.rotateRoot(ctx, s, name, e)
+				if err == nil {
+					e = ne
+				}
+				return err
+			},
+			fail: func(ctx context.Context, now time.Time, err error) {
+				if e.attempts().failRotation(now, e.Rotation, next, rootRenewAt(e), err.Error(), err) {
+					e.RootSetAt = now // past the window: wait for the next scheduled time
+				}
+				b.Logger().Warn("root rotation failed", "provider", name, "error", e.LastRootRotationError)
+				b.storeRootFailure(ctx, s, name, e.RootKeyID, func(cur *providerEntry) { *cur = *e })
+			},
+			rotatedMsg: "rotated root credential",
+			rotated:    func() []any { return []any{"provider", name, "root_key_id", e.RootKeyID} },
+			nextDue:    func() time.Time { return b.rootDue(e) },
+		}, nil
+	})
 }
 
 // storeRootFailure records a failed root rotation (set changes the stored

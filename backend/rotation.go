@@ -183,59 +183,53 @@ func later(a, b time.Time) time.Time {
 }
 
 // roleJob is the scheduler's work for one dual role: revoke a retired
-// previous key, rotate when due, and record failures with a backoff. It
-// returns when the role next needs attention (zero: never).
+// previous key, rotate when due, and record failures with a backoff.
 func (b *backend) roleJob(ctx context.Context, name string) time.Time {
-	defer b.locks.lock(lockKey("role", name))()
-	s := b.storage
-	role, err := getRole(ctx, s, name)
-	if err != nil {
-		b.Logger().Error("rotation: reading role", "role", name, "error", err)
-		return b.clock.Now().Add(backoffBase * 30)
-	}
-	if role == nil || role.Mode != modeDual {
-		return time.Time{}
-	}
-	st, err := getDualState(ctx, s, name)
-	if err != nil || st == nil {
-		if err != nil {
-			b.Logger().Error("rotation: reading role keys", "role", name, "error", err)
-			return b.clock.Now().Add(backoffBase * 30)
+	return b.scheduledJob(ctx, "role", name, func(ctx context.Context, s logical.Storage) (*ownerTurn, error) {
+		role, err := getRole(ctx, s, name)
+		if err != nil || role == nil || role.Mode != modeDual {
+			return nil, err
 		}
-		return time.Time{}
-	}
-	now := b.clock.Now()
-
-	if p := st.Previous; p != nil && !now.Before(p.RetireAt.Add(revokeGrace)) {
-		pc, release, err := b.client(ctx, s, role.Provider)
-		if err == nil && pc == nil {
-			err = fmt.Errorf("provider %q does not exist", role.Provider)
+		st, err := getDualState(ctx, s, name)
+		if err != nil || st == nil {
+			return nil, err
 		}
-		if err == nil {
-			err = b.retirePrevious(ctx, s, pc.withDeadline(), name, st)
-		}
-		release()
-		if err != nil && st.Previous != nil {
-			b.recordRoleFailure(ctx, name, role, st, "revoking the previous key: ", err)
-			b.metrics.rotation("role", name, "failure")
-			return st.nextDue()
-		}
-		if err != nil {
-			b.Logger().Error("rotation: storing role keys", "role", name, "error", err)
-		}
-	}
-
-	due := !st.NextRotation.IsZero() && !now.Before(st.NextRotation) && (st.NextRetry.IsZero() || !now.Before(st.NextRetry))
-	if due && st.Previous == nil {
-		if err := b.rotateRole(ctx, s, name, role, st, rotateOptions{}); err != nil {
-			b.recordRoleFailure(ctx, name, role, st, "", err)
-			b.metrics.rotation("role", name, "failure")
-		} else {
-			b.metrics.rotation("role", name, "success")
-			b.Logger().Info("rotated role key", "role", name, "key_id", st.Current.ID, "next_rotation", formatTime(st.NextRotation))
-		}
-	}
-	return st.nextDue()
+		p := st.Previous
+		return &ownerTurn{
+			kind: "role", name: name,
+			retireDue: p != nil && !b.clock.Now().Before(p.RetireAt.Add(revokeGrace)),
+			retire: func(ctx context.Context) error {
+				pc, release, err := b.client(ctx, s, role.Provider)
+				if err == nil && pc == nil {
+					err = fmt.Errorf("provider %q does not exist", role.Provider)
+				}
+				if err == nil {
+					err = b.retirePrevious(ctx, s, pc.withDeadline(), name, st)
+				}
+				release()
+				if err != nil && st.Previous != nil {
+					b.recordRoleFailure(ctx, name, role, st, "revoking the previous key: ", err)
+					return err
+				}
+				if err != nil {
+					b.Logger().Error("rotation: storing role keys", "role", name, "error", err)
+				}
+				return nil
+			},
+			rotateDue: func(now time.Time) bool {
+				return st.Previous == nil && !st.NextRotation.IsZero() && !now.Before(st.NextRotation) && (st.NextRetry.IsZero() || !now.Before(st.NextRetry))
+			},
+			rotate: func(ctx context.Context) error { return b.rotateRole(ctx, s, name, role, st, rotateOptions{}) },
+			fail: func(ctx context.Context, _ time.Time, err error) {
+				b.recordRoleFailure(ctx, name, role, st, "", err)
+			},
+			rotatedMsg: "rotated role key",
+			rotated: func() []any {
+				return []any{"role", name, "key_id", st.Current.ID, "next_rotation", formatTime(st.NextRotation)}
+			},
+			nextDue: st.nextDue,
+		}, nil
+	})
 }
 
 // recordRoleFailure stores a failed rotation step with its next retry

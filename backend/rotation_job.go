@@ -291,6 +291,57 @@ func (j *rotationJob[S]) runRoll(ctx context.Context) (S, error) {
 	return sec, nil
 }
 
+// ownerTurn is the scheduler's work on one owner of a rotated secret (a
+// dual role, a provider), whichever its kind: retire the replaced secret
+// once due, then rotate when due, with failures bookkept and counted.
+type ownerTurn struct {
+	kind, name string // as the rotations metric names them
+	retireDue  bool
+	// retire revokes the replaced secret; it bookkeeps its own failure.
+	retire func(ctx context.Context) error
+	// rotateDue: a rotation is due at now (asked after any retirement).
+	rotateDue func(now time.Time) bool
+	rotate    func(ctx context.Context) error
+	// fail bookkeeps and stores a failed rotation.
+	fail func(ctx context.Context, now time.Time, err error)
+	// rotated is the log line of a rotation that succeeded.
+	rotatedMsg string
+	rotated    func() []any
+	nextDue    func() time.Time
+}
+
+// scheduledJob runs an owner's turn under its lock (lockKind, name): load
+// reads the owner (nil: nothing to do, ever). It returns when the owner
+// next needs attention (zero: never); a failed read is retried.
+func (b *backend) scheduledJob(ctx context.Context, lockKind, name string, load func(ctx context.Context, s logical.Storage) (*ownerTurn, error)) time.Time {
+	defer b.locks.lock(lockKey(lockKind, name))()
+	t, err := load(ctx, b.storage)
+	if err != nil {
+		b.Logger().Error("rotation: reading "+lockKind, lockKind, name, "error", err)
+		return b.clock.Now().Add(30 * backoffBase)
+	}
+	if t == nil {
+		return time.Time{}
+	}
+	if t.retireDue {
+		if err := t.retire(ctx); err != nil {
+			b.metrics.rotation(t.kind, t.name, "failure")
+			return t.nextDue()
+		}
+	}
+	if !t.rotateDue(b.clock.Now()) {
+		return t.nextDue()
+	}
+	if err := t.rotate(ctx); err != nil {
+		b.metrics.rotation(t.kind, t.name, "failure")
+		t.fail(ctx, b.clock.Now(), err) // after the HTTP layer's own retries
+		return t.nextDue()
+	}
+	b.metrics.rotation(t.kind, t.name, "success")
+	b.Logger().Info(t.rotatedMsg, t.rotated()...)
+	return t.nextDue()
+}
+
 // attempts is an owner's failure bookkeeping, wherever its kind stores it.
 type attempts struct {
 	failures  *int
