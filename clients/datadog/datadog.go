@@ -14,9 +14,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 )
 
 const (
@@ -188,10 +190,11 @@ func errorMessage(body []byte) string {
 type keyData struct {
 	ID         string `json:"id"`
 	Attributes struct {
-		Name   string    `json:"name"`
-		Key    string    `json:"key"`
-		Last4  string    `json:"last4"`
-		Scopes *[]string `json:"scopes"`
+		Name      string    `json:"name"`
+		Key       string    `json:"key"`
+		Last4     string    `json:"last4"`
+		Scopes    *[]string `json:"scopes"`
+		CreatedAt string    `json:"created_at"`
 	} `json:"attributes"`
 }
 
@@ -408,27 +411,63 @@ func (c *client) list(ctx context.Context, path, filter string) ([]keyData, erro
 }
 
 func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
-	var found []clients.Key
-	apiKeys, err := c.list(ctx, "/api/v2/api_keys", name)
+	keys, err := c.keys(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	// Only ids RevokeKey accepts: rollback revokes what it finds.
-	for _, d := range apiKeys {
-		if d.Attributes.Name == name && idPattern.MatchString(d.ID) {
-			found = append(found, clients.Key{ID: d.ID, Name: name, Extra: map[string]string{"key_kind": kindAPIKey}})
+	return keylist.Named(keys, name), nil
+}
+
+// ListKeys lists the account's API keys and the current user's application
+// keys, every page, for tidy: CreatedAt is created_at. The configured root
+// (api_key and app_key) is left out, known by its id fields or by its last
+// four characters: its root id ("api_key:…,app_key:…") matches no key id,
+// so nothing else would keep tidy from taking it.
+func (c *client) ListKeys(ctx context.Context) ([]clients.Key, error) {
+	keys, err := c.keys(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	out := keys[:0]
+	for _, k := range keys {
+		if !c.isRoot(k) {
+			out = append(out, k)
 		}
 	}
-	appKeys, err := c.list(ctx, "/api/v2/current_user/application_keys", name)
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range appKeys {
-		if d.Attributes.Name == name && idPattern.MatchString(d.ID) {
-			found = append(found, clients.Key{ID: appIDPrefix + d.ID, Name: name, Extra: map[string]string{"key_kind": kindAppKey}})
+	return out, nil
+}
+
+// keys lists both key collections (filter narrows by name on the server),
+// application key ids with appIDPrefix as RevokeKey takes them.
+func (c *client) keys(ctx context.Context, filter string) ([]clients.Key, error) {
+	var found []clients.Key
+	for _, coll := range []struct{ path, prefix, kind string }{
+		{"/api/v2/api_keys", "", kindAPIKey},
+		{"/api/v2/current_user/application_keys", appIDPrefix, kindAppKey},
+	} {
+		list, err := c.list(ctx, coll.path, filter)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range list {
+			// Only ids RevokeKey accepts: rollback and tidy revoke what they find.
+			if !idPattern.MatchString(d.ID) {
+				continue
+			}
+			created, _ := time.Parse(time.RFC3339, d.Attributes.CreatedAt)
+			found = append(found, clients.Key{ID: coll.prefix + d.ID, Name: d.Attributes.Name, CreatedAt: created,
+				Extra: map[string]string{"key_kind": coll.kind, "last4": d.Attributes.Last4}})
 		}
 	}
 	return found, nil
+}
+
+// isRoot tells whether a listed key is one of the configured root's keys.
+func (c *client) isRoot(k clients.Key) bool {
+	if k.Extra["key_kind"] == kindAppKey {
+		return k.ID == appIDPrefix+c.appKeyID || (k.Extra["last4"] != "" && k.Extra["last4"] == last4(c.appKey))
+	}
+	return k.ID == c.apiKeyID || (k.Extra["last4"] != "" && k.Extra["last4"] == last4(c.apiKey))
 }
 
 // rootID is the id of a root pair: both halves, either possibly unknown.
