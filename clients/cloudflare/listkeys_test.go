@@ -18,10 +18,6 @@ func TestListKeys(t *testing.T) {
 	srv := cloudflaretest.NewServer(cloudflaretest.WithTokenLimit("user", 200))
 	defer srv.Close()
 	p := newProvider(t, srv, rootFields(srv))
-	rootID, err := p.RootID(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	want := map[string]string{}
 	for i := 0; i < 120; i++ { // three pages of 50
 		k, err := p.CreateKey(ctx, clients.KeyRequest{Name: fmt.Sprintf("vault-k-%d", i), Parameters: map[string]string{"policies": dnsPolicies}})
@@ -30,18 +26,10 @@ func TestListKeys(t *testing.T) {
 		}
 		want[k.ID] = k.Name
 	}
-	got, err := clienttest.Lister(t, p).ListKeys(ctx)
-	if err != nil {
-		t.Fatal(err)
+	withRoot := clienttest.WithListedRoot(t, p, want)
+	if len(withRoot) != len(want)+1 {
+		t.Fatal("the root token is not listed under the id RootID returns")
 	}
-	for _, k := range got {
-		if k.ID == rootID {
-			want[rootID] = k.Name
-		}
-	}
-	if _, ok := want[rootID]; !ok {
-		t.Fatalf("the root token %s is not listed under the id RootID returns", rootID)
-	}
-	clienttest.AssertListKeys(t, p, want, true)
+	clienttest.AssertListKeys(t, p, withRoot, true)
 	clienttest.AssertListFailures(t, p, srv.FailNext, srv.RootToken())
 }

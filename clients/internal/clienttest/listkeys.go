@@ -77,3 +77,26 @@ func AssertListFailures(t testing.TB, p clients.Provider, failNext func(n, statu
 	}
 	failNext(0, 0)
 }
+
+// WithListedRoot returns want plus the root credential, when ListKeys lists
+// it (types whose roots are keys of the same list): it must be listed under
+// the id RootID returns, the id the backend stores and tidy never revokes.
+func WithListedRoot(t testing.TB, p clients.Provider, want map[string]string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	rootID, err := p.RootID(ctx)
+	if err != nil {
+		t.Fatalf("RootID: %v", err)
+	}
+	keys, err := Lister(t, p).ListKeys(ctx)
+	if err != nil {
+		t.Fatalf("ListKeys: %v", err)
+	}
+	out := Merge(want)
+	for _, k := range keys {
+		if _, ours := want[k.ID]; !ours && rootID != "" && k.ID == rootID {
+			out[k.ID] = k.Name
+		}
+	}
+	return out
+}
