@@ -411,7 +411,7 @@ func (c *client) list(ctx context.Context, path, filter string) ([]keyData, erro
 }
 
 func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
-	keys, err := c.keys(ctx, name)
+	keys, err := c.keys(ctx, name, false)
 	if err != nil {
 		return nil, err
 	}
@@ -424,26 +424,20 @@ func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, erro
 // four characters: its root id ("api_key:…,app_key:…") matches no key id,
 // so nothing else would keep tidy from taking it.
 func (c *client) ListKeys(ctx context.Context) ([]clients.Key, error) {
-	keys, err := c.keys(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	out := keys[:0]
-	for _, k := range keys {
-		if !c.isRoot(k) {
-			out = append(out, k)
-		}
-	}
-	return out, nil
+	return c.keys(ctx, "", true)
 }
 
 // keys lists both key collections (filter narrows by name on the server),
-// application key ids with appIDPrefix as RevokeKey takes them.
-func (c *client) keys(ctx context.Context, filter string) ([]clients.Key, error) {
+// application key ids with appIDPrefix as RevokeKey takes them, without the
+// root's keys when skipRoot.
+func (c *client) keys(ctx context.Context, filter string, skipRoot bool) ([]clients.Key, error) {
 	var found []clients.Key
-	for _, coll := range []struct{ path, prefix, kind string }{
-		{"/api/v2/api_keys", "", kindAPIKey},
-		{"/api/v2/current_user/application_keys", appIDPrefix, kindAppKey},
+	for _, coll := range []struct {
+		path, prefix, kind string
+		rootID, rootSecret string
+	}{
+		{"/api/v2/api_keys", "", kindAPIKey, c.apiKeyID, c.apiKey},
+		{"/api/v2/current_user/application_keys", appIDPrefix, kindAppKey, c.appKeyID, c.appKey},
 	} {
 		list, err := c.list(ctx, coll.path, filter)
 		if err != nil {
@@ -454,20 +448,15 @@ func (c *client) keys(ctx context.Context, filter string) ([]clients.Key, error)
 			if !idPattern.MatchString(d.ID) {
 				continue
 			}
+			if skipRoot && (d.ID == coll.rootID || (d.Attributes.Last4 != "" && d.Attributes.Last4 == last4(coll.rootSecret))) {
+				continue
+			}
 			created, _ := time.Parse(time.RFC3339, d.Attributes.CreatedAt)
 			found = append(found, clients.Key{ID: coll.prefix + d.ID, Name: d.Attributes.Name, CreatedAt: created,
-				Extra: map[string]string{"key_kind": coll.kind, "last4": d.Attributes.Last4}})
+				Extra: map[string]string{"key_kind": coll.kind}})
 		}
 	}
 	return found, nil
-}
-
-// isRoot tells whether a listed key is one of the configured root's keys.
-func (c *client) isRoot(k clients.Key) bool {
-	if k.Extra["key_kind"] == kindAppKey {
-		return k.ID == appIDPrefix+c.appKeyID || (k.Extra["last4"] != "" && k.Extra["last4"] == last4(c.appKey))
-	}
-	return k.ID == c.apiKeyID || (k.Extra["last4"] != "" && k.Extra["last4"] == last4(c.apiKey))
 }
 
 // rootID is the id of a root pair: both halves, either possibly unknown.
