@@ -1,8 +1,6 @@
 package algolia_test
 
 import (
-	"context"
-	"fmt"
 	"testing"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
@@ -14,18 +12,7 @@ import (
 // createdAt (epoch seconds) parsed, under the ids RevokeKey takes.
 func TestListKeys(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	srv := algoliatest.NewServer()
 	defer srv.Close()
-	p := newProvider(t, srv)
-	want := map[string]string{}
-	for i := 0; i < 5; i++ {
-		k, err := p.CreateKey(ctx, clients.KeyRequest{Name: fmt.Sprintf("vault-k-%d", i), Scopes: []string{"search"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		want[k.ID] = k.Name
-	}
-	clienttest.AssertListKeys(t, p, want, true)
-	clienttest.AssertListFailures(t, p, srv.FailNext, srv.AdminKey())
+	clienttest.AssertLists(t, newProvider(t, srv), clienttest.ListCheck{Request: clients.KeyRequest{Scopes: []string{"search"}}, Keys: 5, Dated: true, FailNext: srv.FailNext, Secrets: []string{srv.AdminKey()}})
 }

@@ -1,8 +1,6 @@
 package dockerhub
 
 import (
-	"context"
-	"fmt"
 	"testing"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
@@ -14,19 +12,8 @@ import (
 // created_at parsed.
 func TestListKeys(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	srv := dockerhubtest.NewServer()
 	defer srv.Close()
 	srv.SetMaxPage(3)
-	p := newClient(t, srv)
-	want := map[string]string{}
-	for i := 0; i < 8; i++ {
-		k, err := p.CreateKey(ctx, clients.KeyRequest{Name: fmt.Sprintf("vault-k-%d", i), Scopes: []string{"repo:read"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		want[k.ID] = k.Name
-	}
-	clienttest.AssertListKeys(t, p, want, true)
-	clienttest.AssertListFailures(t, p, srv.FailNext, srv.Password())
+	clienttest.AssertLists(t, newClient(t, srv), clienttest.ListCheck{Request: clients.KeyRequest{Scopes: []string{"repo:read"}}, Keys: 8, Dated: true, FailNext: srv.FailNext, Secrets: []string{srv.Password()}})
 }

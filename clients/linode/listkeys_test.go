@@ -1,8 +1,6 @@
 package linode_test
 
 import (
-	"context"
-	"fmt"
 	"testing"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
@@ -14,22 +12,8 @@ import (
 // parsed; the root token is listed under the id RootID returns.
 func TestListKeys(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	srv := linodetest.NewServer(linodetest.WithMaxPage(3))
 	defer srv.Close()
-	p := newProvider(t, srv, srv.RootToken())
-	want := map[string]string{}
-	for i := 0; i < 8; i++ {
-		k, err := p.CreateKey(ctx, clients.KeyRequest{Name: fmt.Sprintf("vault-k-%d", i), Scopes: []string{"*"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		want[k.ID] = k.Name
-	}
-	withRoot := clienttest.WithListedRoot(t, p, want)
-	if len(withRoot) != len(want)+1 {
-		t.Fatal("the root token is not listed under the id RootID returns")
-	}
-	clienttest.AssertListKeys(t, p, withRoot, true)
-	clienttest.AssertListFailures(t, p, srv.FailNext, srv.RootToken())
+	clienttest.AssertLists(t, newProvider(t, srv, srv.RootToken()), clienttest.ListCheck{Request: clients.KeyRequest{Scopes: []string{"*"}}, Keys: 8, Dated: true, Root: clienttest.RootListed,
+		FailNext: srv.FailNext, Secrets: []string{srv.RootToken()}})
 }

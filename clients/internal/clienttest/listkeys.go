@@ -2,6 +2,7 @@ package clienttest
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -99,4 +100,59 @@ func WithListedRoot(t testing.TB, p clients.Provider, want map[string]string) ma
 		}
 	}
 	return out
+}
+
+// RootListing says whether a type's ListKeys lists its root credential.
+type RootListing int
+
+const (
+	// RootNotListed: the root is never listed (another list, or left out).
+	RootNotListed RootListing = iota
+	// RootListed: the root is one of the keys, under the id RootID returns.
+	RootListed
+	// RootMayBeListed: it depends on the configuration; when listed, it is
+	// under the id RootID returns.
+	RootMayBeListed
+)
+
+// ListCheck is one configuration's check of ListKeys (see AssertLists).
+type ListCheck struct {
+	// Request is what each of Keys keys is created with; its Name is set
+	// to vault-k-<i>.
+	Request clients.KeyRequest
+	Keys    int
+	// Dated: the type's list gives each key's creation time.
+	Dated bool
+	Root  RootListing
+	// FailNext injects failures in the type's fake; Secrets must never
+	// show in an error.
+	FailNext func(n, status int)
+	Secrets  []string
+}
+
+// AssertLists creates c.Keys keys with p, then checks that ListKeys lists
+// exactly them (AssertListKeys) and the root as c.Root says, and fails as
+// AssertListFailures wants. It returns the keys listed by id.
+func AssertLists(t testing.TB, p clients.Provider, c ListCheck) map[string]clients.Key {
+	t.Helper()
+	want := map[string]string{}
+	for i := 0; i < c.Keys; i++ {
+		req := c.Request
+		req.Name = fmt.Sprintf("vault-k-%d", i)
+		k, err := p.CreateKey(context.Background(), req)
+		if err != nil {
+			t.Fatalf("CreateKey: %v", err)
+		}
+		want[k.ID] = k.Name
+	}
+	if c.Root != RootNotListed {
+		withRoot := WithListedRoot(t, p, want)
+		if c.Root == RootListed && len(withRoot) != len(want)+1 {
+			t.Fatal("the root credential is not listed under the id RootID returns")
+		}
+		want = withRoot
+	}
+	got := AssertListKeys(t, p, want, c.Dated)
+	AssertListFailures(t, p, c.FailNext, c.Secrets...)
+	return got
 }
