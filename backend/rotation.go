@@ -46,7 +46,7 @@ func (b *backend) newKeyAttempt(ctx context.Context, s logical.Storage, pc *prov
 			},
 			id:         func(k clients.Key) string { return k.ID },
 			verify:     func(ctx context.Context, k clients.Key) error { return b.verifyKey(ctx, pc, k) },
-			discard:    func(_ context.Context, k clients.Key) error { return b.revokeNow(pc, k.ID) },
+			discard:    b.discardKey(pc),
 			notCreated: definitelyNotCreated,
 		},
 	}, nil
