@@ -28,12 +28,13 @@ import (
 //     so the bucket refills faster than they drain it and an interactive
 //     caller arriving during a storm finds a token instead of queueing for
 //     the next one.
-//   - An answer's Remaining count with a reset is a quota: the requests in
-//     flight then and those started since are charged to it, and once it
-//     is spent nobody starts another request before the reset; after the
-//     reset one request goes alone and its answer gives the next quota. So
-//     a provider whose limit was not configured (max_requests_per_second
-//     unset) is paced by what it says is left, not by its 429s.
+//   - Without a rate, an answer's Remaining count with a reset is a quota:
+//     the requests in flight then and those started since are charged to
+//     it, and once it is spent nobody starts another request before the
+//     reset; after the reset one request goes alone and its answer gives
+//     the next quota. So a provider whose limit was not configured
+//     (max_requests_per_second unset) is paced by what it says is left,
+//     not by its 429s.
 type Budget struct {
 	mu  sync.Mutex
 	lim *rate.Limiter // nil: no rate cap
@@ -180,7 +181,10 @@ type waiter struct {
 func (b *Budget) step(now time.Time, w *waiter, start bool) (ok bool, d time.Duration, wake <-chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	spent := b.quotaKnown && b.quota <= 0
+	// The quota paces a provider whose rate is not configured; with a
+	// rate, the bucket does (a refilling bucket's count, read per
+	// window, would stall it at every window's end).
+	spent := b.lim == nil && b.quotaKnown && b.quota <= 0
 	switch {
 	case b.heldUntil.After(now):
 		// A token taken before the hold is spent: the provider's window

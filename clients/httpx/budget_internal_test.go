@@ -242,3 +242,18 @@ func TestBudget429QuotaEndsWithRetryAfter(t *testing.T) {
 		t.Fatal("a second request went before the first one's answer")
 	}
 }
+
+// With a rate configured the bucket paces, not the provider's count: a
+// refilling bucket (the demo provider's) reports one reset for a whole
+// second while it refills, so a quota read from it would stall every
+// caller at each second's end.
+func TestBudgetConfiguredRateIgnoresQuota(t *testing.T) {
+	b, c := budgetAt(20)
+	b.step(c.t, &waiter{interactive: true}, true)
+	b.done(answer("2", "1"))
+	for i := range 5 {
+		if ok, d, _ := b.step(c.t, &waiter{interactive: true}, true); !ok {
+			t.Fatalf("request %d waited %v on a count of 2, with 19 tokens in the bucket", i+1, d)
+		}
+	}
+}
