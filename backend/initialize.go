@@ -133,29 +133,25 @@ func (b *backend) load(ctx context.Context, s logical.Storage, mig *migration) (
 	if err != nil {
 		return 0, 0, err
 	}
-	loaded := make([]loadedRole, len(names))
+	b.inventory.reserve(len(names))
+	b.sched.reserve(len(names))
+	var n atomic.Int64
 	err = parallel(ctx, len(names), loadReaders, func(ctx context.Context, i int) error {
-		var err error
-		loaded[i], err = b.readRole(ctx, s, names[i], mig)
-		return err
+		l, err := b.readRole(ctx, s, names[i], mig)
+		if err != nil || l.role == nil {
+			return err
+		}
+		n.Add(1)
+		b.inventory.loadRole(names[i], l.role, l.st)
+		if l.st != nil {
+			b.sched.schedule(roleItem(names[i]), l.st.nextDue())
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, 0, err
 	}
-	b.inventory.reserve(len(names))
-	b.sched.reserve(len(names))
-	for i, n := range names {
-		l := loaded[i]
-		if l.role == nil {
-			continue
-		}
-		roles++
-		b.inventory.setRoleConfig(n, l.role)
-		if l.st != nil {
-			b.inventory.setRole(n, l.st)
-			b.sched.schedule(roleItem(n), l.st.nextDue())
-		}
-	}
+	roles = int(n.Load())
 	names, err = listAll(ctx, s, providerPrefix)
 	if err != nil {
 		return 0, 0, err

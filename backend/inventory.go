@@ -176,7 +176,24 @@ func (in *inventory) setRole(name string, st *dualState) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	old, _ := in.getLocked(name)
-	v := roleView{Mode: modeDual, Provider: old.Provider, NextRotation: st.NextRotation, LastRotation: st.LastRotation, LastError: st.LastError, NextRetry: st.NextRetry}
+	in.putLocked(name, dualView(old.Provider, st))
+}
+
+// loadRole records a role as start-up read it: its mode and provider and,
+// for a dual role with keys, their state (st, else nil).
+func (in *inventory) loadRole(name string, r *roleEntry, st *dualState) {
+	v := roleView{Mode: r.Mode, Provider: r.Provider}
+	if st != nil {
+		v = dualView(r.Provider, st)
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.putLocked(name, v)
+}
+
+// dualView is the view of a dual role with key state st.
+func dualView(provider string, st *dualState) roleView {
+	v := roleView{Mode: modeDual, Provider: provider, NextRotation: st.NextRotation, LastRotation: st.LastRotation, LastError: st.LastError, NextRetry: st.NextRetry}
 	if c := st.Current; c != nil {
 		v.CurrentKeyID, v.CurrentKeyCreated = c.ID, c.PromotedAt
 		v.ExpiresAt, v.RenewAt = c.ExpiresAt, c.RenewAt
@@ -184,7 +201,7 @@ func (in *inventory) setRole(name string, st *dualState) {
 	if p := st.Previous; p != nil {
 		v.PreviousKeyID, v.PreviousKeyRetires = p.ID, p.RetireAt
 	}
-	in.putLocked(name, v)
+	return v
 }
 
 func (in *inventory) deleteRole(name string) {
