@@ -7,8 +7,12 @@ import (
 )
 
 // defaultWorkers bounds how many rotations run at once per mount; each
-// provider's max_concurrency further bounds calls to that provider.
-const defaultWorkers = 32
+// provider's max_concurrency further bounds calls to that provider (the
+// HTTP layer's semaphore, per request). There are more workers than a
+// provider usually has slots: a rotation does storage work between its
+// requests (WAL, key state), and with only as many workers as slots, a
+// slot would wait for it; with more, another rotation's request takes it.
+const defaultWorkers = 64
 
 // Scheduler items are "role/<name>" (a dual role's rotation and its
 // previous key's retirement) and "root/<name>" (a provider's root rotation
