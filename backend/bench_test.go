@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -102,8 +103,13 @@ func BenchmarkIdleRoles(b *testing.B) {
 				b.ReportMetric(float64(heapInUse()-before)/float64(n), "heap-B/role")
 			}
 			// Idle: the scheduler sleeps until the first due time.
-			// Let the collector and scavenger finish with the load first.
+			// Let the collector and scavenger finish with the seeding and
+			// the load first: FreeOSMemory returns the freed heap to the
+			// OS now, which the background scavenger would otherwise do
+			// in the window, paced, and on a busy machine for seconds
+			// (its madvise calls were all of the window's CPU).
 			const window = 2 * time.Second
+			debug.FreeOSMemory()
 			time.Sleep(time.Second)
 			cpu0 := cpuTime()
 			time.Sleep(window)
