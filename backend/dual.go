@@ -43,9 +43,6 @@ type dualKey struct {
 	// Incarnation of the provider that created the key ("" for keys
 	// written by v0.1.0: the provider's current incarnation).
 	Incarnation string `json:"incarnation,omitempty"`
-
-	// walID is the WAL entry naming the key until it is stored.
-	walID string
 }
 
 // dualState is a dual role's keys and rotation bookkeeping.
@@ -61,12 +58,7 @@ type dualState struct {
 }
 
 func getDualState(ctx context.Context, s logical.Storage, role string) (*dualState, error) {
-	var st dualState
-	ok, err := getJSON(ctx, s, roleKeysPrefix+role, &st)
-	if err != nil || !ok {
-		return nil, err
-	}
-	return &st, nil
+	return getEntry[dualState](ctx, s, roleKeysPrefix+role)
 }
 
 // putDualState stores a dual role's state and reschedules the role.
@@ -79,9 +71,15 @@ func (b *backend) putDualState(ctx context.Context, s logical.Storage, role stri
 	return nil
 }
 
+// attempts is the role's failure bookkeeping.
+func (st *dualState) attempts() attempts {
+	return attempts{failures: &st.Failures, lastError: &st.LastError, nextRetry: &st.NextRetry}
+}
+
 // clearFailure forgets a failure once a step has succeeded.
 func (st *dualState) clearFailure() {
-	st.LastError, st.LastErrorAt, st.NextRetry, st.Failures = "", time.Time{}, time.Time{}, 0
+	st.attempts().clear()
+	st.LastErrorAt = time.Time{}
 }
 
 // copy is a copy whose keys can be changed without touching st's.
@@ -170,33 +168,31 @@ func (b *backend) applyDualFields(d *framework.FieldData, r *roleEntry, creating
 // writeDualRole stores a dual role: on create it first issues, verifies and
 // stores the role's first key, so creds work as soon as the write returns.
 func (b *backend) writeDualRole(ctx context.Context, s logical.Storage, name string, r *roleEntry, creating bool) (*logical.Response, error) {
-	now := b.clock.Now()
 	if creating {
 		pc, release, err := b.client(ctx, s, r.Provider)
 		if err != nil {
 			return nil, err
 		}
 		defer release()
-		key, err := b.createVerifiedKey(ctx, s, pc, name, r, purposeDual)
+		att, err := b.newKeyAttempt(ctx, s, pc, name, r, purposeDual, "rotation")
+		var k clients.Key
+		if err == nil {
+			k, err = createVerified(ctx, att.journal, att.ops)
+		}
 		if err != nil {
 			if resp := fieldErrorResponse(err); resp != nil {
 				return resp, nil
 			}
 			return nil, fmt.Errorf("creating the role's first key: %w", err)
 		}
-		key.PromotedAt = now
-		key.RenewAt = keyRenewAt(r, key)
-		next := earliest(r.Rotation.next(now), key.RenewAt)
-		key.LeaseCapAt = next.Add(r.Overlap)
-		st := &dualState{Current: key, NextRotation: next, LastRotation: now}
 		if err := putJSON(ctx, s, rolePrefix+name, r); err != nil {
 			return nil, err // the WAL entry still names the key: rollback revokes it
 		}
-		if err := b.putDualState(ctx, s, name, st); err != nil {
+		if err := b.promoteRoleKey(ctx, s, name, r, &dualState{}, att.newDualKey(k, pc.entry.Incarnation), true); err != nil {
 			_ = s.Delete(ctx, rolePrefix+name)
 			return nil, err
 		}
-		b.finishKeyWAL(ctx, s, key)
+		att.journal.close(ctx)
 		return nil, nil
 	}
 	st, err := getDualState(ctx, s, name)

@@ -61,12 +61,7 @@ func putLedger(ctx context.Context, s logical.Storage, e *ledgerEntry) error {
 }
 
 func getLedger(ctx context.Context, s logical.Storage, provider, incarnation, id string) (*ledgerEntry, error) {
-	var e ledgerEntry
-	ok, err := getJSON(ctx, s, ledgerKey(provider, incarnation, id), &e)
-	if err != nil || !ok {
-		return nil, err
-	}
-	return &e, nil
+	return getEntry[ledgerEntry](ctx, s, ledgerKey(provider, incarnation, id))
 }
 
 func deleteLedger(ctx context.Context, s logical.Storage, provider, incarnation, id string) error {
@@ -168,4 +163,42 @@ func countLedger(ctx context.Context, s logical.Storage) (map[string]int64, erro
 		}
 	}
 	return out, nil
+}
+
+// ledgerJournal is the rotation job's record (journal) for a dynamic key:
+// its ledger entry, which stays after the create until the lease is
+// revoked. Tidy revokes what an expired entry names.
+type ledgerJournal struct {
+	b     *backend
+	s     logical.Storage
+	entry *ledgerEntry
+	// byName: the key's name finds it again (a type that lists keys by
+	// name, a template that never repeats one), so its id is not written.
+	byName bool
+}
+
+func (j *ledgerJournal) open(ctx context.Context) error {
+	if err := putLedger(ctx, j.s, j.entry); err != nil {
+		return err
+	}
+	j.b.ledgerCounts.add(j.entry.Provider, 1)
+	return nil
+}
+
+func (j *ledgerJournal) record(ctx context.Context, id string) error {
+	if j.byName {
+		return nil
+	}
+	j.entry.KeyID = id
+	return putLedger(ctx, j.s, j.entry)
+}
+
+// settle: a key that will not be handed out. Its entry goes when the key
+// certainly does not exist, else it names the key and is due for tidy at
+// once (abandonEntry).
+func (j *ledgerJournal) settle(id string, gone bool) {
+	if id != "" {
+		j.entry.KeyID = id
+	}
+	j.b.abandonEntry(j.s, j.entry, gone)
 }

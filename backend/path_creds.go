@@ -83,15 +83,22 @@ func (b *backend) issueDynamic(ctx context.Context, req *logical.Request, roleNa
 	if err != nil {
 		return nil, err
 	}
-	if err := putLedger(ctx, req.Storage, entry); err != nil {
-		return nil, err
+	// The rotation job's create sequence, with the ledger entry as the
+	// record: written before the create, naming the key's id once known
+	// (unless the name finds it: a type that lists keys by name, with a
+	// template that never repeats a name).
+	j := &ledgerJournal{b: b, s: req.Storage, entry: entry, byName: caps.ListByName && unique}
+	ops := secretOps[clients.Key]{
+		what: "key",
+		create: func(ctx context.Context) (clients.Key, error) {
+			return pc.api.CreateKey(ctx, clients.KeyRequest{Name: name, Scopes: role.Scopes, Parameters: role.Parameters, ExpiresAt: expiresAt})
+		},
+		id:         func(k clients.Key) string { return k.ID },
+		discard:    b.discardKey(pc),
+		notCreated: definitelyNotCreated,
 	}
-	b.ledgerCounts.add(role.Provider, 1)
-	key, err := pc.api.CreateKey(ctx, clients.KeyRequest{
-		Name: name, Scopes: role.Scopes, Parameters: role.Parameters, ExpiresAt: expiresAt,
-	})
+	key, err := createRecorded(ctx, j, ops)
 	if err != nil {
-		b.abandonEntry(req.Storage, entry, definitelyNotCreated(err))
 		if resp := fieldErrorResponse(err); resp != nil {
 			return resp, nil
 		}
@@ -103,21 +110,11 @@ func (b *backend) issueDynamic(ctx context.Context, req *logical.Request, roleNa
 		// the lease ends with the key (invariant 6).
 		left := key.ExpiresAt.Sub(b.clock.Now()).Truncate(time.Second)
 		if left <= 0 {
-			b.revokeAbandoned(req.Storage, pc, entry, key.ID)
+			_ = discardRecorded(ctx, j, ops, key)
 			return nil, fmt.Errorf("provider %q returned key %s already expired (expires_at %s)", role.Provider, key.ID, formatTime(key.ExpiresAt))
 		}
 		maxTTL = min(maxTTL, left)
 		ttl = min(ttl, maxTTL)
-	}
-
-	// The id is what finds the key again, unless the name does: a type
-	// that lists keys by name, with a template that never repeats a name.
-	if !(caps.ListByName && unique) {
-		entry.KeyID = key.ID
-		if err := putLedger(ctx, req.Storage, entry); err != nil {
-			b.revokeAbandoned(req.Storage, pc, entry, key.ID)
-			return nil, err
-		}
 	}
 
 	data := keyData(key, role.Provider, roleName, modeDynamic)
@@ -153,17 +150,17 @@ func (b *backend) dynamicTTLs(role *roleEntry) (ttl, maxTTL time.Duration) {
 	return ttl, maxTTL
 }
 
-// revokeAbandoned deletes a key that will not be handed out, and its
-// ledger entry; if the revoke fails, the entry is left expired so that
-// tidy finishes the job.
-func (b *backend) revokeAbandoned(s logical.Storage, pc *providerClient, entry *ledgerEntry, id string) {
-	if err := b.revokeNow(pc, id); err != nil {
-		b.Logger().Warn("could not revoke an abandoned key; tidy will retry", "provider", pc.name, "key_id", id, "error", err)
-		entry.KeyID = id
-		b.abandonEntry(s, entry, false)
-		return
+// discardKey is the discard step of a new key that will not be used: it is
+// revoked (revokeNow); when that fails its record (WAL entry, ledger entry)
+// stays for rollback or tidy to retry.
+func (b *backend) discardKey(pc *providerClient) func(context.Context, clients.Key) error {
+	return func(_ context.Context, k clients.Key) error {
+		err := b.revokeNow(pc, k.ID)
+		if err != nil {
+			b.Logger().Warn("could not revoke a new key that will not be used; WAL rollback or tidy will retry", "provider", pc.name, "key_id", k.ID, "error", err)
+		}
+		return err
 	}
-	b.abandonEntry(s, entry, true)
 }
 
 // revokeNow deletes a key on a fresh context: the request's own may be

@@ -170,12 +170,7 @@ func (b *backend) providerExists(ctx context.Context, req *logical.Request, d *f
 }
 
 func getProvider(ctx context.Context, s logical.Storage, name string) (*providerEntry, error) {
-	var e providerEntry
-	ok, err := getJSON(ctx, s, providerPrefix+name, &e)
-	if err != nil || !ok {
-		return nil, err
-	}
-	return &e, nil
+	return getEntry[providerEntry](ctx, s, providerPrefix+name)
 }
 
 func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {

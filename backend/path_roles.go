@@ -118,12 +118,7 @@ func roleFields() map[string]*framework.FieldSchema {
 }
 
 func getRole(ctx context.Context, s logical.Storage, name string) (*roleEntry, error) {
-	var r roleEntry
-	ok, err := getJSON(ctx, s, rolePrefix+name, &r)
-	if err != nil || !ok {
-		return nil, err
-	}
-	return &r, nil
+	return getEntry[roleEntry](ctx, s, rolePrefix+name)
 }
 
 func (b *backend) roleExists(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {

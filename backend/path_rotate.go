@@ -10,52 +10,55 @@ import (
 )
 
 func pathRotate(b *backend) []*framework.Path {
-	return []*framework.Path{
-		{
-			Pattern: "rotate-role/" + nameRegex("name"),
-			Fields: map[string]*framework.FieldSchema{
-				"name": {Type: framework.TypeLowerCaseString, Required: true, Description: "Name of the dual role to rotate."},
-				"revoke_previous": {Type: framework.TypeBool, Default: false,
-					Description: "Revoke the replaced key (and any previous key) at once instead of after the overlap. The response to a leaked key: readers holding the old key lose it immediately."},
-				"dry_run": {Type: framework.TypeBool, Default: false,
-					Description: "Rehearse instead of rotating: create a key with the role's options, verify it, revoke it, and report each step's outcome and latency. Nothing is promoted or stored (but a WAL entry while the key exists)."},
-			},
-			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.UpdateOperation: &framework.PathOperation{Callback: b.rotateRoleWrite,
-					Summary:                   "Rotate a dual role's key now.",
-					ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
-			},
-			HelpSynopsis:    "Rotate a dual role's key now.",
-			HelpDescription: rotateRoleHelp,
-		},
-		{
-			Pattern: "rotate-root/" + nameRegex("name"),
-			Fields: map[string]*framework.FieldSchema{
-				"name": {Type: framework.TypeLowerCaseString, Required: true, Description: "Name of the provider whose root credential to rotate."},
-				"dry_run": {Type: framework.TypeBool, Default: false,
-					Description: "Rehearse instead of rotating: create a root credential as a rotation would, verify it, revoke it with the stored root, and report each step's outcome and latency. Nothing is stored (but a WAL entry while it exists). Not for roll-style types."},
-			},
-			Operations: map[logical.Operation]framework.OperationHandler{
-				logical.UpdateOperation: &framework.PathOperation{Callback: b.rotateRootWrite,
-					Summary:                   "Rotate a provider's root credential now.",
-					ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
-			},
-			HelpSynopsis:    "Rotate a provider's root credential now, so that only Vault knows it.",
-			HelpDescription: rotateRootHelp,
-		},
+	role := rotatePath("rotate-role/", "Name of the dual role to rotate.",
+		"Rehearse instead of rotating: create a key with the role's options, verify it, revoke it, and report each step's outcome and latency. Nothing is promoted or stored (but a WAL entry while the key exists).",
+		underLock(b, "role", getRole, b.rotateRoleWrite), "Rotate a dual role's key now.", "Rotate a dual role's key now.", rotateRoleHelp)
+	role.Fields["revoke_previous"] = &framework.FieldSchema{Type: framework.TypeBool, Default: false,
+		Description: "Revoke the replaced key (and any previous key) at once instead of after the overlap. The response to a leaked key: readers holding the old key lose it immediately."}
+	root := rotatePath("rotate-root/", "Name of the provider whose root credential to rotate.",
+		"Rehearse instead of rotating: create a root credential as a rotation would, verify it, revoke it with the stored root, and report each step's outcome and latency. Nothing is stored (but a WAL entry while it exists). Not for roll-style types.",
+		underLock(b, "provider", getProvider, b.rotateRootWrite), "Rotate a provider's root credential now.", "Rotate a provider's root credential now, so that only Vault knows it.", rotateRootHelp)
+	return []*framework.Path{role, root}
+}
+
+// underLock is a rotation handler: it reads the owner the name field names
+// under the owner's lock (lockKind), a missing one being a 400 naming the
+// field, and hands it to write.
+func underLock[T any](b *backend, lockKind string, get func(context.Context, logical.Storage, string) (*T, error),
+	write func(ctx context.Context, req *logical.Request, d *framework.FieldData, name string, v *T) (*logical.Response, error)) framework.OperationFunc {
+	return func(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+		name := d.Get("name").(string)
+		defer b.locks.lock(lockKey(lockKind, name))()
+		v, err := get(ctx, req.Storage, name)
+		if err != nil {
+			return nil, err
+		}
+		if v == nil {
+			return logical.ErrorResponse("name: no %s named %q", lockKind, name), nil
+		}
+		return write(ctx, req, d, name, v)
 	}
 }
 
-func (b *backend) rotateRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	defer b.locks.lock(lockKey("role", name))()
-	role, err := getRole(ctx, req.Storage, name)
-	if err != nil {
-		return nil, err
+// rotatePath is a manual rotation endpoint: prefix + name, with dry_run,
+// written (forwarded to the active node) to rotate.
+func rotatePath(prefix, nameDesc, dryRunDesc string, write framework.OperationFunc, summary, synopsis, help string) *framework.Path {
+	return &framework.Path{
+		Pattern: prefix + nameRegex("name"),
+		Fields: map[string]*framework.FieldSchema{
+			"name":    {Type: framework.TypeLowerCaseString, Required: true, Description: nameDesc},
+			"dry_run": {Type: framework.TypeBool, Default: false, Description: dryRunDesc},
+		},
+		Operations: map[logical.Operation]framework.OperationHandler{
+			logical.UpdateOperation: &framework.PathOperation{Callback: write, Summary: summary,
+				ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
+		},
+		HelpSynopsis:    synopsis,
+		HelpDescription: help,
 	}
-	if role == nil {
-		return logical.ErrorResponse("name: no role named %q", name), nil
-	}
+}
+
+func (b *backend) rotateRoleWrite(ctx context.Context, req *logical.Request, d *framework.FieldData, name string, role *roleEntry) (*logical.Response, error) {
 	if role.Mode != modeDual {
 		return logical.ErrorResponse("name: role %q is %s; only dual roles rotate", name, role.Mode), nil
 	}
@@ -103,16 +106,7 @@ func (b *backend) rotateRoleWrite(ctx context.Context, req *logical.Request, d *
 	return &logical.Response{Data: data}, nil
 }
 
-func (b *backend) rotateRootWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	name := d.Get("name").(string)
-	defer b.locks.lock(lockKey("provider", name))()
-	e, err := getProvider(ctx, req.Storage, name)
-	if err != nil {
-		return nil, err
-	}
-	if e == nil {
-		return logical.ErrorResponse("name: no provider named %q", name), nil
-	}
+func (b *backend) rotateRootWrite(ctx context.Context, req *logical.Request, d *framework.FieldData, name string, e *providerEntry) (*logical.Response, error) {
 	if !e.CanRotateRoot {
 		return logical.ErrorResponse("name: provider %q (type %s, as configured) cannot rotate its root credential", name, e.Type), nil
 	}
@@ -122,27 +116,19 @@ func (b *backend) rotateRootWrite(ctx context.Context, req *logical.Request, d *
 		}
 		return b.rehearseRoot(ctx, req.Storage, name, e)
 	}
-	if len(e.PendingRootRevocations) > 0 {
-		// Settle the last rotation first, so at most two roots live at once.
-		b.revokeOldRoots(ctx, req.Storage, name, e)
-		if len(e.PendingRootRevocations) > 0 {
-			return logical.ErrorResponse("name: the root replaced by the last rotation of %q is not revoked yet (%s); retry once it is", name, e.LastRootRotationError), nil
-		}
-	}
 	oldID := e.RootKeyID
 	ne, err := b.rotateRoot(ctx, req.Storage, name, e)
+	var oldLive errOldRootLive
+	if errors.As(err, &oldLive) {
+		// At most two roots live: the last rotation is settled first.
+		return logical.ErrorResponse("name: provider %q: %s", name, err.Error()), nil
+	}
 	if err != nil {
 		b.metrics.rotation("root", name, "failure")
-		// Recorded for status like a scheduled failure, on top of the same
-		// root only (a roll may have stored a new one before failing later).
-		pctx, cancel := persistContext(ctx)
-		defer cancel()
-		if cur, gerr := getProvider(pctx, req.Storage, name); gerr == nil && cur != nil && cur.RootKeyID == e.RootKeyID {
+		// Recorded for status like a scheduled failure.
+		b.storeRootFailure(ctx, req.Storage, name, e.RootKeyID, func(cur *providerEntry) {
 			cur.LastRootRotationError = "manual rotation: " + err.Error()
-			if perr := b.putProvider(pctx, req.Storage, name, cur); perr != nil {
-				b.Logger().Error("storing the manual root rotation failure", "provider", name, "error", perr)
-			}
-		}
+		})
 		return nil, fmt.Errorf("rotating the root of provider %q: %w", name, err)
 	}
 	b.metrics.rotation("root", name, "success")

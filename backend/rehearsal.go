@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
@@ -42,17 +41,15 @@ func (r *rehearsal) run(step string, f func() error) bool {
 	return err == nil
 }
 
-// verifyAndRevoke runs the verify and revoke steps (named with suffix) on
-// the rehearsal's key or root (what, id), revoking it whatever the verify
-// said, drops the WAL entry that guards it once it is revoked, and says
-// what is left.
-func (r *rehearsal) verifyAndRevoke(ctx context.Context, s logical.Storage, suffix, what, id, walID string, verify, revoke func() error) string {
-	r.run("verify"+suffix, verify)
-	if !r.run("revoke"+suffix, revoke) {
-		return fmt.Sprintf("the rehearsal %s %s could not be revoked: its WAL entry stays and WAL rollback revokes it", what, id)
+// verifyAndDiscard runs the verify and revoke steps (named with suffix) on
+// the rehearsal's key or root, revoking it whatever the verify said (its
+// WAL record goes once it is revoked), and says what is left.
+func verifyAndDiscard[S any](ctx context.Context, r *rehearsal, suffix string, j journal, ops secretOps[S], sec S) string {
+	r.run("verify"+suffix, func() error { return ops.verify(ctx, sec) })
+	if !r.run("revoke"+suffix, func() error { return discardRecorded(ctx, j, ops, sec) }) {
+		return fmt.Sprintf("the rehearsal %s %s could not be revoked: its WAL entry stays and WAL rollback revokes it", ops.what, ops.id(sec))
 	}
-	_ = framework.DeleteWAL(ctx, s, walID)
-	return fmt.Sprintf("the rehearsal %s %s was revoked; nothing is left live", what, id)
+	return fmt.Sprintf("the rehearsal %s %s was revoked; nothing is left live", ops.what, ops.id(sec))
 }
 
 // stepCredential names the credential each step's call is made with.
@@ -106,17 +103,17 @@ func (b *backend) rehearseRole(ctx context.Context, s logical.Storage, name stri
 	pc = pc.withDeadline()
 	var r rehearsal
 	var key clients.Key
-	var requested time.Time
-	var walID string
+	var att *keyAttempt
 	created := r.run("create", func() (err error) {
-		key, requested, walID, err = b.createKeyUnderWAL(ctx, s, pc, name, role, purposeDual, "rehearsal")
+		if att, err = b.newKeyAttempt(ctx, s, pc, name, role, purposeDual, "rehearsal"); err != nil {
+			return err
+		}
+		key, err = createRecorded(ctx, att.journal, att.ops)
 		return err
 	})
 	left := createdNothing(r.err)
 	if created {
-		left = r.verifyAndRevoke(ctx, s, "", "key", key.ID, walID,
-			func() error { return b.verifyKey(ctx, pc, key) },
-			func() error { return pc.api.RevokeKey(ctx, key.ID) })
+		left = verifyAndDiscard(ctx, &r, "", att.journal, att.ops, key)
 	}
 	if r.err != nil {
 		return nil, r.failure(fmt.Sprintf("role %q", name), left)
@@ -129,7 +126,7 @@ func (b *backend) rehearseRole(ctx context.Context, s logical.Storage, name stri
 		"dry_run":              true,
 		"key_id":               key.ID,
 		"key_name":             key.Name,
-		"requested_expires_at": formatTime(requested),
+		"requested_expires_at": formatTime(att.requested),
 		"expires_at":           formatTime(key.ExpiresAt),
 		"current_key_id":       current,
 		"steps":                r.steps,
@@ -150,27 +147,14 @@ func (b *backend) rehearseRoot(ctx context.Context, s logical.Storage, name stri
 	}
 	var r rehearsal
 	var root clients.Root
-	var walID2 string
-	wal := walRoot{Provider: name, Name: fmt.Sprintf("vault-rehearsal-%s-%d", name, b.clock.Now().UnixNano())}
-	created := r.run("create_root", func() error {
-		walID, err := framework.PutWAL(ctx, s, walKindRoot, &wal)
-		if err != nil {
-			return fmt.Errorf("writing WAL: %w", err)
-		}
-		if root, err = pc.api.CreateRoot(ctx, wal.Name); err != nil {
-			if definitelyNotCreated(err) {
-				_ = framework.DeleteWAL(ctx, s, walID)
-			}
-			return err
-		}
-		walID2, err = b.recordRootInWAL(ctx, s, pc, wal, walID, root)
+	j, ops := b.newRootAttempt(s, pc, name, "rehearsal")
+	created := r.run("create_root", func() (err error) {
+		root, err = createRecorded(ctx, j, ops)
 		return err
 	})
 	left := createdNothing(r.err)
 	if created {
-		left = r.verifyAndRevoke(ctx, s, "_root", "root", root.ID, walID2,
-			func() error { return pc.api.VerifyRoot(ctx, root) },
-			func() error { return b.discardRoot(ctx, pc, root) })
+		left = verifyAndDiscard(ctx, &r, "_root", j, ops, root)
 	}
 	if r.err != nil {
 		return nil, r.failure(fmt.Sprintf("the root of provider %q", name), left)

@@ -6,11 +6,11 @@ package backend
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"time"
 
-	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
@@ -26,32 +26,100 @@ type walRoot struct {
 	RootID   string `json:"root_id"`
 }
 
+// newRootAttempt names a provider's next root credential (label says
+// what for: "root", "rehearsal") and prepares its WAL record and the
+// provider calls on it. A roll-style type's failed create never leaves a
+// spare root to discard.
+func (b *backend) newRootAttempt(s logical.Storage, pc *providerClient, name, label string) (*walJournal, secretOps[clients.Root]) {
+	wal := &walRoot{Provider: name, Name: fmt.Sprintf("vault-%s-%s-%d", label, name, b.clock.Now().UnixNano())}
+	notCreated := definitelyNotCreated
+	if pc.api.Capabilities().NativeRoll {
+		notCreated = func(error) bool { return true }
+	}
+	return b.newWALJournal(s, walKindRoot, wal), secretOps[clients.Root]{
+		what:       "root",
+		create:     func(ctx context.Context) (clients.Root, error) { return pc.api.CreateRoot(ctx, wal.Name) },
+		id:         func(r clients.Root) string { return r.ID },
+		verify:     func(ctx context.Context, r clients.Root) error { return pc.api.VerifyRoot(ctx, r) },
+		discard:    func(ctx context.Context, r clients.Root) error { return b.discardRoot(ctx, pc, r) },
+		notCreated: notCreated,
+	}
+}
+
+// errOldRootLive refuses a root rotation while the root replaced by the
+// last one is still live (its revocation keeps failing).
+type errOldRootLive struct{ err string }
+
+func (e errOldRootLive) Error() string {
+	return "the root replaced by the last rotation is not revoked yet (" + e.err + "); retry once it is"
+}
+
 // rotateRoot replaces a provider's root credential; the caller holds the
-// provider's lock. Create-then-delete types: the new root is created,
-// verified with itself, stored, and only then is the old one revoked.
-// Roll-style types (the old root dies at once): the new root is stored
-// before anything else.
+// provider's lock. The kind-specific part of the rotation job: the new root
+// becomes the provider's (its fields replace the old ones), and the old
+// root has no overlap: it is revoked as soon as the new one is stored and
+// the operations that picked it up have finished. It returns the stored
+// entry (also when the rolled root failed its verification).
 func (b *backend) rotateRoot(ctx context.Context, s logical.Storage, name string, e *providerEntry) (*providerEntry, error) {
 	pc, err := b.buildClient(name, e)
 	if err != nil {
 		return nil, err
 	}
 	pc = pc.withDeadline()
-	roll := pc.api.Capabilities().NativeRoll
-	now := b.clock.Now()
-	wal := walRoot{Provider: name, Name: fmt.Sprintf("vault-root-%s-%d", name, now.UnixNano())}
-	walID, err := framework.PutWAL(ctx, s, walKindRoot, &wal)
-	if err != nil {
-		return nil, fmt.Errorf("writing WAL: %w", err)
+	j, ops := b.newRootAttempt(s, pc, name, "root")
+	cur := e // the entry as stored
+	job := rotationJob[clients.Root]{
+		ops:          ops,
+		journal:      j,
+		roll:         pc.api.Capabilities().NativeRoll,
+		retireAtOnce: true,
+		old: func() (string, time.Time, bool) {
+			if n := len(cur.PendingRootRevocations); n > 0 {
+				return cur.PendingRootRevocations[n-1], time.Time{}, true
+			}
+			return "", time.Time{}, false
+		},
+		retire: func(ctx context.Context) error {
+			// Operations that picked up the old root finish before it is
+			// revoked; later ones build their client from the new root.
+			b.rootBarrier(name)
+			b.revokeOldRoots(ctx, s, name, cur)
+			if len(cur.PendingRootRevocations) > 0 {
+				return errOldRootLive{err: cur.LastRootRotationError}
+			}
+			return nil
+		},
+		promote: func(ctx context.Context, root clients.Root) error {
+			ne := b.rootReplacedBy(cur, root, !pc.api.Capabilities().NativeRoll)
+			if err := b.putProvider(ctx, s, name, ne); err != nil {
+				return err
+			}
+			cur = ne
+			return nil
+		},
+		lost: func(err error) {
+			b.Logger().Error("ROOT CREDENTIAL LOST: the provider rolled its root but storing the new one failed; see the runbook", "provider", name, "error", err)
+		},
 	}
-	root, err := pc.api.CreateRoot(ctx, wal.Name)
-	if err != nil {
-		if definitelyNotCreated(err) || roll {
-			_ = framework.DeleteWAL(ctx, s, walID)
-		}
+	_, err = job.run(ctx, b.clock.Now(), false)
+	var afterErr errRetireAfterRotation
+	if errors.As(err, &afterErr) {
+		err = nil // the old root stays pending: revokeOldRoots recorded it for status and the retry
+	}
+	if err != nil && cur == e {
 		return nil, err
 	}
+	return cur, err
+}
 
+// attempts is the provider's root rotation failure bookkeeping.
+func (e *providerEntry) attempts() attempts {
+	return attempts{failures: &e.RootFailures, lastError: &e.LastRootRotationError, nextRetry: &e.RootNextRetry}
+}
+
+// rootReplacedBy is e with root as its current root credential; the old one
+// is pending revocation unless a roll killed it already.
+func (b *backend) rootReplacedBy(e *providerEntry, root clients.Root, revokeOld bool) *providerEntry {
 	ne := *e
 	ne.Fields = make(map[string]string, len(e.Fields)+len(root.Fields))
 	maps.Copy(ne.Fields, e.Fields)
@@ -61,62 +129,11 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage, name string
 	}
 	ne.RootRotatedAt = b.clock.Now()
 	ne.RootExpiresAt, ne.RootExpiryFrom = root.ExpiresAt, ne.RootRotatedAt
-	ne.LastRootRotationError, ne.RootFailures, ne.RootNextRetry = "", 0, time.Time{}
-
-	if roll {
-		// The old root is already dead: nothing may come before storing the
-		// new one. Retry the write; if it still fails, say so loudly (the
-		// runbook covers recovering a root lost after a roll).
-		var perr error
-		for attempt := 0; attempt < 5; attempt++ {
-			if perr = b.putProvider(ctx, s, name, &ne); perr == nil {
-				break
-			}
-		}
-		_ = framework.DeleteWAL(ctx, s, walID)
-		if perr != nil {
-			b.Logger().Error("ROOT CREDENTIAL LOST: the provider rolled its root but storing the new one failed; see the runbook", "provider", name, "error", perr)
-			return nil, fmt.Errorf("the provider rolled the root but storing it failed: %w", perr)
-		}
-		if err := pc.api.VerifyRoot(ctx, root); err != nil {
-			return &ne, fmt.Errorf("the rolled root is stored but failed verification: %w", err)
-		}
-		return &ne, nil
+	ne.attempts().clear()
+	if revokeOld {
+		ne.PendingRootRevocations = append(append([]string(nil), e.PendingRootRevocations...), e.RootKeyID)
 	}
-
-	walID2, err := b.recordRootInWAL(ctx, s, pc, wal, walID, root)
-	if err != nil {
-		return nil, err
-	}
-	if err := pc.api.VerifyRoot(ctx, root); err != nil {
-		if b.discardRoot(ctx, pc, root) == nil {
-			_ = framework.DeleteWAL(ctx, s, walID2)
-		}
-		return nil, fmt.Errorf("the new root failed verification; the old one is kept: %w", err)
-	}
-	ne.PendingRootRevocations = append(append([]string(nil), e.PendingRootRevocations...), e.RootKeyID)
-	if err := b.putProvider(ctx, s, name, &ne); err != nil {
-		return nil, err // the WAL entry names the new root; rollback settles it
-	}
-	_ = framework.DeleteWAL(ctx, s, walID2)
-	// Operations that picked up the old root finish before it is revoked;
-	// later ones build their client from the new root.
-	b.rootBarrier(name)
-	b.revokeOldRoots(ctx, s, name, &ne)
-	return &ne, nil
-}
-
-// recordRootInWAL names a new root in its WAL entry, in place of the entry
-// written before the create; if that fails the root is discarded.
-func (b *backend) recordRootInWAL(ctx context.Context, s logical.Storage, pc *providerClient, wal walRoot, walID string, root clients.Root) (string, error) {
-	wal.RootID = root.ID
-	walID2, err := framework.PutWAL(ctx, s, walKindRoot, &wal)
-	if err != nil {
-		b.discardRoot(ctx, pc, root)
-		return "", fmt.Errorf("writing WAL: %w", err)
-	}
-	_ = framework.DeleteWAL(ctx, s, walID)
-	return walID2, nil
+	return &ne
 }
 
 // discardRoot removes a new root that was never stored, using the old one.
@@ -158,13 +175,10 @@ func (b *backend) revokeOldRoots(ctx context.Context, s logical.Storage, name st
 		left = append(left, id)
 	}
 	e.PendingRootRevocations = left
-	now := b.clock.Now()
 	if err != nil {
-		e.RootFailures++
-		e.LastRootRotationError = "revoking the old root: " + err.Error()
-		e.RootNextRetry = now.Add(retryDelay(e.RootFailures, e.Rotation.minInterval(now), err))
+		e.attempts().backoff(b.clock.Now(), e.Rotation, "revoking the old root: "+err.Error(), err)
 	} else {
-		e.RootFailures, e.RootNextRetry, e.LastRootRotationError = 0, time.Time{}, ""
+		e.attempts().clear()
 	}
 	pctx, cancel := persistContext(ctx)
 	defer cancel()
@@ -205,54 +219,59 @@ func (b *backend) rootDue(e *providerEntry) time.Time {
 // rootJob is the scheduler's work for one provider: retry pending
 // revocations of old roots, and rotate the root when due.
 func (b *backend) rootJob(ctx context.Context, name string) time.Time {
-	defer b.locks.lock(lockKey("provider", name))()
-	s := b.storage
-	e, err := getProvider(ctx, s, name)
-	if err != nil {
-		b.Logger().Error("root rotation: reading provider", "provider", name, "error", err)
-		return b.clock.Now().Add(30 * backoffBase)
-	}
-	if e == nil {
-		return time.Time{}
-	}
-	now := b.clock.Now()
-	if len(e.PendingRootRevocations) > 0 && !now.Before(e.RootNextRetry) {
-		b.revokeOldRoots(ctx, s, name, e)
-		return b.rootDue(e)
-	}
-	next := b.nextRootRotation(e)
-	if next.IsZero() || now.Before(next) || now.Before(e.RootNextRetry) {
-		return b.rootDue(e)
-	}
-	ne, err := b.rotateRoot(ctx, s, name, e)
-	if err != nil {
-		now = b.clock.Now() // after the HTTP layer's own retries
-		b.metrics.rotation("root", name, "failure")
-		e.RootFailures++
-		e.LastRootRotationError = err.Error()
-		e.RootNextRetry = now.Add(retryDelay(e.RootFailures, e.Rotation.minInterval(now), err))
-		renewAt := rootRenewAt(e)
-		expiryDriven := !renewAt.IsZero() && !now.Before(renewAt)
-		if w := e.Rotation.Window; w > 0 && e.Rotation.Schedule != "" && !expiryDriven && e.RootNextRetry.After(next.Add(w)) {
-			// Past the window: skip to the next scheduled time.
-			e.RootSetAt = now
-			e.RootNextRetry, e.RootFailures = time.Time{}, 0
-			e.LastRootRotationError += " (rotation window passed; waiting for the next scheduled time)"
+	return b.scheduledJob(ctx, "provider", name, func(ctx context.Context, s logical.Storage) (*ownerTurn, error) {
+		e, err := getProvider(ctx, s, name)
+		if err != nil || e == nil {
+			return nil, err
 		}
-		b.Logger().Warn("root rotation failed", "provider", name, "error", e.LastRootRotationError)
-		// The job's context may be what ran out: store with a fresh one.
-		pctx, cancel := persistContext(ctx)
-		defer cancel()
-		if cur, gerr := getProvider(pctx, s, name); gerr == nil && cur != nil && cur.RootKeyID == e.RootKeyID {
-			// Record the failure only on top of the same root (a roll may
-			// have stored a new one before failing later).
-			if perr := b.putProvider(pctx, s, name, e); perr != nil {
-				b.Logger().Error("storing the root rotation failure", "provider", name, "error", perr)
-			}
-		}
-		return b.rootDue(e)
+		next := b.nextRootRotation(e)
+		return &ownerTurn{
+			kind: "root", name: name,
+			retireDue: len(e.PendingRootRevocations) > 0 && !b.clock.Now().Before(e.RootNextRetry),
+			retire: func(ctx context.Context) error {
+				b.revokeOldRoots(ctx, s, name, e)
+				if len(e.PendingRootRevocations) > 0 {
+					return errOldRootLive{err: e.LastRootRotationError}
+				}
+				return nil
+			},
+			rotateDue: func(now time.Time) bool {
+				return len(e.PendingRootRevocations) == 0 && !next.IsZero() && !now.Before(next) && !now.Before(e.RootNextRetry)
+			},
+			rotate: func(ctx context.Context) error {
+				ne, err := b.rotateRoot(ctx, s, name, e)
+				if err == nil {
+					e = ne
+				}
+				return err
+			},
+			fail: func(ctx context.Context, now time.Time, err error) {
+				if e.attempts().failRotation(now, e.Rotation, next, rootRenewAt(e), err.Error(), err) {
+					e.RootSetAt = now // past the window: wait for the next scheduled time
+				}
+				b.Logger().Warn("root rotation failed", "provider", name, "error", e.LastRootRotationError)
+				b.storeRootFailure(ctx, s, name, e.RootKeyID, func(cur *providerEntry) { *cur = *e })
+			},
+			rotatedMsg: "rotated root credential",
+			rotated:    func() []any { return []any{"provider", name, "root_key_id", e.RootKeyID} },
+			nextDue:    func() time.Time { return b.rootDue(e) },
+		}, nil
+	})
+}
+
+// storeRootFailure records a failed root rotation (set changes the stored
+// entry) on top of the same root only: a roll may have stored a new one
+// before failing later. The job's context may be what ran out: it stores
+// with a fresh one.
+func (b *backend) storeRootFailure(ctx context.Context, s logical.Storage, name, rootID string, set func(cur *providerEntry)) {
+	pctx, cancel := persistContext(ctx)
+	defer cancel()
+	cur, err := getProvider(pctx, s, name)
+	if err != nil || cur == nil || cur.RootKeyID != rootID {
+		return
 	}
-	b.metrics.rotation("root", name, "success")
-	b.Logger().Info("rotated root credential", "provider", name, "root_key_id", ne.RootKeyID)
-	return b.rootDue(ne)
+	set(cur)
+	if err := b.putProvider(pctx, s, name, cur); err != nil {
+		b.Logger().Error("storing the root rotation failure", "provider", name, "error", err)
+	}
 }

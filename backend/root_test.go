@@ -176,6 +176,34 @@ func TestRotateRootRetriesTheOldRootsRevocation(t *testing.T) {
 	}
 }
 
+// At most two roots live: while the root replaced by the last rotation
+// cannot be revoked, a manual rotation first retries its revocation and,
+// when that fails again, is refused with a 400 before creating anything.
+// Once it can be revoked, the rotation revokes it and goes ahead.
+func TestRotateRootWaitsForTheOldRootsRevocation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.provider("p")
+	oldID := e.demo.AdminKeyID()
+	e.failDelete.Store(true)
+	second := e.must(logical.UpdateOperation, "rotate-root/p", nil).Data["root_key_id"].(string)
+	resp, err := e.do(logical.UpdateOperation, "rotate-root/p", nil)
+	e.userError(resp, err, "not revoked yet")
+	if ids := e.liveAdminIDs(); len(ids) != 2 {
+		t.Fatalf("live admin keys %v after a refused rotation, want the old and the current one", ids)
+	}
+	if stored := e.storedProvider("p"); stored.RootKeyID != second || len(stored.PendingRootRevocations) != 1 {
+		t.Fatalf("stored root %s pending %v, want %s with %s pending", stored.RootKeyID, stored.PendingRootRevocations, second, oldID)
+	}
+	e.wantNoWAL(" after a refused rotation")
+
+	e.failDelete.Store(false)
+	third := e.must(logical.UpdateOperation, "rotate-root/p", nil).Data["root_key_id"].(string)
+	if ids := e.liveAdminIDs(); len(ids) != 1 || ids[0] != third {
+		t.Fatalf("live admin keys %v, want only %s", ids, third)
+	}
+}
+
 // Once the pending revocation succeeds, nothing is failing any more: the
 // error must not stay on status and the failing gauge.
 func TestRootErrorClearsOnceTheOldRootIsRevoked(t *testing.T) {

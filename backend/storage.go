@@ -79,6 +79,16 @@ func decodeJSON(entry *logical.StorageEntry, out any) error {
 	return entry.DecodeJSON(out)
 }
 
+// getEntry reads the JSON entry at key; nil when there is none.
+func getEntry[T any](ctx context.Context, s logical.Storage, key string) (*T, error) {
+	var v T
+	ok, err := getJSON(ctx, s, key, &v)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &v, nil
+}
+
 func putJSON(ctx context.Context, s logical.Storage, key string, v any) error {
 	entry, err := logical.StorageEntryJSON(key, v)
 	if err != nil {
