@@ -233,7 +233,7 @@ func TestLoadDecodesWhatInventoryAndQueueUse(t *testing.T) {
 		whole, head := newInventory(), newInventory()
 		whole.setRoleConfig("r", &roleEntry{Mode: modeDual, Provider: "p"})
 		whole.setRole("r", &st)
-		head.loadRole("r", l.role, l.st)
+		head.loadRoles([]loadedRole{l})
 		a, _ := whole.role("r")
 		b, _ := head.role("r")
 		if !sameView(a, b) {

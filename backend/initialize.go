@@ -52,6 +52,10 @@ func (b *backend) initialize(ctx context.Context, req *logical.InitializationReq
 // start-up wait mostly on those.
 const loadReaders = 16
 
+// loadChunk is how many roles a start-up reader reads before it records
+// them.
+const loadChunk = 256
+
 // roleHead is the part of a stored role start-up needs: the inventory's
 // mode and provider, and the template the migration looks at.
 type roleHead struct {
@@ -95,6 +99,7 @@ func (h *dualHead) state() *dualState {
 
 // loadedRole is one role as start-up read it (role nil: gone meanwhile).
 type loadedRole struct {
+	name string
 	role *roleEntry
 	st   *dualState
 }
@@ -111,7 +116,7 @@ func (b *backend) readRole(ctx context.Context, s logical.Storage, name string, 
 			return loadedRole{}, err
 		}
 	}
-	out := loadedRole{role: &roleEntry{Provider: h.Provider, Mode: h.Mode}}
+	out := loadedRole{name: name, role: &roleEntry{Provider: h.Provider, Mode: h.Mode}}
 	if h.Mode != modeDual {
 		return out, nil
 	}
@@ -135,17 +140,31 @@ func (b *backend) load(ctx context.Context, s logical.Storage, mig *migration) (
 	}
 	b.inventory.reserve(len(names))
 	b.sched.reserve(len(names))
+	// Readers take the names a chunk at a time and record each chunk
+	// under one lock of the inventory and one of the queue: a lock per
+	// role, sixteen readers contending for it, was most of the wall time.
+	chunks := (len(names) + loadChunk - 1) / loadChunk
 	var n atomic.Int64
-	err = parallel(ctx, len(names), loadReaders, func(ctx context.Context, i int) error {
-		l, err := b.readRole(ctx, s, names[i], mig)
-		if err != nil || l.role == nil {
-			return err
+	err = parallel(ctx, chunks, loadReaders, func(ctx context.Context, c int) error {
+		batch := make([]loadedRole, 0, loadChunk)
+		for _, name := range names[c*loadChunk : min(len(names), (c+1)*loadChunk)] {
+			l, err := b.readRole(ctx, s, name, mig)
+			if err != nil {
+				return err
+			}
+			if l.role != nil {
+				batch = append(batch, l)
+			}
 		}
-		n.Add(1)
-		b.inventory.loadRole(names[i], l.role, l.st)
-		if l.st != nil {
-			b.sched.schedule(roleItem(names[i]), l.st.nextDue())
+		n.Add(int64(len(batch)))
+		b.inventory.loadRoles(batch)
+		dual := batch[:0]
+		for _, l := range batch {
+			if l.st != nil {
+				dual = append(dual, l)
+			}
 		}
+		b.sched.scheduleMany(len(dual), func(i int) (string, time.Time) { return roleItem(dual[i].name), dual[i].st.nextDue() })
 		return nil
 	})
 	if err != nil {

@@ -179,16 +179,18 @@ func (in *inventory) setRole(name string, st *dualState) {
 	in.putLocked(name, dualView(old.Provider, st))
 }
 
-// loadRole records a role as start-up read it: its mode and provider and,
-// for a dual role with keys, their state (st, else nil).
-func (in *inventory) loadRole(name string, r *roleEntry, st *dualState) {
-	v := roleView{Mode: r.Mode, Provider: r.Provider}
-	if st != nil {
-		v = dualView(r.Provider, st)
-	}
+// loadRoles records roles as start-up read them: each one's mode and
+// provider and, for a dual role with keys, their state.
+func (in *inventory) loadRoles(roles []loadedRole) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.putLocked(name, v)
+	for _, l := range roles {
+		v := roleView{Mode: l.role.Mode, Provider: l.role.Provider}
+		if l.st != nil {
+			v = dualView(l.role.Provider, l.st)
+		}
+		in.putLocked(l.name, v)
+	}
 }
 
 // dualView is the view of a dual role with key state st.

@@ -73,13 +73,22 @@ func (s *scheduler) reserve(n int) {
 
 // schedule sets when item is next due; a zero time removes it.
 func (s *scheduler) schedule(item string, due time.Time) {
+	s.scheduleMany(1, func(int) (string, time.Time) { return item, due })
+}
+
+// scheduleMany schedules n items at once (item(i) due at due(i)), under
+// one lock: start-up's many.
+func (s *scheduler) scheduleMany(n int, at func(i int) (item string, due time.Time)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.running[item] {
-		s.requeue[item] = due
-		return
+	for i := range n {
+		item, due := at(i)
+		if s.running[item] {
+			s.requeue[item] = due
+			continue
+		}
+		s.setLocked(item, due)
 	}
-	s.setLocked(item, due)
 }
 
 func (s *scheduler) setLocked(item string, due time.Time) {
