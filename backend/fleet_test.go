@@ -227,7 +227,7 @@ func TestLoadDecodesWhatInventoryAndQueueUse(t *testing.T) {
 			t.Fatal(err)
 		}
 		l, err := e.b.readRole(ctx, e.storage, "r", nil)
-		if err != nil || l.role == nil || l.st == nil {
+		if err != nil || !l.found || l.st == nil {
 			t.Fatalf("readRole: %+v, %v", l, err)
 		}
 		whole, head := newInventory(), newInventory()

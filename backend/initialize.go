@@ -57,10 +57,15 @@ const loadReaders = 16
 const loadChunk = 256
 
 // roleHead is the part of a stored role start-up needs: the inventory's
-// mode and provider, and the template the migration looks at.
+// mode and provider.
 type roleHead struct {
-	Provider     string `json:"provider"`
-	Mode         string `json:"mode"`
+	Provider string `json:"provider"`
+	Mode     string `json:"mode"`
+}
+
+// migratingRoleHead adds the template a pending migration looks at.
+type migratingRoleHead struct {
+	roleHead
 	NameTemplate string `json:"name_template"`
 }
 
@@ -97,26 +102,32 @@ func (h *dualHead) state() *dualState {
 		LastRotation: h.LastRotation, LastError: h.LastError, NextRetry: h.NextRetry}
 }
 
-// loadedRole is one role as start-up read it (role nil: gone meanwhile).
+// loadedRole is one role as start-up read it (found false: gone
+// meanwhile).
 type loadedRole struct {
-	name string
-	role *roleEntry
-	st   *dualState
+	name  string
+	found bool
+	head  roleHead
+	st    *dualState // a dual role's keys, if it has any
 }
 
 // readRole reads what start-up needs of one role, and applies the role
 // step of a pending migration to it.
 func (b *backend) readRole(ctx context.Context, s logical.Storage, name string, mig *migration) (loadedRole, error) {
-	var h roleHead
-	if ok, err := getJSON(ctx, s, rolePrefix+name, &h); err != nil || !ok {
+	var h migratingRoleHead
+	var into any = &h.roleHead // the template only when it matters
+	if mig != nil {
+		into = &h
+	}
+	if ok, err := getJSON(ctx, s, rolePrefix+name, into); err != nil || !ok {
 		return loadedRole{}, err
 	}
 	if mig != nil {
-		if err := b.migrateRole(ctx, s, name, &h); err != nil {
+		if err := b.migrateRole(ctx, s, name, h.NameTemplate); err != nil {
 			return loadedRole{}, err
 		}
 	}
-	out := loadedRole{name: name, role: &roleEntry{Provider: h.Provider, Mode: h.Mode}}
+	out := loadedRole{name: name, found: true, head: h.roleHead}
 	if h.Mode != modeDual {
 		return out, nil
 	}
@@ -152,7 +163,7 @@ func (b *backend) load(ctx context.Context, s logical.Storage, mig *migration) (
 			if err != nil {
 				return err
 			}
-			if l.role != nil {
+			if l.found {
 				batch = append(batch, l)
 			}
 		}
@@ -295,8 +306,8 @@ func (b *backend) migrate(ctx context.Context, s logical.Storage) (*migration, e
 // migrateRole is the migration's role step, for one role as load read it.
 // A role that kept v0.1.0's default template gets the new default, so
 // tidy can tell its keys from others; custom ones are left alone.
-func (b *backend) migrateRole(ctx context.Context, s logical.Storage, name string, h *roleHead) error {
-	if h.NameTemplate != v010NameTemplate {
+func (b *backend) migrateRole(ctx context.Context, s logical.Storage, name, template string) error {
+	if template != v010NameTemplate {
 		return nil
 	}
 	r, err := getRole(ctx, s, name)

@@ -185,9 +185,9 @@ func (in *inventory) loadRoles(roles []loadedRole) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for _, l := range roles {
-		v := roleView{Mode: l.role.Mode, Provider: l.role.Provider}
+		v := roleView{Mode: l.head.Mode, Provider: l.head.Provider}
 		if l.st != nil {
-			v = dualView(l.role.Provider, l.st)
+			v = dualView(l.head.Provider, l.st)
 		}
 		in.putLocked(l.name, v)
 	}
