@@ -23,6 +23,7 @@ import (
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 )
 
 // TypeName is the provider type.
@@ -110,6 +111,7 @@ func KeyID(value string) string {
 type apiKey struct {
 	Value       string `json:"value"`
 	Description string `json:"description"`
+	CreatedAt   int64  `json:"createdAt"`
 }
 
 func (p *provider) Capabilities() clients.Capabilities { return capabilities }
@@ -234,15 +236,27 @@ func (p *provider) keys(ctx context.Context, op string) ([]apiKey, error) {
 }
 
 func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
+	return keylist.Find(ctx, p.ListKeys, name)
+}
+
+// ListKeys lists the application's keys (Algolia answers them all at once)
+// for tidy: Name is the description, CreatedAt is createdAt (epoch
+// seconds). The admin key is never among them.
+func (p *provider) ListKeys(ctx context.Context) ([]clients.Key, error) {
 	keys, err := p.keys(ctx, "list")
 	if err != nil {
 		return nil, err
 	}
 	var out []clients.Key
 	for _, k := range keys {
-		if k.Description == name && k.Value != "" {
-			out = append(out, clients.Key{ID: KeyID(k.Value), Name: name})
+		if k.Value == "" || k.Value == p.admin {
+			continue
 		}
+		key := clients.Key{ID: KeyID(k.Value), Name: k.Description}
+		if k.CreatedAt > 0 {
+			key.CreatedAt = time.Unix(k.CreatedAt, 0).UTC()
+		}
+		out = append(out, key)
 	}
 	return out, nil
 }

@@ -23,10 +23,55 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	type check struct {
-		req   clients.KeyRequest
-		field string // "" when the request is valid
+	types := typeCases()
+	registered := map[string]bool{}
+	for _, typ := range clients.Types() {
+		registered[typ.Name] = false
 	}
+	for _, tc := range types {
+		registered[tc.name] = true
+		t.Run(tc.name, func(t *testing.T) {
+			p := clienttest.New(t, tc.name, srv.URL, tc.fields)
+			for i, c := range tc.checks {
+				err := p.ValidateKeyRequest(c.req)
+				if c.field == "" {
+					if err != nil {
+						t.Errorf("check %d: a valid request was refused: %v", i, err)
+					}
+					continue
+				}
+				clienttest.AssertFieldError(t, err, c.field, "")
+			}
+		})
+	}
+	for name, covered := range registered {
+		if !covered {
+			t.Errorf("provider type %q has no ValidateKeyRequest case here", name)
+		}
+	}
+	if n := calls.Load(); n != 0 {
+		t.Errorf("validation sent %d requests to the API", n)
+	}
+}
+
+// check is a key request ValidateKeyRequest must accept (field "") or
+// refuse with a FieldError on field.
+type check struct {
+	req   clients.KeyRequest
+	field string // "" when the request is valid
+}
+
+// typeCase is a registered type: fields that build a client of it, and
+// checks of its ValidateKeyRequest.
+type typeCase struct {
+	name   string
+	fields map[string]string
+	checks []check
+}
+
+// typeCases has a case for every registered type (TestValidateKeyRequest-
+// SendsNothing fails when one is missing).
+func typeCases() []typeCase {
 	params := func(kv ...string) map[string]string {
 		m := map[string]string{}
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -34,11 +79,7 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 		}
 		return m
 	}
-	types := []struct {
-		name   string
-		fields map[string]string
-		checks []check
-	}{
+	return []typeCase{
 		{"demo", map[string]string{"admin_key": "demoadm_x"}, []check{
 			{clients.KeyRequest{Scopes: []string{"read"}}, ""},
 			{clients.KeyRequest{Parameters: params("team", "a")}, "parameters"},
@@ -160,33 +201,5 @@ func TestValidateKeyRequestSendsNothing(t *testing.T) {
 			{clients.KeyRequest{Parameters: params("team", "a")}, ""},
 			{clients.KeyRequest{Parameters: params("tier", "gold")}, "parameters"},
 		}},
-	}
-	registered := map[string]bool{}
-	for _, typ := range clients.Types() {
-		registered[typ.Name] = false
-	}
-	for _, tc := range types {
-		registered[tc.name] = true
-		t.Run(tc.name, func(t *testing.T) {
-			p := clienttest.New(t, tc.name, srv.URL, tc.fields)
-			for i, c := range tc.checks {
-				err := p.ValidateKeyRequest(c.req)
-				if c.field == "" {
-					if err != nil {
-						t.Errorf("check %d: a valid request was refused: %v", i, err)
-					}
-					continue
-				}
-				clienttest.AssertFieldError(t, err, c.field, "")
-			}
-		})
-	}
-	for name, covered := range registered {
-		if !covered {
-			t.Errorf("provider type %q has no ValidateKeyRequest case here", name)
-		}
-	}
-	if n := calls.Load(); n != 0 {
-		t.Errorf("validation sent %d requests to the API", n)
 	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/tokencache"
 )
 
@@ -267,6 +268,14 @@ func (p *provider) RevokeKey(ctx context.Context, id string) error {
 
 // FindKeys pages through the tenant's applications for those named name.
 func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
+	return keylist.Find(ctx, p.ListKeys, name)
+}
+
+// ListKeys lists the tenant's applications (each issued credential is one),
+// every page, for tidy, less the root's own client. Auth0 gives no creation
+// time for a client, so CreatedAt stays zero: tidy reports these clients
+// and never deletes them.
+func (p *provider) ListKeys(ctx context.Context) ([]clients.Key, error) {
 	var out []clients.Key
 	for page := 0; page < maxPages; page++ {
 		q := url.Values{"fields": {"client_id,name"}, "include_fields": {"true"}, "page": {strconv.Itoa(page)}, "per_page": {strconv.Itoa(perPage)}}
@@ -275,7 +284,7 @@ func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, er
 			return nil, err
 		}
 		for _, c := range list {
-			if c.Name == name && idPattern.MatchString(c.ClientID) && c.ClientID != p.clientID {
+			if idPattern.MatchString(c.ClientID) && c.ClientID != p.clientID {
 				out = append(out, clients.Key{ID: c.ClientID, Name: c.Name})
 			}
 		}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 )
 
 const (
@@ -213,6 +214,7 @@ type tokenResult struct {
 	Status    string          `json:"status"`
 	Value     string          `json:"value"`
 	ExpiresOn string          `json:"expires_on"`
+	IssuedOn  string          `json:"issued_on"`
 	Policies  []policy        `json:"policies"`
 	Condition json.RawMessage `json:"condition"`
 }
@@ -367,6 +369,13 @@ func (c *client) delete(ctx context.Context, op, id string) error {
 func (c *client) RevokeKey(ctx context.Context, id string) error { return c.delete(ctx, "revoke", id) }
 
 func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
+	return keylist.Find(ctx, c.ListKeys, name)
+}
+
+// ListKeys lists the tokens (user or account owned, as configured), every
+// page, for tidy: CreatedAt is issued_on. The root token is one of them;
+// its id is the root id stored, which tidy never revokes.
+func (c *client) ListKeys(ctx context.Context) ([]clients.Key, error) {
 	var found []clients.Key
 	for page := 1; page <= maxPages; page++ {
 		var out []tokenResult
@@ -376,9 +385,11 @@ func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, erro
 			return nil, err
 		}
 		for _, t := range out {
-			// Only ids RevokeKey accepts: rollback revokes what it finds.
-			if t.Name == name && tokenIDPattern.MatchString(t.ID) {
-				found = append(found, clients.Key{ID: t.ID, Name: t.Name})
+			// Only ids RevokeKey accepts: rollback and tidy revoke what they find.
+			if tokenIDPattern.MatchString(t.ID) {
+				created, _ := time.Parse(time.RFC3339, t.IssuedOn)
+				expires, _ := time.Parse(time.RFC3339, t.ExpiresOn)
+				found = append(found, clients.Key{ID: t.ID, Name: t.Name, CreatedAt: created, ExpiresAt: expires})
 			}
 		}
 		if len(out) == 0 || env.ResultInfo == nil || page >= env.ResultInfo.TotalPages {

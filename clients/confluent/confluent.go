@@ -17,9 +17,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 )
 
 // TypeName is the provider type.
@@ -109,6 +111,9 @@ type apiKey struct {
 			Kind string `json:"kind"`
 		} `json:"resource"`
 	} `json:"spec"`
+	Metadata struct {
+		CreatedAt string `json:"created_at"`
+	} `json:"metadata"`
 }
 
 // resourceID is the key's resource, "" for a Cloud API key.
@@ -271,15 +276,24 @@ func (p *provider) list(ctx context.Context, owner string) ([]apiKey, error) {
 }
 
 func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
+	return keylist.Find(ctx, p.ListKeys, name)
+}
+
+// ListKeys lists the organization's API keys the root may see, every page,
+// for tidy: Name is display_name, CreatedAt is metadata.created_at. The
+// root key is listed under the id RootID returns.
+func (p *provider) ListKeys(ctx context.Context) ([]clients.Key, error) {
 	keys, err := p.list(ctx, "")
 	if err != nil {
 		return nil, err
 	}
 	var out []clients.Key
 	for _, k := range keys {
-		// Only ids RevokeKey accepts: rollback revokes what it finds.
-		if k.Spec.DisplayName == name && idPattern.MatchString(k.ID) {
-			out = append(out, clients.Key{ID: k.ID, Name: name, Extra: map[string]string{"owner": k.Spec.Owner.ID, "resource": k.resourceID()}})
+		// Only ids RevokeKey accepts: rollback and tidy revoke what they find.
+		if idPattern.MatchString(k.ID) {
+			created, _ := time.Parse(time.RFC3339, k.Metadata.CreatedAt)
+			out = append(out, clients.Key{ID: k.ID, Name: k.Spec.DisplayName, CreatedAt: created,
+				Extra: map[string]string{"owner": k.Spec.Owner.ID, "resource": k.resourceID()}})
 		}
 	}
 	return out, nil

@@ -14,9 +14,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 )
 
 const (
@@ -188,10 +190,11 @@ func errorMessage(body []byte) string {
 type keyData struct {
 	ID         string `json:"id"`
 	Attributes struct {
-		Name   string    `json:"name"`
-		Key    string    `json:"key"`
-		Last4  string    `json:"last4"`
-		Scopes *[]string `json:"scopes"`
+		Name      string    `json:"name"`
+		Key       string    `json:"key"`
+		Last4     string    `json:"last4"`
+		Scopes    *[]string `json:"scopes"`
+		CreatedAt string    `json:"created_at"`
 	} `json:"attributes"`
 }
 
@@ -408,24 +411,49 @@ func (c *client) list(ctx context.Context, path, filter string) ([]keyData, erro
 }
 
 func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
+	keys, err := c.keys(ctx, name, false)
+	if err != nil {
+		return nil, err
+	}
+	return keylist.Named(keys, name), nil
+}
+
+// ListKeys lists the account's API keys and the current user's application
+// keys, every page, for tidy: CreatedAt is created_at. The configured root
+// (api_key and app_key) is left out, known by its id fields or by its last
+// four characters: its root id ("api_key:…,app_key:…") matches no key id,
+// so nothing else would keep tidy from taking it.
+func (c *client) ListKeys(ctx context.Context) ([]clients.Key, error) {
+	return c.keys(ctx, "", true)
+}
+
+// keys lists both key collections (filter narrows by name on the server),
+// application key ids with appIDPrefix as RevokeKey takes them, without the
+// root's keys when skipRoot.
+func (c *client) keys(ctx context.Context, filter string, skipRoot bool) ([]clients.Key, error) {
 	var found []clients.Key
-	apiKeys, err := c.list(ctx, "/api/v2/api_keys", name)
-	if err != nil {
-		return nil, err
-	}
-	// Only ids RevokeKey accepts: rollback revokes what it finds.
-	for _, d := range apiKeys {
-		if d.Attributes.Name == name && idPattern.MatchString(d.ID) {
-			found = append(found, clients.Key{ID: d.ID, Name: name, Extra: map[string]string{"key_kind": kindAPIKey}})
+	for _, coll := range []struct {
+		path, prefix, kind string
+		rootID, rootSecret string
+	}{
+		{"/api/v2/api_keys", "", kindAPIKey, c.apiKeyID, c.apiKey},
+		{"/api/v2/current_user/application_keys", appIDPrefix, kindAppKey, c.appKeyID, c.appKey},
+	} {
+		list, err := c.list(ctx, coll.path, filter)
+		if err != nil {
+			return nil, err
 		}
-	}
-	appKeys, err := c.list(ctx, "/api/v2/current_user/application_keys", name)
-	if err != nil {
-		return nil, err
-	}
-	for _, d := range appKeys {
-		if d.Attributes.Name == name && idPattern.MatchString(d.ID) {
-			found = append(found, clients.Key{ID: appIDPrefix + d.ID, Name: name, Extra: map[string]string{"key_kind": kindAppKey}})
+		for _, d := range list {
+			// Only ids RevokeKey accepts: rollback and tidy revoke what they find.
+			if !idPattern.MatchString(d.ID) {
+				continue
+			}
+			if skipRoot && (d.ID == coll.rootID || (d.Attributes.Last4 != "" && d.Attributes.Last4 == last4(coll.rootSecret))) {
+				continue
+			}
+			created, _ := time.Parse(time.RFC3339, d.Attributes.CreatedAt)
+			found = append(found, clients.Key{ID: coll.prefix + d.ID, Name: d.Attributes.Name, CreatedAt: created,
+				Extra: map[string]string{"key_kind": coll.kind}})
 		}
 	}
 	return found, nil

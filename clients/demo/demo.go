@@ -12,6 +12,7 @@ import (
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 )
 
 func init() {
@@ -125,35 +126,33 @@ func (c *client) RevokeKey(ctx context.Context, id string) error {
 }
 
 func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
-	var out struct {
-		Keys []apiKey `json:"keys"`
-	}
-	if err := c.call(ctx, "list", http.MethodGet, "/v1/keys?name="+url.QueryEscape(name), c.adminKey, nil, &out); err != nil {
+	keys, err := c.list(ctx, "?name="+url.QueryEscape(name))
+	if err != nil {
 		return nil, err
 	}
-	keys := make([]clients.Key, 0, len(out.Keys))
-	for _, k := range out.Keys {
-		// A key without an id cannot be revoked: rollback must not be
-		// handed one.
-		if k.Name == name && k.ID != "" {
-			keys = append(keys, clients.Key{ID: k.ID, Name: k.Name, ExpiresAt: k.ExpiresAt})
-		}
-	}
-	return keys, nil
+	return keylist.Named(keys, name), nil
 }
 
 // ListKeys lists every live key of the account (admin keys are not keys:
 // they are listed by FindRoots).
 func (c *client) ListKeys(ctx context.Context) ([]clients.Key, error) {
+	return c.list(ctx, "")
+}
+
+// list is GET /v1/keys with query; a key without an id cannot be revoked,
+// so rollback and tidy are never handed one.
+func (c *client) list(ctx context.Context, query string) ([]clients.Key, error) {
 	var out struct {
 		Keys []apiKey `json:"keys"`
 	}
-	if err := c.call(ctx, "list", http.MethodGet, "/v1/keys", c.adminKey, nil, &out); err != nil {
+	if err := c.call(ctx, "list", http.MethodGet, "/v1/keys"+query, c.adminKey, nil, &out); err != nil {
 		return nil, err
 	}
 	keys := make([]clients.Key, 0, len(out.Keys))
 	for _, k := range out.Keys {
-		keys = append(keys, clients.Key{ID: k.ID, Name: k.Name, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt})
+		if k.ID != "" {
+			keys = append(keys, clients.Key{ID: k.ID, Name: k.Name, CreatedAt: k.CreatedAt, ExpiresAt: k.ExpiresAt})
+		}
 	}
 	return keys, nil
 }

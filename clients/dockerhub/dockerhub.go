@@ -24,6 +24,7 @@ import (
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 )
 
 // Field names.
@@ -269,6 +270,14 @@ func (p *provider) RevokeKey(ctx context.Context, id string) error {
 
 // FindKeys pages through the account's tokens for those labelled name.
 func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
+	return keylist.Find(ctx, p.ListKeys, name)
+}
+
+// ListKeys lists the account's personal access tokens, every page, for
+// tidy: Name is token_label, CreatedAt is created_at. A root that is itself
+// a personal access token has no id (RootID), so only the marker in the
+// names tidy looks for keeps it apart.
+func (p *provider) ListKeys(ctx context.Context) ([]clients.Key, error) {
 	var out []clients.Key
 	for page := 1; page <= maxPages; page++ {
 		var res struct {
@@ -280,8 +289,11 @@ func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, er
 			return nil, err
 		}
 		for _, t := range res.Results {
-			if t.TokenLabel == name && idPattern.MatchString(t.UUID) {
-				out = append(out, clients.Key{ID: t.UUID, Name: t.TokenLabel})
+			// Only ids RevokeKey accepts: rollback and tidy revoke what they find.
+			if idPattern.MatchString(t.UUID) {
+				created, _ := time.Parse(time.RFC3339, t.CreatedAt)
+				expires, _ := time.Parse(time.RFC3339, t.ExpiresAt)
+				out = append(out, clients.Key{ID: t.UUID, Name: t.TokenLabel, CreatedAt: created, ExpiresAt: expires})
 			}
 		}
 		if res.Next == nil || *res.Next == "" || len(res.Results) == 0 {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 )
 
 // Field names.
@@ -285,10 +286,27 @@ func (p *provider) RevokeKey(ctx context.Context, id string) error {
 
 // FindKeys lists the valid keys named name.
 func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
+	keys, err := p.list(ctx, url.Values{"name": {name}})
+	if err != nil {
+		return nil, err
+	}
+	return keylist.Named(keys, name), nil
+}
+
+// ListKeys lists the valid API keys the root's user owns (owner=true:
+// Elasticsearch answers them all at once) for tidy: CreatedAt is creation
+// (epoch milliseconds). A root that is an API key is listed under the id
+// RootID returns.
+func (p *provider) ListKeys(ctx context.Context) ([]clients.Key, error) {
+	return p.list(ctx, url.Values{"owner": {"true"}})
+}
+
+// list is GET /_security/api_key with q, less invalidated keys.
+func (p *provider) list(ctx context.Context, q url.Values) ([]clients.Key, error) {
 	var res struct {
 		APIKeys []apiKey `json:"api_keys"`
 	}
-	err := p.call(ctx, "list", http.MethodGet, "/_security/api_key?"+url.Values{"name": {name}}.Encode(), nil, &res)
+	err := p.call(ctx, "list", http.MethodGet, "/_security/api_key?"+q.Encode(), nil, &res)
 	if httpx.NotFound(err) {
 		return nil, nil // older versions answer 404 when nothing matches
 	}
@@ -297,8 +315,12 @@ func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, er
 	}
 	var out []clients.Key
 	for _, k := range res.APIKeys {
-		if k.Name == name && !k.Invalidated && idPattern.MatchString(k.ID) {
-			out = append(out, clients.Key{ID: k.ID, Name: k.Name, Extra: map[string]string{"api_key_id": k.ID}})
+		if !k.Invalidated && idPattern.MatchString(k.ID) {
+			key := clients.Key{ID: k.ID, Name: k.Name, Extra: map[string]string{"api_key_id": k.ID}}
+			if k.Creation > 0 {
+				key.CreatedAt = time.UnixMilli(k.Creation).UTC()
+			}
+			out = append(out, key)
 		}
 	}
 	return out, nil

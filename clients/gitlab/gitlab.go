@@ -18,6 +18,7 @@ import (
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 )
 
 // Field names.
@@ -389,10 +390,29 @@ func (p *provider) RevokeKey(ctx context.Context, id string) error {
 
 // FindKeys lists the target's live tokens named name.
 func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
+	keys, err := p.list(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return keylist.Named(keys, name), nil
+}
+
+// ListKeys lists the target's active tokens, every page, for tidy:
+// CreatedAt is created_at. A root token of the same target is listed under
+// the id RootID stores, which tidy never revokes.
+func (p *provider) ListKeys(ctx context.Context) ([]clients.Key, error) {
+	return p.list(ctx, "")
+}
+
+// list pages through the target's active tokens; search narrows them by
+// name on the server.
+func (p *provider) list(ctx context.Context, search string) ([]clients.Key, error) {
 	q := url.Values{}
 	q.Set("per_page", "100")
 	q.Set("state", "active")
-	q.Set("search", name)
+	if search != "" {
+		q.Set("search", search)
+	}
 	path := p.keysPath()
 	if p.targetType == targetUser {
 		path = "/personal_access_tokens"
@@ -409,9 +429,10 @@ func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, er
 			return nil, err
 		}
 		for _, t := range list {
-			// Only ids RevokeKey accepts: rollback revokes what it finds.
-			if t.Name == name && t.live() && t.ID > 0 {
-				out = append(out, clients.Key{ID: strconv.FormatInt(t.ID, 10), Name: t.Name, ExpiresAt: parseDate(t.ExpiresAt)})
+			// Only ids RevokeKey accepts: rollback and tidy revoke what they find.
+			if t.live() && t.ID > 0 {
+				created, _ := time.Parse(time.RFC3339, t.CreatedAt)
+				out = append(out, clients.Key{ID: strconv.FormatInt(t.ID, 10), Name: t.Name, CreatedAt: created, ExpiresAt: parseDate(t.ExpiresAt)})
 			}
 		}
 		page = strings.TrimSpace(resp.Header.Get("X-Next-Page"))

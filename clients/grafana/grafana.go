@@ -19,6 +19,7 @@ import (
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 )
 
 // Field names.
@@ -137,6 +138,7 @@ type listed struct {
 	ID         int64   `json:"id"`
 	Name       string  `json:"name"`
 	Expiration *string `json:"expiration"`
+	Created    string  `json:"created"`
 }
 
 // create adds a token named name to account, expiring after secondsToLive
@@ -227,19 +229,28 @@ func (p *provider) list(ctx context.Context, op, account, secret string) ([]list
 }
 
 func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
+	return keylist.Find(ctx, p.ListKeys, name)
+}
+
+// ListKeys lists the tokens of the service account keys are issued on, for
+// tidy (Grafana lists them in one answer): CreatedAt is created. A root
+// token of the same account is listed under the id RootID returns when
+// token_id is set.
+func (p *provider) ListKeys(ctx context.Context) ([]clients.Key, error) {
 	all, err := p.list(ctx, "list", p.account, p.token)
 	if err != nil {
 		return nil, err
 	}
 	var out []clients.Key
 	for _, t := range all {
-		if t.Name != name || t.ID <= 0 { // only ids RevokeKey accepts
+		if t.ID <= 0 { // only ids RevokeKey accepts
 			continue
 		}
 		k := clients.Key{ID: strconv.FormatInt(t.ID, 10), Name: t.Name}
 		if t.Expiration != nil {
 			k.ExpiresAt, _ = time.Parse(time.RFC3339, *t.Expiration)
 		}
+		k.CreatedAt, _ = time.Parse(time.RFC3339, t.Created)
 		out = append(out, k)
 	}
 	return out, nil

@@ -18,6 +18,7 @@ import (
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 )
 
 // TypeName is the provider type.
@@ -78,11 +79,12 @@ type provider struct {
 // token is a personal access token as the API shows it; Token is the whole
 // value only in the create's answer (the list shows its first 16 characters).
 type token struct {
-	ID     json.Number `json:"id"`
-	Label  string      `json:"label"`
-	Scopes string      `json:"scopes"`
-	Expiry *string     `json:"expiry"`
-	Token  string      `json:"token"`
+	ID      json.Number `json:"id"`
+	Label   string      `json:"label"`
+	Scopes  string      `json:"scopes"`
+	Expiry  *string     `json:"expiry"`
+	Token   string      `json:"token"`
+	Created string      `json:"created"`
 }
 
 func (p *provider) Capabilities() clients.Capabilities { return capabilities }
@@ -199,15 +201,23 @@ func (p *provider) tokens(ctx context.Context, op, secret string) ([]token, erro
 }
 
 func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
+	return keylist.Find(ctx, p.ListKeys, name)
+}
+
+// ListKeys lists the profile's personal access tokens, every page, for
+// tidy: Name is the label, CreatedAt is created (UTC). The root token is
+// one of them, listed under the id RootID returns.
+func (p *provider) ListKeys(ctx context.Context) ([]clients.Key, error) {
 	list, err := p.tokens(ctx, "list", p.token)
 	if err != nil {
 		return nil, err
 	}
 	var out []clients.Key
 	for _, t := range list {
-		// Only ids RevokeKey accepts: rollback revokes what it finds.
-		if t.Label == name && idPattern.MatchString(t.ID.String()) {
-			out = append(out, clients.Key{ID: t.ID.String(), Name: t.Label})
+		// Only ids RevokeKey accepts: rollback and tidy revoke what they find.
+		if idPattern.MatchString(t.ID.String()) {
+			created, _ := parseTime(t.Created)
+			out = append(out, clients.Key{ID: t.ID.String(), Name: t.Label, CreatedAt: created})
 		}
 	}
 	return out, nil

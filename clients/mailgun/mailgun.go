@@ -21,6 +21,7 @@ import (
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 )
 
 // TypeName is the provider type.
@@ -91,6 +92,7 @@ type apiKey struct {
 	Role        string `json:"role"`
 	Kind        string `json:"kind"`
 	DomainName  string `json:"domain_name"`
+	CreatedAt   string `json:"created_at"`
 }
 
 func (p *provider) Capabilities() clients.Capabilities { return capabilities }
@@ -222,17 +224,34 @@ func (p *provider) list(ctx context.Context, op string) ([]apiKey, error) {
 }
 
 func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
+	return keylist.Find(ctx, p.ListKeys, name)
+}
+
+// ListKeys lists the account's keys (Mailgun answers them all at once) for
+// tidy: Name is the description, CreatedAt is created_at (UTC, written
+// without a zone). A root key is listed under the id RootID returns when
+// api_key_id is set.
+func (p *provider) ListKeys(ctx context.Context) ([]clients.Key, error) {
 	keys, err := p.list(ctx, "list")
 	if err != nil {
 		return nil, err
 	}
 	var out []clients.Key
 	for _, k := range keys {
-		if k.Description == name && idPattern.MatchString(k.ID) {
-			out = append(out, clients.Key{ID: k.ID, Name: name})
+		if idPattern.MatchString(k.ID) {
+			out = append(out, clients.Key{ID: k.ID, Name: k.Description, CreatedAt: parseTime(k.CreatedAt)})
 		}
 	}
 	return out, nil
+}
+
+// parseTime reads Mailgun's times: RFC 3339, or UTC without a zone.
+func parseTime(s string) time.Time {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t
+	}
+	t, _ := time.ParseInLocation("2006-01-02T15:04:05", s, time.UTC)
+	return t
 }
 
 // RootID lists keys with the root (only an admin key may) and returns

@@ -22,6 +22,7 @@ import (
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 )
 
 // TypeName is the provider type.
@@ -237,14 +238,22 @@ func (p *provider) list(ctx context.Context, hc *httpx.Client, op string, secret
 }
 
 func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
+	return keylist.Find(ctx, p.ListKeys, name)
+}
+
+// ListKeys lists the organization's API keys, every page, for tidy: Name is
+// desc. Atlas gives no creation time for an API key, so CreatedAt stays
+// zero: tidy reports these keys and never revokes them. The root key is
+// listed under the id RootID returns.
+func (p *provider) ListKeys(ctx context.Context) ([]clients.Key, error) {
 	keys, err := p.list(ctx, p.rootHTTP, "list")
 	if err != nil {
 		return nil, err
 	}
 	var out []clients.Key
 	for _, k := range keys {
-		// Only ids RevokeKey accepts: rollback revokes what it finds.
-		if k.Desc == name && idPattern.MatchString(k.ID) {
+		// Only ids RevokeKey accepts: rollback and tidy revoke what they find.
+		if idPattern.MatchString(k.ID) {
 			out = append(out, clients.Key{ID: k.ID, Name: k.Desc, Extra: map[string]string{"public_key": k.PublicKey}})
 		}
 	}

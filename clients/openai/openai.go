@@ -14,9 +14,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 )
 
 // Field names.
@@ -116,10 +118,11 @@ func (p *provider) accountsPath() string {
 }
 
 type serviceAccount struct {
-	ID     string `json:"id"`
-	Name   string `json:"name"`
-	Role   string `json:"role"`
-	APIKey *struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Role      string `json:"role"`
+	CreatedAt int64  `json:"created_at"`
+	APIKey    *struct {
 		ID    string `json:"id"`
 		Value string `json:"value"`
 	} `json:"api_key"`
@@ -222,14 +225,25 @@ func each[T any](ctx context.Context, p *provider, op, path, secret string, fn f
 }
 
 func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
+	return keylist.Find(ctx, p.ListKeys, name)
+}
+
+// ListKeys lists the project's service accounts (each issued key is one),
+// every page, for tidy: CreatedAt is created_at (epoch seconds). Admin keys,
+// the roots, are another list.
+func (p *provider) ListKeys(ctx context.Context) ([]clients.Key, error) {
 	var out []clients.Key
 	err := each(ctx, p, "list", p.accountsPath(), p.adminKey, func(list []serviceAccount) {
 		for _, sa := range list {
-			// Only ids RevokeKey accepts: rollback revokes what it finds.
-			if sa.Name == name && idPattern.MatchString(sa.ID) {
-				out = append(out, clients.Key{ID: sa.ID, Name: sa.Name,
-					Extra: map[string]string{"service_account_id": sa.ID, "project_id": p.projectID}})
+			// Only ids RevokeKey accepts: rollback and tidy revoke what they find.
+			if !idPattern.MatchString(sa.ID) {
+				continue
 			}
+			k := clients.Key{ID: sa.ID, Name: sa.Name, Extra: map[string]string{"service_account_id": sa.ID, "project_id": p.projectID}}
+			if sa.CreatedAt > 0 {
+				k.CreatedAt = time.Unix(sa.CreatedAt, 0).UTC()
+			}
+			out = append(out, k)
 		}
 	})
 	if err != nil {

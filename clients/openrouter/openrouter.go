@@ -20,6 +20,7 @@ import (
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 )
 
 const (
@@ -313,16 +314,7 @@ func (p *provider) listKeys(ctx context.Context, fn func(keyData)) error {
 }
 
 func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
-	var out []clients.Key
-	err := p.listKeys(ctx, func(k keyData) {
-		if k.Name == name {
-			out = append(out, clients.Key{ID: k.Hash, Name: k.Name, ExpiresAt: parseTime(k.ExpiresAt)})
-		}
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
+	return keylist.Find(ctx, p.ListKeys, name)
 }
 
 // RootID checks the management key (GET /key with it, an authenticated

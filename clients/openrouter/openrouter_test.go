@@ -211,6 +211,7 @@ func TestFindAndListKeys(t *testing.T) {
 	if err != nil || len(all) != 205 || all[0].CreatedAt.IsZero() {
 		t.Fatalf("ListKeys = %d keys, %v", len(all), err)
 	}
+	clienttest.AssertListFailures(t, p, srv.FailNext, srv.ManagementKey())
 }
 
 func TestWorkspace(t *testing.T) {

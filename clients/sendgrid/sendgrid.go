@@ -16,6 +16,7 @@ import (
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 )
 
 const (
@@ -255,14 +256,23 @@ func (c *client) list(ctx context.Context, subuser bool) ([]listedKey, error) {
 }
 
 func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
+	return keylist.Find(ctx, c.ListKeys, name)
+}
+
+// ListKeys lists the keys of the account (or of on_behalf_of's subuser)
+// for tidy, in one answer (an account holds 100 at most). SendGrid's list
+// gives no creation time, so CreatedAt stays zero: tidy reports these keys
+// and never revokes them. A root key of the same account is listed under
+// the id RootID returns.
+func (c *client) ListKeys(ctx context.Context) ([]clients.Key, error) {
 	keys, err := c.list(ctx, true)
 	if err != nil {
 		return nil, err
 	}
 	var found []clients.Key
 	for _, k := range keys {
-		// Only ids RevokeKey accepts: rollback revokes what it finds.
-		if k.Name == name && keyIDPattern.MatchString(k.APIKeyID) {
+		// Only ids RevokeKey accepts: rollback and tidy revoke what they find.
+		if keyIDPattern.MatchString(k.APIKeyID) {
 			found = append(found, clients.Key{ID: k.APIKeyID, Name: k.Name})
 		}
 	}

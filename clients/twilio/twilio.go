@@ -17,9 +17,11 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 )
 
 const (
@@ -355,7 +357,13 @@ func (c *client) RevokeKey(ctx context.Context, id string) error {
 // FindKeys pages through the account's keys and matches the friendly name
 // (names are truncated to 64 characters on create, so here too).
 func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
-	want := friendlyName(name)
+	return keylist.Find(ctx, c.ListKeys, friendlyName(name))
+}
+
+// ListKeys lists the account's API keys, every page, for tidy: CreatedAt
+// is date_created (RFC 2822). A Main key configured as the root
+// (api_key_sid) is left out, so nothing revokes it as a key.
+func (c *client) ListKeys(ctx context.Context) ([]clients.Key, error) {
 	next := c.accountURL(fmt.Sprintf("/Keys.json?PageSize=%d", listPageSize))
 	var found []clients.Key
 	for page := 0; next != "" && page < maxListPages; page++ {
@@ -363,6 +371,7 @@ func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, erro
 			Keys []struct {
 				SID          string `json:"sid"`
 				FriendlyName string `json:"friendly_name"`
+				DateCreated  string `json:"date_created"`
 			} `json:"keys"`
 			NextPageURI *string `json:"next_page_uri"`
 		}
@@ -370,10 +379,12 @@ func (c *client) FindKeys(ctx context.Context, name string) ([]clients.Key, erro
 			return nil, err
 		}
 		for _, k := range out.Keys {
-			// Only sids RevokeKey accepts: rollback revokes what it finds.
-			if k.FriendlyName == want && keySIDPattern.MatchString(k.SID) {
-				found = append(found, clients.Key{ID: k.SID, Name: k.FriendlyName, Extra: map[string]string{"sid": k.SID}})
+			// Only sids RevokeKey accepts: rollback and tidy revoke what they find.
+			if !keySIDPattern.MatchString(k.SID) || (!c.tokenForm && k.SID == c.user) {
+				continue
 			}
+			created, _ := time.Parse(time.RFC1123Z, k.DateCreated)
+			found = append(found, clients.Key{ID: k.SID, Name: k.FriendlyName, CreatedAt: created, Extra: map[string]string{"sid": k.SID}})
 		}
 		next = ""
 		if out.NextPageURI != nil && strings.HasPrefix(*out.NextPageURI, "/") {

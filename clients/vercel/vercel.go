@@ -18,6 +18,7 @@ import (
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/httpx"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/internal/keylist"
 )
 
 // Field names.
@@ -105,6 +106,7 @@ type token struct {
 	ID        string `json:"id"`
 	Name      string `json:"name"`
 	ExpiresAt int64  `json:"expiresAt"`
+	CreatedAt int64  `json:"createdAt"`
 }
 
 type created struct {
@@ -145,12 +147,7 @@ func (p *provider) CreateKey(ctx context.Context, req clients.KeyRequest) (clien
 	if err != nil {
 		return clients.Key{}, err
 	}
-	key := clients.Key{ID: c.Token.ID, Name: req.Name, Secret: c.BearerToken}
-	if c.Token.ExpiresAt > 0 {
-		if t := time.UnixMilli(c.Token.ExpiresAt).UTC(); t.Year() < 10000 {
-			key.ExpiresAt = t
-		}
-	}
+	key := clients.Key{ID: c.Token.ID, Name: req.Name, Secret: c.BearerToken, ExpiresAt: fromMillis(c.Token.ExpiresAt)}
 	if p.teamID != "" {
 		key.Extra = map[string]string{"team_id": p.teamID}
 	}
@@ -184,6 +181,13 @@ func (p *provider) deleteToken(ctx context.Context, op, secret, id string) error
 // FindKeys pages through GET /v6/user/tokens (newest first; each page's
 // pagination.next is the until of the next) for the tokens named name.
 func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, error) {
+	return keylist.Find(ctx, p.ListKeys, name)
+}
+
+// ListKeys lists the user's tokens, every page, for tidy: CreatedAt is
+// createdAt (epoch milliseconds). The root token is one of them, listed
+// under the id RootID returns.
+func (p *provider) ListKeys(ctx context.Context) ([]clients.Key, error) {
 	var out []clients.Key
 	until := ""
 	for i := 0; i < maxPages; i++ {
@@ -201,8 +205,9 @@ func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, er
 			return nil, err
 		}
 		for _, t := range res.Tokens {
-			if t.Name == name && idPattern.MatchString(t.ID) {
-				out = append(out, clients.Key{ID: t.ID, Name: t.Name})
+			// Only ids RevokeKey accepts: rollback and tidy revoke what they find.
+			if idPattern.MatchString(t.ID) {
+				out = append(out, clients.Key{ID: t.ID, Name: t.Name, CreatedAt: fromMillis(t.CreatedAt), ExpiresAt: fromMillis(t.ExpiresAt)})
 			}
 		}
 		next := res.Pagination.Next
@@ -212,6 +217,17 @@ func (p *provider) FindKeys(ctx context.Context, name string) ([]clients.Key, er
 		until = strconv.FormatInt(*next, 10)
 	}
 	return out, nil
+}
+
+// fromMillis reads Vercel's epoch milliseconds; 0 (or absurd) is no time.
+func fromMillis(ms int64) time.Time {
+	if ms <= 0 {
+		return time.Time{}
+	}
+	if t := time.UnixMilli(ms).UTC(); t.Year() < 10000 {
+		return t
+	}
+	return time.Time{}
 }
 
 // current is the id of the token secret, as Vercel tells it.

@@ -44,6 +44,7 @@ type Token struct {
 	Secret    string
 	Scopes    []string
 	ExpiresAt time.Time // zero: never
+	Created   time.Time
 	Deleted   bool
 }
 
@@ -219,7 +220,7 @@ func (s *Server) auth(rec *Recorded, body map[string]any) response {
 
 func (s *Server) view(t *Token) map[string]any {
 	v := map[string]any{"uuid": t.UUID, "client_id": "HUB", "creator_ip": "127.0.0.1", "creator_ua": "vault",
-		"created_at": s.now().UTC().Format(time.RFC3339), "last_used": nil, "generated_by": "manual",
+		"created_at": t.Created.UTC().Format(time.RFC3339), "last_used": nil, "generated_by": "manual",
 		"is_active": s.live(t), "token_label": t.Label, "scopes": t.Scopes, "expires_at": nil}
 	if !t.ExpiresAt.IsZero() {
 		v["expires_at"] = t.ExpiresAt.UTC().Format(time.RFC3339)
@@ -238,7 +239,7 @@ func (s *Server) route(r *http.Request, body map[string]any) response {
 			return apiError(http.StatusBadRequest, "token_label is required")
 		}
 		t := &Token{UUID: fmt.Sprintf("%s-%s-%s", fakeapi.Hex(4), fakeapi.Hex(2), fakeapi.Hex(6)), Label: label,
-			Secret: "dckr_pat_" + fakeapi.Hex(14)}
+			Secret: "dckr_pat_" + fakeapi.Hex(14), Created: s.now().UTC()}
 		list, _ := body["scopes"].([]any)
 		for _, v := range list {
 			sc, _ := v.(string)

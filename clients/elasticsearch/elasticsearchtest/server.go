@@ -40,6 +40,7 @@ type APIKey struct {
 	Name            string
 	Secret          string
 	Expires         time.Time // zero: never
+	Created         time.Time
 	Invalidated     bool
 	Derived         bool // created with an API key: no privileges
 	RoleDescriptors map[string]any
@@ -125,7 +126,7 @@ func (s *Server) valid(k *APIKey) bool {
 
 func (s *Server) newKey(name string, derived bool, roles map[string]any, expires time.Time) *APIKey {
 	id := base64.RawURLEncoding.EncodeToString([]byte(fakeapi.Hex(8)))[:20]
-	k := &APIKey{ID: id, Name: name, Secret: fakeapi.Hex(11), Derived: derived, RoleDescriptors: roles, Expires: expires}
+	k := &APIKey{ID: id, Name: name, Secret: fakeapi.Hex(11), Derived: derived, RoleDescriptors: roles, Expires: expires, Created: s.now()}
 	s.keys = append(s.keys, k)
 	return k
 }
@@ -305,7 +306,7 @@ func parseDuration(v string) (time.Duration, error) {
 
 func (s *Server) view(k *APIKey) map[string]any {
 	v := map[string]any{"id": k.ID, "name": k.Name, "invalidated": k.Invalidated, "username": Username, "realm": "native",
-		"creation": s.now().UnixMilli()}
+		"creation": k.Created.UnixMilli()}
 	if !k.Expires.IsZero() {
 		v["expiration"] = k.Expires.UnixMilli()
 	}

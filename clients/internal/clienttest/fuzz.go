@@ -67,7 +67,9 @@ const (
 //     id, a secret and an expiry the backend can store, and RevokeKey
 //     sends a request for that id (a key Vault cannot revoke would outlive
 //     its lease); FindKeys returns only keys of the name asked for, each
-//     revocable (rollback revokes them); a created root has a value for
+//     revocable (rollback revokes them); ListKeys (where the type is a
+//     KeyLister) returns keys with ids, no secret and a creation time JSON
+//     can hold, each revocable (tidy revokes orphans); a created root has a value for
 //     every root field the instance has.
 //
 // The package's checked-in corpus, testdata/fuzz/<Target>/, holds the
@@ -179,6 +181,23 @@ func FuzzResponses(f *testing.F, target FuzzTarget) {
 						t.Fatalf("FindKeys(%q) returned key %q named %q", name, k.ID, k.Name)
 					}
 					revocable("FindKeys", k.ID)
+				}
+			}
+		}
+		if kl, ok := p.(clients.KeyLister); ok {
+			var listed []clients.Key
+			if err := run("ListKeys", nil, func() (err error) { listed, err = kl.ListKeys(ctx); return }); err == nil {
+				for i, k := range listed {
+					if k.ID == "" || k.Secret != "" {
+						t.Fatalf("ListKeys returned key %q named %q without an id or with a secret", k.ID, k.Name)
+					}
+					// Tidy reports the creation time as JSON.
+					if _, err := k.CreatedAt.MarshalJSON(); err != nil {
+						t.Fatalf("ListKeys returned creation time %v: %v", k.CreatedAt, err)
+					}
+					if i < 10 {
+						revocable("ListKeys", k.ID) // tidy revokes orphans it lists
+					}
 				}
 			}
 		}

@@ -46,6 +46,7 @@ type Key struct {
 	DomainName  string
 	Description string
 	Expires     time.Time // zero: never
+	Created     time.Time
 	Deleted     bool
 }
 
@@ -112,7 +113,7 @@ func live(k *Key) bool { return !k.Deleted && (k.Expires.IsZero() || time.Now().
 
 func (s *Server) newKey(role, kind, domain, desc string, expiration int) *Key {
 	k := &Key{ID: fakeapi.Hex(4) + "-" + fakeapi.Hex(4), Secret: fakeapi.Hex(16) + "-" + fakeapi.Hex(4) + "-" + fakeapi.Hex(4),
-		Role: role, Kind: kind, DomainName: domain, Description: desc}
+		Role: role, Kind: kind, DomainName: domain, Description: desc, Created: time.Now().UTC()}
 	if expiration > 0 {
 		k.Expires = time.Now().Add(time.Duration(expiration) * time.Second)
 	}
@@ -199,7 +200,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 func view(k *Key, withSecret bool) map[string]any {
 	v := map[string]any{"id": k.ID, "description": k.Description, "kind": k.Kind, "role": k.Role,
-		"created_at": "2026-01-02T15:04:05", "updated_at": "2026-01-02T15:04:05", "domain_name": nil, "requestor": "vault@example.com",
+		"created_at": k.Created.Format("2006-01-02T15:04:05"), "updated_at": k.Created.Format("2006-01-02T15:04:05"), "domain_name": nil, "requestor": "vault@example.com",
 		"user_name": nil, "expires_at": nil, "is_disabled": false}
 	if k.DomainName != "" {
 		v["domain_name"] = k.DomainName

@@ -242,6 +242,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if key != nil {
 		failure = s.log.Fail(w)
 	}
+	if failure == http.StatusUnauthorized || key == nil {
+		// Atlas challenges every 401, also one for a key it knew.
+		nonce := fakeapi.Hex(16)
+		s.nonces[nonce] = true
+		h.Set("WWW-Authenticate", fmt.Sprintf(`Digest realm=%q, domain="", nonce=%q, algorithm=MD5, qop="auth", stale=false`, realm, nonce))
+	}
 	switch {
 	case failure == http.StatusTooManyRequests:
 		h.Set("RateLimit-Remaining", "0")
@@ -249,9 +255,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case failure != 0:
 		resp = apiError(failure, "UNEXPECTED_ERROR", "Unexpected error.")
 	case key == nil:
-		nonce := fakeapi.Hex(16)
-		s.nonces[nonce] = true
-		h.Set("WWW-Authenticate", fmt.Sprintf(`Digest realm=%q, domain="", nonce=%q, algorithm=MD5, qop="auth", stale=false`, realm, nonce))
 		rec.Challenge = !sent
 		resp = apiError(http.StatusUnauthorized, "USER_UNAUTHORIZED", "You are not authorized for this resource.")
 	case !strings.Contains(r.Header.Get("Accept"), MediaType):

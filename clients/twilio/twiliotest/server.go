@@ -456,3 +456,14 @@ func (s *Server) authTokens(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, 20404, "The requested resource was not found")
 	}
 }
+
+// AddKey stores a standard key named name created at created, as a key made
+// in the Console at that time would be, and returns it.
+func (s *Server) AddKey(name string, created time.Time) Key {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := newKey(name, KeyStandard, "")
+	k.Created = created.UTC()
+	s.keys[k.SID] = k
+	return *k
+}
