@@ -54,3 +54,32 @@ func TestReadCacheFollowsWritesAndInvalidations(t *testing.T) {
 		t.Fatalf("creds serve %s after an invalidation, want the other node's key", got)
 	}
 }
+
+// With its caches warm, a creds read reads nothing from storage: a dual
+// read touches storage not at all (one gRPC round trip fewer per read
+// than a cold cache, and nothing for a performance standby to forward),
+// a dynamic read only writes its ledger entry.
+func TestWarmCredsReadsReadNoStorage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.provider("p")
+	e.dualRole("dual", nil)
+	e.dynamicRole("dyn")
+	for _, c := range []struct {
+		role   string
+		writes int
+	}{{"dual", 0}, {"dyn", 1}} {
+		e.must(logical.ReadOperation, "creds/"+c.role, nil) // warm the caches
+		cs := &countingStorage{Storage: e.storage}
+		resp, err := e.b.HandleRequest(context.Background(), &logical.Request{
+			Operation: logical.ReadOperation, Path: "creds/" + c.role, Storage: cs, DisplayName: "token-test",
+		})
+		if err != nil || resp.IsError() || resp.Secret == nil {
+			t.Fatal(err, resp)
+		}
+		if cs.gets != 0 || cs.list != 0 || cs.deletes != 0 || cs.puts != c.writes {
+			t.Errorf("creds/%s with warm caches: %d reads, %d lists, %d deletes, %d writes %v; want no read, list or delete and %d writes",
+				c.role, cs.gets, cs.list, cs.deletes, cs.puts, cs.keys, c.writes)
+		}
+	}
+}

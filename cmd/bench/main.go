@@ -26,6 +26,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,6 +60,9 @@ type options struct {
 	keep          bool
 	noDoc         bool
 	ops           map[string]bool
+	// slices > 1 runs each creds cell paired with its own kv-v2 write
+	// baseline, in that many alternating slices (see runPaired).
+	slices int
 }
 
 func (o options) path(p string) string {
@@ -80,8 +84,13 @@ func main() {
 	flag.StringVar(&conc, "concurrency", "1,8,32", "comma-separated client counts")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run directory (logs) afterwards")
 	flag.BoolVar(&o.noDoc, "no-doc", false, "print only; do not update the doc")
+	flag.IntVar(&o.slices, "slices", 1, "run each creds cell in this many slices alternating with slices of a kv-v2 write baseline of its own (1: one cell against the kv-v2 write cell of its client count)")
 	ops := flag.String("ops", "kvwrite,kvread,dual,dynamic,revoke", "operations to run (for profiling one path; the doc needs all)")
 	flag.Parse()
+	if o.slices < 1 {
+		fmt.Fprintf(os.Stderr, "bench: bad -slices %d\n", o.slices)
+		os.Exit(2)
+	}
 	o.ops = map[string]bool{}
 	for _, s := range strings.Split(*ops, ",") {
 		o.ops[strings.TrimSpace(s)] = true
@@ -306,6 +315,10 @@ func (p pids) snap() cpuSnap {
 
 func (a cpuSnap) sub(b cpuSnap) cpuSnap {
 	return cpuSnap{a.vault - b.vault, a.plugin - b.plugin, a.demo - b.demo, a.bench - b.bench, a.sysBusy - b.sysBusy, a.sysAll - b.sysAll}
+}
+
+func (a cpuSnap) add(b cpuSnap) cpuSnap {
+	return cpuSnap{a.vault + b.vault, a.plugin + b.plugin, a.demo + b.demo, a.bench + b.bench, a.sysBusy + b.sysBusy, a.sysAll + b.sysAll}
 }
 
 func (a cpuSnap) total() time.Duration { return a.vault + a.plugin + a.demo + a.bench }
@@ -566,6 +579,11 @@ type cell struct {
 	mean      time.Duration
 	exhausted bool
 	cpu       cpuSnap
+	// lat holds the latencies of the successful operations, sorted.
+	lat []time.Duration
+	// base is the kv-v2 write measured in slices alternating with this
+	// cell's (runPaired), or nil.
+	base *cell
 }
 
 func (c cell) opsPerSec() float64 {
@@ -578,6 +596,11 @@ func (c cell) opsPerSec() float64 {
 // runCell runs op on conc workers: warm-up, then the measured window. An
 // op counts (latency and throughput) when it starts inside the window.
 func (e *env) runCell(ctx context.Context, name string, conc int, op opFunc) cell {
+	return e.runWindow(ctx, name, conc, op, e.o.warmup, e.o.duration)
+}
+
+// runWindow is runCell with its own warm-up and window.
+func (e *env) runWindow(ctx context.Context, name string, conc int, op opFunc, warmup, duration time.Duration) cell {
 	type sample struct {
 		lat       []time.Duration
 		errs      int
@@ -587,8 +610,8 @@ func (e *env) runCell(ctx context.Context, name string, conc int, op opFunc) cel
 	}
 	samples := make([]sample, conc)
 	start := time.Now()
-	t0 := start.Add(e.o.warmup)
-	t1 := t0.Add(e.o.duration)
+	t0 := start.Add(warmup)
+	t1 := t0.Add(duration)
 
 	// CPU: a snapshot at t0 and one when the workers are done.
 	snap0 := make(chan cpuSnap, 1)
@@ -651,7 +674,7 @@ func (e *env) runCell(ctx context.Context, name string, conc int, op opFunc) cel
 		cpu = cpu1.sub(s0)
 	}
 
-	res := cell{op: name, conc: conc, window: e.o.duration, exhausted: exhausted, cpu: cpu}
+	res := cell{op: name, conc: conc, window: duration, exhausted: exhausted, cpu: cpu}
 	var all []time.Duration
 	var lastEnd time.Time
 	for _, s := range samples {
@@ -664,21 +687,73 @@ func (e *env) runCell(ctx context.Context, name string, conc int, op opFunc) cel
 			lastEnd = s.lastEnd
 		}
 	}
-	res.ops = len(all)
 	if exhausted {
 		res.window = lastEnd.Sub(t0)
 	}
+	res.setLatencies(all)
+	return res
+}
+
+// setLatencies sets the operation count and the latency figures.
+func (c *cell) setLatencies(all []time.Duration) {
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	c.lat, c.ops = all, len(all)
+	c.p50, c.p99, c.mean = 0, 0, 0
 	if len(all) > 0 {
-		sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-		res.p50 = pct(all, 0.50)
-		res.p99 = pct(all, 0.99)
+		c.p50 = pct(all, 0.50)
+		c.p99 = pct(all, 0.99)
 		var sum time.Duration
 		for _, d := range all {
 			sum += d
 		}
-		res.mean = sum / time.Duration(len(all))
+		c.mean = sum / time.Duration(len(all))
 	}
-	return res
+}
+
+// merge adds the slice d of the same operation to c.
+func (c *cell) merge(d cell) {
+	if c.op == "" {
+		c.op, c.conc = d.op, d.conc
+	}
+	c.window += d.window
+	c.errs += d.errs
+	if c.firstErr == "" {
+		c.firstErr = d.firstErr
+	}
+	c.exhausted = c.exhausted || d.exhausted
+	c.cpu = c.cpu.add(d.cpu)
+	c.setLatencies(append(slices.Clone(c.lat), d.lat...))
+}
+
+// runPaired runs op in e.o.slices slices alternating with slices of the
+// kv-v2 write (kv write first), each 1/slices of the window after 1/slices
+// of the warm-up, and returns op's cell with the kv-v2 write's as its base.
+// Both then meet the same outside load, which on a shared machine moves
+// from one second to the next: two cells run 10-30 s apart do not.
+//
+// clear (outside the timing) revokes the leases of each op slice before
+// the next kv-v2 write slice, so that, as in its own cell, the kv-v2 write
+// runs with none of them outstanding (tens of thousands of leases make
+// every request of Vault's dearer). The price: an op slice ends with
+// 1/slices of the leases a whole cell would, which favours op a little.
+func (e *env) runPaired(ctx context.Context, name string, conc int, op opFunc, clear func() error) (cell, error) {
+	var res, base cell
+	n := time.Duration(e.o.slices)
+	for i := 0; i < e.o.slices && ctx.Err() == nil; i++ {
+		base.merge(e.runWindow(ctx, opNames[0]+" (paired)", conc, kvWriteOp, e.o.warmup/n, e.o.duration/n))
+		res.merge(e.runWindow(ctx, name, conc, op, e.o.warmup/n, e.o.duration/n))
+		if err := clear(); err != nil {
+			return res, err
+		}
+	}
+	res.base = &base
+	return res, ctx.Err()
+}
+
+// kvWriteOp writes the worker's own kv-v2 key (a new version each time).
+func kvWriteOp(ctx context.Context, w int, c *api.Client) error {
+	_, err := c.Logical().WriteWithContext(ctx, fmt.Sprintf("kv/data/bench/w%d", w), kvPayload())
+	return err
 }
 
 func sleepUntil(ctx context.Context, t time.Time) {
@@ -856,6 +931,9 @@ func (e *env) runMatrix(ctx context.Context) ([]cell, error) {
 				c = again
 			}
 		}
+		if c.base != nil {
+			cells = append(cells, *c.base)
+		}
 		cells = append(cells, c)
 		return ctx.Err()
 	}
@@ -864,10 +942,7 @@ func (e *env) runMatrix(ctx context.Context) ([]cell, error) {
 		if e.o.ops["kvwrite"] {
 			// kv-v2 write: each worker writes its own key (a new version each time).
 			err := measure(func() cell {
-				return e.runCell(ctx, opNames[0], conc, func(ctx context.Context, w int, c *api.Client) error {
-					_, err := c.Logical().WriteWithContext(ctx, fmt.Sprintf("kv/data/bench/w%d", w), kvPayload())
-					return err
-				})
+				return e.runCell(ctx, opNames[0], conc, kvWriteOp)
 			}, nil)
 			if err != nil {
 				return cells, err
@@ -901,7 +976,7 @@ func (e *env) runMatrix(ctx context.Context) ([]cell, error) {
 				}
 				return e.revokeAll(ctx, ids, "thirdparty/creds/"+dualRole)
 			}
-			if err := measure(func() cell { return e.runCell(ctx, opNames[2], conc, credsOp(dualRole, dual)) }, revokeDual); err != nil {
+			if err := measure(func() cell { return e.runCreds(ctx, opNames[2], conc, credsOp(dualRole, dual), revokeDual) }, revokeDual); err != nil {
 				return cells, err
 			}
 			if err := revokeDual(); err != nil {
@@ -914,15 +989,16 @@ func (e *env) runMatrix(ctx context.Context) ([]cell, error) {
 			// dynamic creds read: a new key at the provider per read; its
 			// leases start the revoke cell's pool.
 			dyn := make(leaseSink, conc)
-			err := measure(func() cell {
-				return e.runCell(ctx, opNames[3], conc, credsOp(dynamicRole, dyn))
-			}, func() error {
+			revokeDyn := func() error {
 				ids := dyn.all()
 				for i := range dyn {
 					dyn[i] = nil
 				}
 				return e.revokeAll(ctx, ids, "thirdparty/creds/"+dynamicRole)
-			})
+			}
+			err := measure(func() cell {
+				return e.runCreds(ctx, opNames[3], conc, credsOp(dynamicRole, dyn), revokeDyn)
+			}, revokeDyn)
 			if err != nil {
 				return cells, err
 			}
@@ -954,6 +1030,19 @@ func (e *env) runMatrix(ctx context.Context) ([]cell, error) {
 		}
 	}
 	return cells, nil
+}
+
+// runCreds runs a creds cell: paired with its own kv-v2 write baseline
+// when -slices asks for it (clear revokes its leases between slices).
+func (e *env) runCreds(ctx context.Context, name string, conc int, op opFunc, clear func() error) cell {
+	if e.o.slices > 1 {
+		c, err := e.runPaired(ctx, name, conc, op, clear)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s: revoking between slices: %v\n", name, err)
+		}
+		return c
+	}
+	return e.runCell(ctx, name, conc, op)
 }
 
 // fillRevokePool makes the pool big enough for the revoke cell at conc:
@@ -1049,6 +1138,7 @@ type machine struct {
 	runtime   time.Duration
 	duration  time.Duration
 	warmup    time.Duration
+	slices    int
 }
 
 func cpuModel() string {
@@ -1098,8 +1188,8 @@ func renderTable(cells []cell) string {
 	sb.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	var base cell
 	for _, c := range cells {
-		if c.op == opNames[0] {
-			base = c
+		if strings.HasPrefix(c.op, opNames[0]) {
+			base = c // the kv-v2 write cell, or the paired slices just before
 		}
 		ops := fmt.Sprintf("%.0f", c.opsPerSec())
 		if c.exhausted {
@@ -1143,6 +1233,12 @@ func renderSection(m machine, cells []cell) string {
 	sb.WriteString(renderTable(cells))
 	sb.WriteString("\n\"vs kv write\" divides by the kv-v2 write figure at the same number of clients in the same run " +
 		"(ops/s: higher is faster; latency: higher is slower).")
+	if m.slices > 1 {
+		fmt.Fprintf(&sb, " Each creds cell ran in %d slices alternating with slices of a kv-v2 write of its own "+
+			"(the \"kv-v2 write (paired)\" row just above it, which its ratios divide by), each slice %s of the window after %s of warm-up; "+
+			"its leases were revoked after each of its slices (outside the timing).",
+			m.slices, m.duration/time.Duration(m.slices), m.warmup/time.Duration(m.slices))
+	}
 	if anyExhausted(cells) {
 		sb.WriteString(" † the revoke cell ran out of pre-issued leases before the window ended; ops/s is over the shorter window.")
 	}
@@ -1316,7 +1412,7 @@ func run(ctx context.Context, o options) int {
 		cpus: runtime.NumCPU(), cpuModel: cpuModel(), memory: memTotal(), kernel: kernel(),
 		goVersion: runtime.Version(), vault: e.vaultVer, plugin: o.pluginVersion,
 		date: time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime: time.Since(began),
-		duration: o.duration, warmup: o.warmup, loadavg: load, retried: e.retried,
+		duration: o.duration, warmup: o.warmup, loadavg: load, retried: e.retried, slices: o.slices,
 	}
 	section := renderSection(m, cells)
 	fmt.Println(section)

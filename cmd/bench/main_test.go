@@ -102,3 +102,41 @@ func TestRenderTableRatios(t *testing.T) {
 		t.Fatalf("unexpected table:\n%s", out)
 	}
 }
+
+// Slices of a paired cell add up to one cell: counts, windows and CPU
+// summed, percentiles over all the latencies.
+func TestMergeSlices(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		var out []time.Duration
+		for _, x := range v {
+			out = append(out, time.Duration(x)*time.Millisecond)
+		}
+		return out
+	}
+	var c cell
+	for _, lat := range [][]time.Duration{ms(5, 1, 3), ms(2, 4)} {
+		var d cell
+		d.op, d.conc, d.window, d.errs = "x", 8, 2*time.Second, 1
+		d.cpu.vault = time.Second
+		d.setLatencies(lat)
+		c.merge(d)
+	}
+	if c.op != "x" || c.conc != 8 || c.ops != 5 || c.window != 4*time.Second || c.errs != 2 || c.cpu.vault != 2*time.Second {
+		t.Fatalf("merged cell %+v", c)
+	}
+	if c.p50 != 3*time.Millisecond || c.p99 != 5*time.Millisecond || c.mean != 3*time.Millisecond || c.opsPerSec() != 1.25 {
+		t.Fatalf("merged latencies p50 %s p99 %s mean %s, %.2f ops/s", c.p50, c.p99, c.mean, c.opsPerSec())
+	}
+}
+
+// A paired creds cell's ratios divide by the kv-v2 write slices measured
+// with it, not by the kv-v2 write cell of its client count.
+func TestRenderTableUsesThePairedBaseline(t *testing.T) {
+	row := func(op string, ops int) cell {
+		return cell{op: op, conc: 8, ops: ops, window: time.Second, p50: time.Millisecond, p99: time.Millisecond}
+	}
+	out := renderTable([]cell{row(opNames[0], 1000), row(opNames[0]+" (paired)", 500), row(opNames[2], 400)})
+	if !strings.Contains(out, "| 8 | "+opNames[2]+" | 400 | 0.80× |") {
+		t.Fatalf("dual read not against its paired baseline:\n%s", out)
+	}
+}
