@@ -1,16 +1,18 @@
 package backend
 
 import (
-	"container/heap"
 	"context"
-	"strings"
 	"sync"
 	"time"
 )
 
 // defaultWorkers bounds how many rotations run at once per mount; each
-// provider's max_concurrency further bounds calls to that provider.
-const defaultWorkers = 32
+// provider's max_concurrency further bounds calls to that provider (the
+// HTTP layer's semaphore, per request). There are more workers than a
+// provider usually has slots: a rotation does storage work between its
+// requests (WAL, key state), and with only as many workers as slots, a
+// slot would wait for it; with more, another rotation's request takes it.
+const defaultWorkers = 64
 
 // Scheduler items are "role/<name>" (a dual role's rotation and its
 // previous key's retirement) and "root/<name>" (a provider's root rotation
@@ -29,9 +31,12 @@ type scheduler struct {
 	// jobTimeout bounds one job (jobTimeout; tests shorten it).
 	jobTimeout time.Duration
 
-	mu      sync.Mutex
-	queue   itemQueue
-	items   map[string]*queued
+	mu sync.Mutex
+	// queue is a min-heap of the queued items by due time; pos maps an
+	// item to its place in it. Entries are values: 100,000 idle roles
+	// cost two small slots each, no allocation of their own.
+	queue   []queued
+	pos     map[string]int32
 	running map[string]bool
 	// requeue holds a due time set while the item was running; it wins
 	// over the job's own answer, being newer.
@@ -44,47 +49,68 @@ type scheduler struct {
 }
 
 type queued struct {
-	item  string
-	due   time.Time
-	index int
+	item string
+	due  int64 // Unix nanoseconds, saturated (see unixNano)
 }
 
 func newScheduler(c clock, run func(context.Context, string) time.Time) *scheduler {
 	return &scheduler{
 		clock: c, run: run, workers: defaultWorkers, jobTimeout: jobTimeout,
-		items: map[string]*queued{}, running: map[string]bool{}, requeue: map[string]time.Time{},
+		pos: map[string]int32{}, running: map[string]bool{}, requeue: map[string]time.Time{},
 		wake: make(chan struct{}, 1),
+	}
+}
+
+// reserve makes room for n more items, for a load that knows how many.
+func (s *scheduler) reserve(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.queue) == 0 && n > cap(s.queue) {
+		s.queue = make([]queued, 0, n)
+		s.pos = make(map[string]int32, n)
 	}
 }
 
 // schedule sets when item is next due; a zero time removes it.
 func (s *scheduler) schedule(item string, due time.Time) {
+	s.scheduleMany(1, func(int) (string, time.Time) { return item, due })
+}
+
+// scheduleMany schedules n items at once (item(i) due at due(i)), under
+// one lock: start-up's many.
+func (s *scheduler) scheduleMany(n int, at func(i int) (item string, due time.Time)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.running[item] {
-		s.requeue[item] = due
-		return
+	for i := range n {
+		item, due := at(i)
+		if s.running[item] {
+			s.requeue[item] = due
+			continue
+		}
+		s.setLocked(item, due)
 	}
-	s.setLocked(item, due)
 }
 
 func (s *scheduler) setLocked(item string, due time.Time) {
-	q := s.items[item]
-	switch {
-	case due.IsZero() && q != nil:
-		heap.Remove(&s.queue, q.index)
-		delete(s.items, item)
-	case due.IsZero():
+	i, inQueue := s.pos[item]
+	if due.IsZero() {
+		if inQueue {
+			s.removeLocked(int(i))
+		}
 		return
-	case q != nil:
-		q.due = due
-		heap.Fix(&s.queue, q.index)
-	default:
-		q = &queued{item: item, due: due}
-		heap.Push(&s.queue, q)
-		s.items[item] = q
 	}
-	if s.queue.Len() > 0 && s.queue[0] == q {
+	d, _ := unixNano(due)
+	if inQueue {
+		s.queue[i].due = d
+		if !s.up(int(i)) {
+			s.down(int(i))
+		}
+	} else {
+		s.queue = append(s.queue, queued{item: item, due: d})
+		s.pos[item] = int32(len(s.queue) - 1)
+		s.up(len(s.queue) - 1)
+	}
+	if s.queue[0].item == item {
 		s.poke()
 	}
 }
@@ -102,7 +128,7 @@ func (s *scheduler) poke() {
 func (s *scheduler) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.queue.Len()
+	return len(s.queue)
 }
 
 func (s *scheduler) start() {
@@ -136,17 +162,17 @@ func (s *scheduler) loop(ctx context.Context) {
 	slots := make(chan struct{}, s.workers)
 	for {
 		s.mu.Lock()
-		now := s.clock.Now()
+		now, _ := unixNano(s.clock.Now())
 		var due []string
-		for s.queue.Len() > 0 && !s.queue[0].due.After(now) && len(due) < s.workers {
-			q := heap.Pop(&s.queue).(*queued)
-			delete(s.items, q.item)
-			s.running[q.item] = true
-			due = append(due, q.item)
+		for len(s.queue) > 0 && s.queue[0].due <= now && len(due) < s.workers {
+			item := s.queue[0].item
+			s.removeLocked(0)
+			s.running[item] = true
+			due = append(due, item)
 		}
 		var wait time.Duration = -1
-		if s.queue.Len() > 0 {
-			wait = s.queue[0].due.Sub(now)
+		if len(s.queue) > 0 {
+			wait = time.Duration(s.queue[0].due - now)
 		}
 		s.mu.Unlock()
 
@@ -209,33 +235,68 @@ func (s *scheduler) finish(item string, next time.Time, ran bool) {
 	s.setLocked(item, next)
 }
 
-// itemQueue is a min-heap of queued items by due time.
-type itemQueue []*queued
-
-func (q itemQueue) Len() int { return len(q) }
-func (q itemQueue) Less(i, j int) bool {
-	if q[i].due.Equal(q[j].due) {
-		return strings.Compare(q[i].item, q[j].item) < 0
+// The queue's heap order: by due time, then by item.
+func (s *scheduler) less(i, j int) bool {
+	a, b := &s.queue[i], &s.queue[j]
+	if a.due != b.due {
+		return a.due < b.due
 	}
-	return q[i].due.Before(q[j].due)
+	return a.item < b.item
 }
-func (q itemQueue) Swap(i, j int) {
-	q[i], q[j] = q[j], q[i]
-	q[i].index = i
-	q[j].index = j
+
+func (s *scheduler) swap(i, j int) {
+	s.queue[i], s.queue[j] = s.queue[j], s.queue[i]
+	s.pos[s.queue[i].item] = int32(i)
+	s.pos[s.queue[j].item] = int32(j)
 }
-func (q *itemQueue) Push(x any) {
-	it := x.(*queued)
-	it.index = len(*q)
-	*q = append(*q, it)
+
+// up moves entry i towards the root while it is due before its parent,
+// and reports whether it moved.
+func (s *scheduler) up(i int) bool {
+	moved := false
+	for i > 0 {
+		p := (i - 1) / 2
+		if !s.less(i, p) {
+			break
+		}
+		s.swap(i, p)
+		i, moved = p, true
+	}
+	return moved
 }
-func (q *itemQueue) Pop() any {
-	old := *q
-	n := len(old)
-	it := old[n-1]
-	old[n-1] = nil
-	*q = old[:n-1]
-	return it
+
+// down moves entry i towards the leaves while a child is due before it.
+func (s *scheduler) down(i int) {
+	n := len(s.queue)
+	for {
+		c := 2*i + 1
+		if c >= n {
+			return
+		}
+		if r := c + 1; r < n && s.less(r, c) {
+			c = r
+		}
+		if !s.less(c, i) {
+			return
+		}
+		s.swap(i, c)
+		i = c
+	}
+}
+
+// removeLocked takes entry i out of the queue.
+func (s *scheduler) removeLocked(i int) {
+	last := len(s.queue) - 1
+	item := s.queue[i].item
+	if i != last {
+		s.swap(i, last)
+	}
+	s.queue[last] = queued{}
+	s.queue = s.queue[:last]
+	delete(s.pos, item)
+	if i != last && !s.up(i) {
+		s.down(i)
+	}
 }
 
 func (s *scheduler) isRunning() bool {
@@ -248,5 +309,9 @@ func (s *scheduler) isRunning() bool {
 func (s *scheduler) idle() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.running) == 0 && (!s.started || s.queue.Len() == 0 || s.queue[0].due.After(s.clock.Now()))
+	if len(s.running) > 0 {
+		return false
+	}
+	now, _ := unixNano(s.clock.Now())
+	return !s.started || len(s.queue) == 0 || s.queue[0].due > now
 }
