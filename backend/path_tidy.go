@@ -763,6 +763,12 @@ func (t *tidyPass) orphan(ctx context.Context, l listedKey) {
 		// Too young (or of unknown age) to be sure.
 		key.Action = actionReported
 		t.b.tidy.note(key)
+		if l.key.CreatedAt.IsZero() {
+			// No later tidy will find it old enough: say so where an
+			// operator looks, not only in tidy-status (which keeps 1000).
+			t.b.Logger().Warn("tidy found an orphan key of unknown age (the provider's list gives no creation time), so it is never revoked by tidy; delete it at the provider by hand if nothing uses it",
+				"provider", l.provider, "incarnation", l.incarnation, "key_id", l.key.ID, "key_name", l.key.Name)
+		}
 		return
 	case t.opts.dryRun:
 		key.Action = actionWouldRevoke

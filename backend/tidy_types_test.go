@@ -1,12 +1,14 @@
 package backend
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/sendgrid/sendgridtest"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients/twilio/twiliotest"
 )
 
@@ -49,5 +51,36 @@ func TestTidyOrphanScanOfAListingType(t *testing.T) {
 	}
 	if got := e.metricValue(`thirdparty_orphans_revoked_total{provider="tw"}`); got != 1 {
 		t.Fatalf("thirdparty_orphans_revoked_total = %v, want 1", got)
+	}
+}
+
+// A type whose key list gives no creation time (SendGrid): an orphan is
+// reported, never revoked, and, since no later tidy will find it old
+// enough, the server log names it once per tidy for the operator.
+func TestTidyLogsOrphansOfUnknownAge(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	f := sendgridtest.NewServer()
+	t.Cleanup(f.Close)
+	e.must(logical.CreateOperation, "providers/sg", map[string]any{"type": "sendgrid", "base_url": f.URL, "api_key": f.RootKey()})
+	orphan := e.createKey("sg", "vault-"+e.marker()+"-lost")
+	byHand := e.createKey("sg", "made-by-hand")
+
+	st := e.tidy(map[string]any{"safety_buffer": "0s"})
+	wantCounts(t, st, map[string]int{"orphans_found": 1, "orphans_revoked": 0, "keys_revoked": 0, "error_count": 0})
+	wantLines(t, "orphans", tidyKeys(st), orphan.ID+" orphan reported")
+	live := map[string]bool{}
+	for _, k := range f.LiveKeys() {
+		live[k.ID] = true
+	}
+	if !live[orphan.ID] || !live[byHand.ID] {
+		t.Fatalf("tidy revoked a key of unknown age: live %v", live)
+	}
+	logs := e.logs.String()
+	if !strings.Contains(logs, "orphan key of unknown age") || !strings.Contains(logs, orphan.ID) {
+		t.Fatalf("the server log does not name the orphan of unknown age %s", orphan.ID)
+	}
+	if strings.Contains(logs, byHand.ID) {
+		t.Fatal("the server log names a key without the mount's marker")
 	}
 }
