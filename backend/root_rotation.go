@@ -83,11 +83,7 @@ func (b *backend) rotateRoot(ctx context.Context, s logical.Storage, name string
 			// Operations that picked up the old root finish before it is
 			// revoked; later ones build their client from the new root.
 			b.rootBarrier(name)
-			b.revokeOldRoots(ctx, s, name, cur)
-			if len(cur.PendingRootRevocations) > 0 {
-				return errOldRootLive{err: cur.LastRootRotationError}
-			}
-			return nil
+			return b.retireOldRoots(ctx, s, name, cur)
 		},
 		promote: func(ctx context.Context, root clients.Root) error {
 			ne := b.rootReplacedBy(cur, root, !pc.api.Capabilities().NativeRoll)
@@ -148,6 +144,16 @@ func (b *backend) discardRoot(ctx context.Context, pc *providerClient, root clie
 		b.Logger().Warn("could not discard an unused new root; WAL rollback will retry", "provider", pc.name, "root_key_id", root.ID, "error", err)
 	}
 	return err
+}
+
+// retireOldRoots is the root kind's retire step: revokeOldRoots, failing
+// while an old root is still live.
+func (b *backend) retireOldRoots(ctx context.Context, s logical.Storage, name string, e *providerEntry) error {
+	b.revokeOldRoots(ctx, s, name, e)
+	if len(e.PendingRootRevocations) > 0 {
+		return errOldRootLive{err: e.LastRootRotationError}
+	}
+	return nil
 }
 
 // revokeOldRoots revokes replaced roots with the current one; failures stay
@@ -228,13 +234,7 @@ func (b *backend) rootJob(ctx context.Context, name string) time.Time {
 		return &ownerTurn{
 			kind: "root", name: name,
 			retireDue: len(e.PendingRootRevocations) > 0 && !b.clock.Now().Before(e.RootNextRetry),
-			retire: func(ctx context.Context) error {
-				b.revokeOldRoots(ctx, s, name, e)
-				if len(e.PendingRootRevocations) > 0 {
-					return errOldRootLive{err: e.LastRootRotationError}
-				}
-				return nil
-			},
+			retire:    func(ctx context.Context) error { return b.retireOldRoots(ctx, s, name, e) },
 			rotateDue: func(now time.Time) bool {
 				return len(e.PendingRootRevocations) == 0 && !next.IsZero() && !now.Before(next) && !now.Before(e.RootNextRetry)
 			},
