@@ -103,6 +103,7 @@ func newBackend(c clock) *backend {
 	b.metrics = newMetrics(b)
 	b.tidy = newTidyRunner(b.metrics.registry)
 	b.sched = newScheduler(c, b.runItem)
+	b.sched.provider, b.sched.limit = b.itemProvider, b.jobLimit
 	b.Backend = &framework.Backend{
 		Help:           strings.TrimSpace(backendHelp),
 		BackendType:    logical.TypeLogical,

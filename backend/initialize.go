@@ -387,3 +387,22 @@ func (b *backend) runItem(ctx context.Context, item string) time.Time {
 	}
 	return time.Time{}
 }
+
+// itemProvider names the provider a scheduler item's job calls: a role's
+// provider, a root's own; none for auto-tidy (tidy/auto).
+func (b *backend) itemProvider(item string) string {
+	kind, name, _ := strings.Cut(item, "/")
+	switch kind {
+	case "role":
+		return b.inventory.roleProvider(name)
+	case "root":
+		return name
+	}
+	return ""
+}
+
+// jobLimit is how many scheduled jobs of a provider run at once, from its
+// max_concurrency as last written (see providerJobLimit).
+func (b *backend) jobLimit(provider string) int {
+	return providerJobLimit(b.inventory.maxConcurrency(provider))
+}

@@ -230,8 +230,26 @@ func (in *inventory) role(name string) (roleView, bool) {
 	return in.getLocked(name)
 }
 
+// roleProvider returns a role's provider ("" when the role is unknown).
+func (in *inventory) roleProvider(name string) string {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	if i, ok := in.index[name]; ok {
+		return in.roles[i].kind.provider
+	}
+	return ""
+}
+
+// maxConcurrency returns a provider's max_concurrency (0 when the
+// provider is unknown).
+func (in *inventory) maxConcurrency(name string) int {
+	in.mu.RLock()
+	defer in.mu.RUnlock()
+	return in.providers[name].MaxConcurrency
+}
+
 func (in *inventory) setProvider(name string, e *providerEntry, next time.Time) {
-	v := rootView{Type: e.Type, CanRotateRoot: e.CanRotateRoot, RootKeyID: e.RootKeyID, RootAge: later(e.RootSetAt, e.RootRotatedAt), RootRotatedAt: e.RootRotatedAt,
+	v := rootView{Type: e.Type, MaxConcurrency: e.MaxConcurrency, CanRotateRoot: e.CanRotateRoot, RootKeyID: e.RootKeyID, RootAge: later(e.RootSetAt, e.RootRotatedAt), RootRotatedAt: e.RootRotatedAt,
 		NextRotation: next, Pending: len(e.PendingRootRevocations), LastError: e.LastRootRotationError, NextRetry: e.RootNextRetry,
 		ExpiresAt: e.RootExpiresAt, RenewAt: rootRenewAt(e)}
 	in.mu.Lock()
@@ -246,17 +264,20 @@ func (in *inventory) deleteProvider(name string) {
 }
 
 type rootView struct {
-	Type          string
-	CanRotateRoot bool
-	RootKeyID     string
-	RootAge       time.Time // when the current root was set or rotated
-	RootRotatedAt time.Time
-	NextRotation  time.Time
-	Pending       int
-	LastError     string
-	NextRetry     time.Time
-	ExpiresAt     time.Time
-	RenewAt       time.Time
+	Type string
+	// MaxConcurrency is the provider's max_concurrency: the scheduler's
+	// cap on its jobs (providerJobLimit).
+	MaxConcurrency int
+	CanRotateRoot  bool
+	RootKeyID      string
+	RootAge        time.Time // when the current root was set or rotated
+	RootRotatedAt  time.Time
+	NextRotation   time.Time
+	Pending        int
+	LastError      string
+	NextRetry      time.Time
+	ExpiresAt      time.Time
+	RenewAt        time.Time
 }
 
 // snapshot copies the views, sorted by name.

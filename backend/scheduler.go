@@ -14,6 +14,19 @@ import (
 // slot would wait for it; with more, another rotation's request takes it.
 const defaultWorkers = 64
 
+// providerJobLimit is how many scheduled jobs of one provider may run at
+// once, given its max_concurrency (0: not known): twice its slots, for
+// the reason above, else half the workers, and never more than all of
+// them. Without it, the jobs of one slow, hung or rate-limited provider
+// would take every worker, and other providers' rotations and
+// retirements would wait behind them.
+func providerJobLimit(maxConcurrency int) int {
+	if maxConcurrency <= 0 {
+		return defaultWorkers / 2
+	}
+	return min(2*maxConcurrency, defaultWorkers)
+}
+
 // Scheduler items are "role/<name>" (a dual role's rotation and its
 // previous key's retirement) and "root/<name>" (a provider's root rotation
 // and pending revocations of old roots); "tidy/auto" is auto-tidy.
@@ -22,22 +35,40 @@ func rootItem(name string) string { return "root/" + name }
 
 // scheduler is a priority queue of due work keyed by time. Its loop sleeps
 // until the earliest due item, so an idle mount costs nothing per role;
-// due items run on a bounded pool of workers. One item never runs twice at
-// once. It runs only where the backend may write (see initialize).
+// due items run on a bounded pool of workers, and at most limit(p) jobs of
+// one provider p at once. One item never runs twice at once. It runs only
+// where the backend may write (see initialize).
 type scheduler struct {
 	clock   clock
 	run     func(ctx context.Context, item string) time.Time
 	workers int
 	// jobTimeout bounds one job (jobTimeout; tests shorten it).
 	jobTimeout time.Duration
+	// provider names the provider an item's job calls ("": none, such as
+	// auto-tidy's, which is not capped), and limit how many jobs of a
+	// provider may run at once (at least 1). Both are asked when an item
+	// is due, under the scheduler's lock: they must be cheap and must not
+	// call the scheduler. Nil: no item has a provider.
+	provider func(item string) string
+	limit    func(provider string) int
 
 	mu sync.Mutex
-	// queue is a min-heap of the queued items by due time; pos maps an
-	// item to its place in it. Entries are values: 100,000 idle roles
-	// cost two small slots each, no allocation of their own.
-	queue   []queued
-	pos     map[string]int32
-	running map[string]bool
+	// The queue (queue, pos) is a min-heap of the queued items by due
+	// time. Entries are values: 100,000 idle roles cost two small slots
+	// each, no allocation of their own.
+	dueHeap
+	// running maps each running item to its provider ("": none); active
+	// is how many jobs hold a worker, inflight how many of them belong to
+	// each provider.
+	running  map[string]string
+	active   int
+	inflight map[string]int
+	// parked holds, per provider, its due items that wait for one of its
+	// running jobs to finish (it had limit of them); parkedBy maps a
+	// parked item to its provider. A parked item is still queued: len,
+	// idle, schedule and unschedule treat it as any other.
+	parked   map[string]*dueHeap
+	parkedBy map[string]string
 	// requeue holds a due time set while the item was running; it wins
 	// over the job's own answer, being newer.
 	requeue map[string]time.Time
@@ -53,10 +84,18 @@ type queued struct {
 	due  int64 // Unix nanoseconds, saturated (see unixNano)
 }
 
+// dueHeap is a min-heap of items by (due, item); pos maps an item to its
+// place in it.
+type dueHeap struct {
+	queue []queued
+	pos   map[string]int32
+}
+
 func newScheduler(c clock, run func(context.Context, string) time.Time) *scheduler {
 	return &scheduler{
 		clock: c, run: run, workers: defaultWorkers, jobTimeout: jobTimeout,
-		pos: map[string]int32{}, running: map[string]bool{}, requeue: map[string]time.Time{},
+		dueHeap: dueHeap{pos: map[string]int32{}}, running: map[string]string{}, inflight: map[string]int{},
+		parked: map[string]*dueHeap{}, parkedBy: map[string]string{}, requeue: map[string]time.Time{},
 		wake: make(chan struct{}, 1),
 	}
 }
@@ -83,7 +122,7 @@ func (s *scheduler) scheduleMany(n int, at func(i int) (item string, due time.Ti
 	defer s.mu.Unlock()
 	for i := range n {
 		item, due := at(i)
-		if s.running[item] {
+		if _, ok := s.running[item]; ok {
 			s.requeue[item] = due
 			continue
 		}
@@ -92,27 +131,62 @@ func (s *scheduler) scheduleMany(n int, at func(i int) (item string, due time.Ti
 }
 
 func (s *scheduler) setLocked(item string, due time.Time) {
-	i, inQueue := s.pos[item]
+	if p, ok := s.parkedBy[item]; ok {
+		// Back to the queue at its new time: if it is still due, the loop
+		// parks it again, in its new place, while p has no room.
+		s.unparkLocked(p, item)
+	}
 	if due.IsZero() {
-		if inQueue {
+		if i, ok := s.pos[item]; ok {
 			s.removeLocked(int(i))
 		}
 		return
 	}
 	d, _ := unixNano(due)
-	if inQueue {
-		s.queue[i].due = d
-		if !s.up(int(i)) {
-			s.down(int(i))
-		}
-	} else {
-		s.queue = append(s.queue, queued{item: item, due: d})
-		s.pos[item] = int32(len(s.queue) - 1)
-		s.up(len(s.queue) - 1)
-	}
-	if s.queue[0].item == item {
+	if s.set(item, d) {
 		s.poke()
 	}
+}
+
+// set queues item at d, or moves it there, and reports whether it is now
+// the earliest.
+func (h *dueHeap) set(item string, d int64) bool {
+	if i, ok := h.pos[item]; ok {
+		h.queue[i].due = d
+		if !h.up(int(i)) {
+			h.down(int(i))
+		}
+	} else {
+		h.queue = append(h.queue, queued{item: item, due: d})
+		h.pos[item] = int32(len(h.queue) - 1)
+		h.up(len(h.queue) - 1)
+	}
+	return h.queue[0].item == item
+}
+
+// park puts a due item of provider p aside until p has room.
+func (s *scheduler) parkLocked(p string, q queued) {
+	h := s.parked[p]
+	if h == nil {
+		h = &dueHeap{pos: map[string]int32{}}
+		s.parked[p] = h
+	}
+	h.set(q.item, q.due)
+	s.parkedBy[q.item] = p
+}
+
+// unparkLocked takes a parked item of provider p out of its parked heap
+// and returns its entry.
+func (s *scheduler) unparkLocked(p, item string) queued {
+	h := s.parked[p]
+	i := h.pos[item]
+	q := h.queue[i]
+	h.removeLocked(int(i))
+	if len(h.queue) == 0 {
+		delete(s.parked, p)
+	}
+	delete(s.parkedBy, item)
+	return q
 }
 
 func (s *scheduler) unschedule(item string) { s.schedule(item, time.Time{}) }
@@ -124,11 +198,11 @@ func (s *scheduler) poke() {
 	}
 }
 
-// len is the number of queued items.
+// len is the number of queued items (parked ones included).
 func (s *scheduler) len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.queue)
+	return len(s.queue) + len(s.parkedBy)
 }
 
 func (s *scheduler) start() {
@@ -159,39 +233,45 @@ func (s *scheduler) stop() {
 
 func (s *scheduler) loop(ctx context.Context) {
 	defer s.wg.Done()
-	slots := make(chan struct{}, s.workers)
 	for {
 		s.mu.Lock()
 		now, _ := unixNano(s.clock.Now())
-		var due []string
-		for len(s.queue) > 0 && s.queue[0].due <= now && len(due) < s.workers {
-			item := s.queue[0].item
-			s.removeLocked(0)
-			s.running[item] = true
-			due = append(due, item)
+		var due []dispatched
+		for {
+			d, ok := s.nextLocked(now)
+			if !ok {
+				break
+			}
+			s.running[d.item] = d.provider
+			s.active++
+			if d.provider != "" {
+				s.inflight[d.provider]++
+			}
+			due = append(due, d)
 		}
+		// Sleep until the earliest queued item is due, unless every
+		// worker is busy: then until a job finishes (finish wakes the
+		// loop, as it does when a parked item's provider gets room).
 		var wait time.Duration = -1
-		if len(s.queue) > 0 {
+		if len(s.queue) > 0 && s.active < s.workers {
 			wait = time.Duration(s.queue[0].due - now)
 		}
 		s.mu.Unlock()
 
-		for _, item := range due {
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				s.finish(item, time.Time{}, false)
-				continue
-			}
+		for _, d := range due {
 			s.wg.Add(1)
-			go func(item string) {
+			go func(d dispatched) {
 				defer s.wg.Done()
-				defer func() { <-slots }()
+				if ctx.Err() != nil {
+					// Stopping: not run, still due.
+					s.finish(d.item, time.Unix(0, d.due), false)
+					return
+				}
 				jctx, cancel := context.WithTimeout(ctx, s.jobTimeout)
-				next := s.run(jctx, item)
+				next := s.run(jctx, d.item)
 				cancel()
-				s.finish(item, next, true)
-			}(item)
+				s.finish(d.item, next, true)
+			}(d)
 		}
 		if len(due) > 0 {
 			continue // more may be due already
@@ -218,12 +298,74 @@ func (s *scheduler) loop(ctx context.Context) {
 	}
 }
 
-// finish requeues an item after its job: at the due time set while it ran
-// if any, else at the job's answer.
+// dispatched is an item taken from the queue to run.
+type dispatched struct {
+	item     string
+	provider string
+	due      int64
+}
+
+// nextLocked takes the next item to run at now, if a worker is free: the
+// earliest due item whose provider has room, queued or parked. Due items
+// of a provider with no room are parked on the way.
+func (s *scheduler) nextLocked(now int64) (dispatched, bool) {
+	for s.active < s.workers {
+		// The earliest parked item whose provider now has room (a job of
+		// it finished, or its limit went up). Few providers have parked
+		// items, and none at rest.
+		var from *dueHeap
+		var fromP string
+		for p, h := range s.parked {
+			if s.inflight[p] < s.limitOf(p) && (from == nil || lessQueued(h.queue[0], from.queue[0])) {
+				from, fromP = h, p
+			}
+		}
+		if len(s.queue) > 0 && s.queue[0].due <= now && (from == nil || lessQueued(s.queue[0], from.queue[0])) {
+			q := s.queue[0]
+			s.removeLocked(0)
+			p := s.providerOf(q.item)
+			if p != "" && s.inflight[p] >= s.limitOf(p) {
+				s.parkLocked(p, q)
+				continue
+			}
+			return dispatched{item: q.item, provider: p, due: q.due}, true
+		}
+		if from == nil {
+			break
+		}
+		q := s.unparkLocked(fromP, from.queue[0].item)
+		return dispatched{item: q.item, provider: fromP, due: q.due}, true
+	}
+	return dispatched{}, false
+}
+
+func (s *scheduler) providerOf(item string) string {
+	if s.provider == nil {
+		return ""
+	}
+	return s.provider(item)
+}
+
+func (s *scheduler) limitOf(p string) int {
+	if s.limit == nil {
+		return s.workers
+	}
+	return max(1, s.limit(p))
+}
+
+// finish requeues an item after its job (or, ran false, instead of it): at
+// the due time set while it ran if any, else at the job's answer.
 func (s *scheduler) finish(item string, next time.Time, ran bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	p := s.running[item]
 	delete(s.running, item)
+	s.active--
+	if p != "" {
+		if s.inflight[p]--; s.inflight[p] <= 0 {
+			delete(s.inflight, p)
+		}
+	}
 	if d, ok := s.requeue[item]; ok {
 		delete(s.requeue, item)
 		if ran && !next.IsZero() && (d.IsZero() || next.Before(d)) {
@@ -233,69 +375,72 @@ func (s *scheduler) finish(item string, next time.Time, ran bool) {
 		next = d
 	}
 	s.setLocked(item, next)
+	// A worker, and a slot of p, are free: due or parked items may run.
+	s.poke()
 }
 
-// The queue's heap order: by due time, then by item.
-func (s *scheduler) less(i, j int) bool {
-	a, b := &s.queue[i], &s.queue[j]
+// The heap order: by due time, then by item.
+func lessQueued(a, b queued) bool {
 	if a.due != b.due {
 		return a.due < b.due
 	}
 	return a.item < b.item
 }
 
-func (s *scheduler) swap(i, j int) {
-	s.queue[i], s.queue[j] = s.queue[j], s.queue[i]
-	s.pos[s.queue[i].item] = int32(i)
-	s.pos[s.queue[j].item] = int32(j)
+func (h *dueHeap) less(i, j int) bool { return lessQueued(h.queue[i], h.queue[j]) }
+
+func (h *dueHeap) swap(i, j int) {
+	h.queue[i], h.queue[j] = h.queue[j], h.queue[i]
+	h.pos[h.queue[i].item] = int32(i)
+	h.pos[h.queue[j].item] = int32(j)
 }
 
 // up moves entry i towards the root while it is due before its parent,
 // and reports whether it moved.
-func (s *scheduler) up(i int) bool {
+func (h *dueHeap) up(i int) bool {
 	moved := false
 	for i > 0 {
 		p := (i - 1) / 2
-		if !s.less(i, p) {
+		if !h.less(i, p) {
 			break
 		}
-		s.swap(i, p)
+		h.swap(i, p)
 		i, moved = p, true
 	}
 	return moved
 }
 
 // down moves entry i towards the leaves while a child is due before it.
-func (s *scheduler) down(i int) {
-	n := len(s.queue)
+func (h *dueHeap) down(i int) {
+	n := len(h.queue)
 	for {
 		c := 2*i + 1
 		if c >= n {
 			return
 		}
-		if r := c + 1; r < n && s.less(r, c) {
+		if r := c + 1; r < n && h.less(r, c) {
 			c = r
 		}
-		if !s.less(c, i) {
+		if !h.less(c, i) {
 			return
 		}
-		s.swap(i, c)
+		h.swap(i, c)
 		i = c
 	}
 }
 
-// removeLocked takes entry i out of the queue.
-func (s *scheduler) removeLocked(i int) {
-	last := len(s.queue) - 1
-	item := s.queue[i].item
+// removeLocked takes entry i out of the heap.
+func (h *dueHeap) removeLocked(i int) {
+	last := len(h.queue) - 1
+	item := h.queue[i].item
 	if i != last {
-		s.swap(i, last)
+		h.swap(i, last)
 	}
-	s.queue[last] = queued{}
-	s.queue = s.queue[:last]
-	delete(s.pos, item)
-	if i != last && !s.up(i) {
-		s.down(i)
+	h.queue[last] = queued{}
+	h.queue = h.queue[:last]
+	delete(h.pos, item)
+	if i != last && !h.up(i) {
+		h.down(i)
 	}
 }
 
@@ -313,5 +458,5 @@ func (s *scheduler) idle() bool {
 		return false
 	}
 	now, _ := unixNano(s.clock.Now())
-	return !s.started || len(s.queue) == 0 || s.queue[0].due > now
+	return !s.started || (len(s.parkedBy) == 0 && (len(s.queue) == 0 || s.queue[0].due > now))
 }
