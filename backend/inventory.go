@@ -264,20 +264,21 @@ func (in *inventory) deleteProvider(name string) {
 }
 
 type rootView struct {
-	Type string
+	Type          string
+	CanRotateRoot bool
+	RootKeyID     string
+	RootAge       time.Time // when the current root was set or rotated
+	RootRotatedAt time.Time
+	NextRotation  time.Time
+	Pending       int
+	LastError     string
+	NextRetry     time.Time
+	ExpiresAt     time.Time
+	RenewAt       time.Time
+
 	// MaxConcurrency is the provider's max_concurrency: the scheduler's
 	// cap on its jobs (providerJobLimit).
 	MaxConcurrency int
-	CanRotateRoot  bool
-	RootKeyID      string
-	RootAge        time.Time // when the current root was set or rotated
-	RootRotatedAt  time.Time
-	NextRotation   time.Time
-	Pending        int
-	LastError      string
-	NextRetry      time.Time
-	ExpiresAt      time.Time
-	RenewAt        time.Time
 }
 
 // snapshot copies the views, sorted by name.
