@@ -218,7 +218,8 @@ func (s *scheduler) start() {
 	go s.loop(ctx)
 }
 
-// stop ends the loop and waits for running jobs to return.
+// stop ends the loop and waits for running jobs to return. Queued items,
+// parked ones included, stay queued for the next start.
 func (s *scheduler) stop() {
 	s.mu.Lock()
 	if !s.started {
