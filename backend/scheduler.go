@@ -254,7 +254,8 @@ func (s *scheduler) loop(ctx context.Context) {
 		// worker is busy: then until a job finishes (finish wakes the
 		// loop, as it does when a parked item's provider gets room).
 		var wait time.Duration = -1
-		if len(s.queue) > 0 && s.active < s.workers {
+		full := s.active >= s.workers
+		if len(s.queue) > 0 && !full {
 			wait = time.Duration(s.queue[0].due - now)
 		}
 		s.mu.Unlock()
@@ -274,7 +275,7 @@ func (s *scheduler) loop(ctx context.Context) {
 				s.finish(d.item, next, true)
 			}(d)
 		}
-		if len(due) > 0 {
+		if len(due) > 0 && !full {
 			continue // more may be due already
 		}
 
