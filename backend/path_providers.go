@@ -455,6 +455,10 @@ func (b *backend) putProvider(ctx context.Context, s logical.Storage, name strin
 	b.dropClient(name)
 	b.inventory.setProvider(name, e, b.nextRootRotation(e))
 	b.sched.schedule(rootItem(name), b.rootDue(e))
+	// max_concurrency may have changed the provider's cap on scheduled
+	// jobs (providerJobLimit): jobs parked under the old cap start now,
+	// not when one of its running jobs ends (a hung provider's may not).
+	b.sched.poke()
 	return nil
 }
 

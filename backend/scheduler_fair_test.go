@@ -416,3 +416,52 @@ func TestSchedulerItemProviderAndLimit(t *testing.T) {
 		t.Fatalf("limit %d for an unknown provider, want %d", got, defaultWorkers/2)
 	}
 }
+
+// Raising a provider's max_concurrency raises its cap on scheduled jobs at
+// once: its parked jobs start without waiting for a running one to end
+// (here they never would: the provider hangs on every create).
+func TestRaisingMaxConcurrencyStartsParkedJobs(t *testing.T) {
+	const n = 5
+	e := newEnv(t)
+	hang := make(chan struct{})
+	var mu sync.Mutex
+	on := false
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		h := on && r.Method == http.MethodPost
+		mu.Unlock()
+		if h {
+			select {
+			case <-hang:
+			case <-r.Context().Done():
+			}
+			http.Error(w, `{"error":{"code":"unavailable","message":"down"}}`, http.StatusServiceUnavailable)
+			return
+		}
+		e.demo.ServeHTTP(w, r)
+	}))
+	t.Cleanup(func() {
+		close(hang)
+		e.b.sched.stop()
+		slow.Close()
+	})
+	e.must(logical.CreateOperation, "providers/a", map[string]any{"type": "demo", "base_url": slow.URL, "admin_key": e.adminKey,
+		"request_timeout": "5m", "max_concurrency": 1})
+	for i := range n {
+		e.dualRole(fmt.Sprintf("a-%d", i), map[string]any{"provider": "a", "rotation_period": "1h"})
+	}
+	mu.Lock()
+	on = true
+	mu.Unlock()
+
+	e.clock.Advance(time.Hour)
+	e.b.sched.start()
+	low := providerJobLimit(1)
+	waitFor(t, "a's jobs to fill its cap", func() bool {
+		return e.b.sched.inflightOf("a") == low && len(e.b.sched.parkedItems("a")) == n-low
+	})
+	e.must(logical.UpdateOperation, "providers/a", map[string]any{"max_concurrency": 3})
+	waitFor(t, "a's parked jobs to start under the raised cap", func() bool {
+		return e.b.sched.inflightOf("a") == n && len(e.b.sched.parkedItems("a")) == 0
+	})
+}
