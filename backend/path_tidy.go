@@ -543,56 +543,79 @@ func (t *tidyPass) orphans(ctx context.Context) error {
 	// key in it was created before that read, so its ledger entry (written
 	// before the create) or its WAL entry and then its role's state is
 	// already there.
-	listed, err := t.listKeys(ctx, marker)
-	if err != nil || len(listed) == 0 {
-		return err
-	}
-	known, err := t.knownKeys(ctx)
+	listed, sources, err := t.listKeys(ctx, marker)
 	if err != nil {
 		return err
 	}
-	for _, l := range listed {
-		if err := ctx.Err(); err != nil {
+	seen := newFirstSeen()
+	for _, src := range sources {
+		if err := seen.load(ctx, t.s, src.name, src.incarnation); err != nil {
+			return fmt.Errorf("reading tidy's sightings of orphans: %w", err)
+		}
+	}
+	if len(listed) > 0 {
+		known, err := t.knownKeys(ctx)
+		if err != nil {
 			return err
 		}
-		if t.handled[l.key.ID] || known.ids[l.key.ID] || known.names[l.key.Name] {
-			continue
+		for _, l := range listed {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if t.handled[l.key.ID] || known.ids[l.key.ID] || known.names[l.key.Name] {
+				continue
+			}
+			t.orphan(ctx, l, seen)
 		}
-		t.orphan(ctx, l)
+	}
+	if t.opts.dryRun {
+		return nil
+	}
+	if err := seen.save(ctx, t.s); err != nil {
+		return fmt.Errorf("storing tidy's sightings of orphans: %w", err)
 	}
 	return nil
 }
 
+// tidySource names a provider incarnation, or a tombstone, whose keys tidy
+// lists.
+type tidySource struct{ name, incarnation string }
+
 // listKeys returns the keys carrying marker at every provider and tombstone
-// whose client is a clients.KeyLister, each account's key once.
-func (t *tidyPass) listKeys(ctx context.Context, marker string) ([]listedKey, error) {
-	type source struct{ name, incarnation string }
-	var sources []source
+// whose client is a clients.KeyLister, each account's key once, and the
+// sources it listed (those whose list failed, or that cannot list, left
+// out).
+func (t *tidyPass) listKeys(ctx context.Context, marker string) ([]listedKey, []tidySource, error) {
+	var sources []tidySource
 	names, err := listAll(ctx, t.s, providerPrefix)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, n := range names {
-		sources = append(sources, source{name: n})
+		sources = append(sources, tidySource{name: n})
 	}
 	refs, err := listTombstones(ctx, t.s)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, ref := range refs {
-		sources = append(sources, source{ref.Name, ref.Incarnation})
+		sources = append(sources, tidySource{ref.Name, ref.Incarnation})
 	}
 
 	seen := map[string]bool{}
 	var out []listedKey
+	var listed []tidySource
 	for _, src := range sources {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		keys, inc, account, err := t.listSource(ctx, src.name, src.incarnation)
 		if err != nil {
 			t.b.tidy.fail(err)
 			continue
+		}
+		if inc != "" {
+			listed = append(listed, tidySource{src.name, inc})
 		}
 		for _, k := range keys {
 			// Two providers of the mount may be one account.
@@ -603,7 +626,7 @@ func (t *tidyPass) listKeys(ctx context.Context, marker string) ([]listedKey, er
 			out = append(out, listedKey{provider: src.name, incarnation: inc, key: k})
 		}
 	}
-	return out, nil
+	return out, listed, nil
 }
 
 // listSource lists the keys of one provider ("" incarnation: the live one)
@@ -755,19 +778,25 @@ func (t *tidyPass) knownKeys(ctx context.Context) (knownSet, error) {
 // orphan revokes (or reports) one key that storage does not account for:
 // only one created before the cutoff, so a key whose record is being
 // written right now is never taken.
-func (t *tidyPass) orphan(ctx context.Context, l listedKey) {
+func (t *tidyPass) orphan(ctx context.Context, l listedKey, seen *firstSeen) {
 	t.b.tidy.update(func(st *tidyStatus) { st.OrphansFound++ })
 	key := tidyKey{Provider: l.provider, Incarnation: l.incarnation, KeyID: l.key.ID, KeyName: l.key.Name, Reason: reasonOrphan}
+	// age is when the key was created, or, when its list does not say,
+	// when tidy first saw it unaccounted for (it is at least that old).
+	age, ageField, unknownAge := l.key.CreatedAt, "created", l.key.CreatedAt.IsZero()
+	if unknownAge {
+		age, ageField = seen.see(l.provider, l.incarnation, l.key.ID, t.b.clock.Now()), "first_seen"
+	}
 	switch {
-	case l.key.CreatedAt.IsZero() || !l.key.CreatedAt.Before(t.cutoff):
-		// Too young (or of unknown age) to be sure.
+	case !age.Before(t.cutoff):
+		// Too young to be sure.
 		key.Action = actionReported
 		t.b.tidy.note(key)
-		if l.key.CreatedAt.IsZero() {
-			// No later tidy will find it old enough: say so where an
-			// operator looks, not only in tidy-status (which keeps 1000).
-			t.b.Logger().Warn("tidy found an orphan key of unknown age (the provider's list gives no creation time), so it is never revoked by tidy; delete it at the provider by hand if nothing uses it",
-				"provider", l.provider, "incarnation", l.incarnation, "key_id", l.key.ID, "key_name", l.key.Name)
+		if unknownAge {
+			// Say so where an operator looks, not only in tidy-status
+			// (which keeps 1000).
+			t.b.Logger().Warn("tidy found an orphan key of unknown age (the provider's list gives no creation time): a tidy revokes it once safety_buffer has passed since it was first seen, if nothing accounts for it by then",
+				"provider", l.provider, "incarnation", l.incarnation, "key_id", l.key.ID, "key_name", l.key.Name, "first_seen", formatTime(age))
 		}
 		return
 	case t.opts.dryRun:
@@ -793,8 +822,11 @@ func (t *tidyPass) orphan(ctx context.Context, l listedKey) {
 	t.b.tidy.note(key)
 	t.b.tidy.update(func(st *tidyStatus) { st.OrphansRevoked++; st.KeysRevoked++ })
 	t.b.tidy.orphans.WithLabelValues(l.provider).Inc()
+	if unknownAge {
+		seen.forget(l.provider, l.incarnation, l.key.ID)
+	}
 	t.b.Logger().Info("tidy revoked an orphan key: it carries this mount's marker but nothing in storage accounts for it",
-		"provider", l.provider, "incarnation", l.incarnation, "key_id", l.key.ID, "key_name", l.key.Name, "created", formatTime(l.key.CreatedAt))
+		"provider", l.provider, "incarnation", l.incarnation, "key_id", l.key.ID, "key_name", l.key.Name, ageField, formatTime(age))
 }
 
 // autoTidyConfig is config/auto-tidy.

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -54,33 +55,112 @@ func TestTidyOrphanScanOfAListingType(t *testing.T) {
 	}
 }
 
-// A type whose key list gives no creation time (SendGrid): an orphan is
-// reported, never revoked, and, since no later tidy will find it old
-// enough, the server log names it once per tidy for the operator.
-func TestTidyLogsOrphansOfUnknownAge(t *testing.T) {
-	t.Parallel()
+// sendgridEnv is an env with provider "sg" on a SendGrid fake: a type whose
+// key list gives no creation time.
+func sendgridEnv(t *testing.T) (*env, *sendgridtest.Server) {
 	e := newEnv(t)
 	f := sendgridtest.NewServer()
 	t.Cleanup(f.Close)
 	e.must(logical.CreateOperation, "providers/sg", map[string]any{"type": "sendgrid", "base_url": f.URL, "api_key": f.RootKey()})
+	return e, f
+}
+
+// A type whose key list gives no creation time (SendGrid): an orphan is
+// reported, and the server log names it, until it has been seen for the
+// safety buffer by real runs; then it is revoked.
+func TestTidyRevokesAnOrphanOfUnknownAgeOnceSeenForTheBuffer(t *testing.T) {
+	t.Parallel()
+	e, f := sendgridEnv(t)
 	orphan := e.createKey("sg", "vault-"+e.marker()+"-lost")
 	byHand := e.createKey("sg", "made-by-hand")
+	live := func() map[string]bool {
+		m := map[string]bool{}
+		for _, k := range f.LiveKeys() {
+			m[k.ID] = true
+		}
+		return m
+	}
+	sightings := func() []string {
+		keys, err := e.storage.List(context.Background(), tidySeenPrefix+"sg/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return keys
+	}
 
-	st := e.tidy(map[string]any{"safety_buffer": "0s"})
+	// A dry run records no sighting: it changes nothing.
+	st := e.tidy(map[string]any{"safety_buffer": "0s", "dry_run": true})
+	wantLines(t, "dry run", tidyKeys(st), orphan.ID+" orphan reported")
+	if got := sightings(); len(got) != 0 {
+		t.Fatalf("a dry run stored sightings %v", got)
+	}
+
+	// First seen now: too young, whatever the buffer.
+	st = e.tidy(map[string]any{"safety_buffer": "1h"})
 	wantCounts(t, st, map[string]int{"orphans_found": 1, "orphans_revoked": 0, "keys_revoked": 0, "error_count": 0})
-	wantLines(t, "orphans", tidyKeys(st), orphan.ID+" orphan reported")
-	live := map[string]bool{}
-	for _, k := range f.LiveKeys() {
-		live[k.ID] = true
-	}
-	if !live[orphan.ID] || !live[byHand.ID] {
-		t.Fatalf("tidy revoked a key of unknown age: live %v", live)
-	}
+	wantLines(t, "first sighting", tidyKeys(st), orphan.ID+" orphan reported")
 	logs := e.logs.String()
 	if !strings.Contains(logs, "orphan key of unknown age") || !strings.Contains(logs, orphan.ID) {
 		t.Fatalf("the server log does not name the orphan of unknown age %s", orphan.ID)
 	}
-	if strings.Contains(logs, byHand.ID) {
+	if got := sightings(); len(got) != 1 {
+		t.Fatalf("sightings stored under %v, want one entry for sg's incarnation", got)
+	}
+
+	// Seen 59 minutes ago: still inside the 1h buffer.
+	e.clock.Advance(59 * time.Minute)
+	st = e.tidy(map[string]any{"safety_buffer": "1h"})
+	wantLines(t, "inside the buffer", tidyKeys(st), orphan.ID+" orphan reported")
+	if l := live(); !l[orphan.ID] || !l[byHand.ID] {
+		t.Fatalf("tidy revoked a key seen for less than safety_buffer: live %v", l)
+	}
+
+	// Seen over an hour ago: a dry run says it would go, and leaves it.
+	e.clock.Advance(2 * time.Minute)
+	st = e.tidy(map[string]any{"safety_buffer": "1h", "dry_run": true})
+	wantLines(t, "dry run past the buffer", tidyKeys(st), orphan.ID+" orphan would revoke")
+	if l := live(); !l[orphan.ID] {
+		t.Fatal("a dry run revoked the orphan")
+	}
+
+	// A real run revokes it and forgets the sighting; the key without the
+	// marker stays.
+	st = e.tidy(map[string]any{"safety_buffer": "1h"})
+	wantCounts(t, st, map[string]int{"orphans_found": 1, "orphans_revoked": 1, "keys_revoked": 1, "error_count": 0})
+	wantLines(t, "past the buffer", tidyKeys(st), orphan.ID+" orphan revoked")
+	if l := live(); l[orphan.ID] || !l[byHand.ID] {
+		t.Fatalf("live keys %v: want %s revoked and %s (no marker) kept", l, orphan.ID, byHand.ID)
+	}
+	if got := sightings(); len(got) != 0 {
+		t.Fatalf("sightings %v left after the orphan was revoked", got)
+	}
+	if strings.Contains(e.logs.String(), byHand.ID) {
 		t.Fatal("the server log names a key without the mount's marker")
 	}
+}
+
+// A sighting ends when the key is no longer an orphan: accounted for (here
+// a ledger entry names it), it is forgotten, and an orphan again later it
+// starts a new wait.
+func TestTidyForgetsASightingOnceTheKeyIsAccountedFor(t *testing.T) {
+	t.Parallel()
+	e, _ := sendgridEnv(t)
+	k := e.createKey("sg", "vault-"+e.marker()+"-late")
+	st := e.tidy(map[string]any{"safety_buffer": "1h"})
+	wantLines(t, "first sighting", tidyKeys(st), k.ID+" orphan reported")
+
+	entry := e.ledgerEntry("sg", k, true, e.clock.Now().Add(24*time.Hour))
+	e.clock.Advance(2 * time.Hour)
+	st = e.tidy(map[string]any{"safety_buffer": "1h"})
+	wantLines(t, "accounted for", tidyKeys(st))
+	if keys, _ := e.storage.List(context.Background(), tidySeenPrefix+"sg/"); len(keys) != 0 {
+		t.Fatalf("sightings %v kept for a key the ledger accounts for", keys)
+	}
+
+	if err := deleteLedger(context.Background(), e.storage, "sg", entry.Incarnation, entry.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(2 * time.Hour)
+	st = e.tidy(map[string]any{"safety_buffer": "1h"})
+	wantLines(t, "an orphan again", tidyKeys(st), k.ID+" orphan reported")
 }

@@ -1,0 +1,94 @@
+package backend
+
+import (
+	"context"
+	"maps"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+)
+
+// Some types list keys without a creation time (sendgrid, auth0,
+// mongodbatlas): an orphan of theirs has no age to hold against tidy's
+// cutoff. Tidy stands in the time it first saw the orphan, kept under
+// tidy/seen/<provider>/<incarnation>: the key is at least that old, so an
+// orphan first seen before the cutoff is revoked as one created then
+// would be. It takes two real runs at least safety_buffer apart; a dry run
+// reads the sightings and records none.
+const tidySeenPrefix = "tidy/seen/"
+
+// sightings is one provider incarnation's orphans of unknown age: key id →
+// when a real tidy first saw it unaccounted for.
+type sightings struct {
+	Keys map[string]time.Time `json:"keys"`
+}
+
+func sightingsKey(provider, incarnation string) string {
+	return tidySeenPrefix + provider + "/" + incarnation
+}
+
+// firstSeen is one tidy's view of the sightings: what storage held for
+// each source the run listed, and what it saw this time.
+type firstSeen struct {
+	stored map[string]map[string]time.Time // source key → id → first seen
+	now    map[string]map[string]time.Time
+}
+
+func newFirstSeen() *firstSeen {
+	return &firstSeen{stored: map[string]map[string]time.Time{}, now: map[string]map[string]time.Time{}}
+}
+
+// load reads the sightings of a source the run listed.
+func (f *firstSeen) load(ctx context.Context, s logical.Storage, provider, incarnation string) error {
+	k := sightingsKey(provider, incarnation)
+	if _, ok := f.stored[k]; ok {
+		return nil
+	}
+	var st sightings
+	if _, err := getJSON(ctx, s, k, &st); err != nil {
+		return err
+	}
+	f.stored[k] = st.Keys
+	f.now[k] = map[string]time.Time{}
+	return nil
+}
+
+// see returns when an orphan of unknown age was first seen (at, if never
+// before) and keeps it for save.
+func (f *firstSeen) see(provider, incarnation, id string, at time.Time) time.Time {
+	k := sightingsKey(provider, incarnation)
+	first, ok := f.stored[k][id]
+	if !ok {
+		first = at
+	}
+	if f.now[k] == nil {
+		f.now[k] = map[string]time.Time{}
+	}
+	f.now[k][id] = first
+	return first
+}
+
+// save stores, for each source listed, the orphans of unknown age this run
+// saw: a key no longer listed, or accounted for since, is forgotten.
+func (f *firstSeen) save(ctx context.Context, s logical.Storage) error {
+	for k, seen := range f.now {
+		if maps.Equal(seen, f.stored[k]) {
+			continue
+		}
+		if len(seen) == 0 {
+			if err := s.Delete(ctx, k); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := putJSON(ctx, s, k, sightings{Keys: seen}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// forget drops a revoked orphan from this run's sightings.
+func (f *firstSeen) forget(provider, incarnation, id string) {
+	delete(f.now[sightingsKey(provider, incarnation)], id)
+}
