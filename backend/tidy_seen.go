@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"maps"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -91,4 +92,41 @@ func (f *firstSeen) save(ctx context.Context, s logical.Storage) error {
 // forget drops a revoked orphan from this run's sightings.
 func (f *firstSeen) forget(provider, incarnation, id string) {
 	delete(f.now[sightingsKey(provider, incarnation)], id)
+}
+
+// dropStaleSightings removes the sightings of provider incarnations that
+// are gone (no provider of that incarnation, no tombstone): nothing lists
+// or revokes their keys any more.
+func dropStaleSightings(ctx context.Context, s logical.Storage) error {
+	providers, err := s.List(ctx, tidySeenPrefix)
+	if err != nil {
+		return err
+	}
+	for _, p := range providers {
+		p = strings.TrimSuffix(p, "/")
+		incs, err := s.List(ctx, tidySeenPrefix+p+"/")
+		if err != nil {
+			return err
+		}
+		e, err := getProvider(ctx, s, p)
+		if err != nil {
+			return err
+		}
+		for _, inc := range incs {
+			if e != nil && e.Incarnation == inc {
+				continue
+			}
+			ts, err := getTombstone(ctx, s, p, inc)
+			if err != nil {
+				return err
+			}
+			if ts != nil {
+				continue
+			}
+			if err := s.Delete(ctx, sightingsKey(p, inc)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

@@ -164,3 +164,22 @@ func TestTidyForgetsASightingOnceTheKeyIsAccountedFor(t *testing.T) {
 	st = e.tidy(map[string]any{"safety_buffer": "1h"})
 	wantLines(t, "an orphan again", tidyKeys(st), k.ID+" orphan reported")
 }
+
+// The sightings of a provider deleted without a tombstone (no ledger entry
+// left) go with the next tidy: nothing can list or revoke its keys.
+func TestTidyDropsTheSightingsOfADeletedProvider(t *testing.T) {
+	t.Parallel()
+	e, _ := sendgridEnv(t)
+	k := e.createKey("sg", "vault-"+e.marker()+"-lost")
+	st := e.tidy(map[string]any{"safety_buffer": "1h"})
+	wantLines(t, "first sighting", tidyKeys(st), k.ID+" orphan reported")
+	e.must(logical.DeleteOperation, "providers/sg", nil)
+	e.tidy(map[string]any{"safety_buffer": "1h", "dry_run": true})
+	if keys, _ := e.storage.List(context.Background(), tidySeenPrefix+"sg/"); len(keys) != 1 {
+		t.Fatalf("a dry run changed the sightings: %v", keys)
+	}
+	e.tidy(map[string]any{"safety_buffer": "1h"})
+	if keys, _ := e.storage.List(context.Background(), tidySeenPrefix+"sg/"); len(keys) != 0 {
+		t.Fatalf("sightings %v kept for a deleted provider", keys)
+	}
+}
