@@ -65,6 +65,16 @@ func sendgridEnv(t *testing.T) (*env, *sendgridtest.Server) {
 	return e, f
 }
 
+// sightedOrphan makes an orphan at "sg" and a tidy that sees it for the
+// first time (so reports it).
+func (e *env) sightedOrphan(name string) clients.Key {
+	e.t.Helper()
+	k := e.createKey("sg", "vault-"+e.marker()+"-"+name)
+	st := e.tidy(map[string]any{"safety_buffer": "1h"})
+	wantLines(e.t, "first sighting", tidyKeys(st), k.ID+" orphan reported")
+	return k
+}
+
 // A type whose key list gives no creation time (SendGrid): an orphan is
 // reported, and the server log names it, until it has been seen for the
 // safety buffer by real runs; then it is revoked.
@@ -145,13 +155,11 @@ func TestTidyRevokesAnOrphanOfUnknownAgeOnceSeenForTheBuffer(t *testing.T) {
 func TestTidyForgetsASightingOnceTheKeyIsAccountedFor(t *testing.T) {
 	t.Parallel()
 	e, _ := sendgridEnv(t)
-	k := e.createKey("sg", "vault-"+e.marker()+"-late")
-	st := e.tidy(map[string]any{"safety_buffer": "1h"})
-	wantLines(t, "first sighting", tidyKeys(st), k.ID+" orphan reported")
+	k := e.sightedOrphan("late")
 
 	entry := e.ledgerEntry("sg", k, true, e.clock.Now().Add(24*time.Hour))
 	e.clock.Advance(2 * time.Hour)
-	st = e.tidy(map[string]any{"safety_buffer": "1h"})
+	st := e.tidy(map[string]any{"safety_buffer": "1h"})
 	wantLines(t, "accounted for", tidyKeys(st))
 	if keys, _ := e.storage.List(context.Background(), tidySeenPrefix+"sg/"); len(keys) != 0 {
 		t.Fatalf("sightings %v kept for a key the ledger accounts for", keys)
@@ -170,9 +178,7 @@ func TestTidyForgetsASightingOnceTheKeyIsAccountedFor(t *testing.T) {
 func TestTidyDropsTheSightingsOfADeletedProvider(t *testing.T) {
 	t.Parallel()
 	e, _ := sendgridEnv(t)
-	k := e.createKey("sg", "vault-"+e.marker()+"-lost")
-	st := e.tidy(map[string]any{"safety_buffer": "1h"})
-	wantLines(t, "first sighting", tidyKeys(st), k.ID+" orphan reported")
+	e.sightedOrphan("lost")
 	e.must(logical.DeleteOperation, "providers/sg", nil)
 	e.tidy(map[string]any{"safety_buffer": "1h", "dry_run": true})
 	if keys, _ := e.storage.List(context.Background(), tidySeenPrefix+"sg/"); len(keys) != 1 {
