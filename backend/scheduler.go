@@ -16,15 +16,16 @@ const defaultWorkers = 64
 
 // providerJobLimit is how many scheduled jobs of one provider may run at
 // once, given its max_concurrency (0: not known): twice its slots, for
-// the reason above, else half the workers, and never more than all of
-// them. Without it, the jobs of one slow, hung or rate-limited provider
-// would take every worker, and other providers' rotations and
-// retirements would wait behind them.
+// the reason above, else half the workers, and never more than three
+// quarters of them. Without it, the jobs of one slow, hung or rate-limited
+// provider would take every worker, and other providers' rotations and
+// retirements would wait behind them; with it, a quarter of the workers
+// is always left to the others, whatever one provider's max_concurrency.
 func providerJobLimit(maxConcurrency int) int {
 	if maxConcurrency <= 0 {
 		return defaultWorkers / 2
 	}
-	return min(2*maxConcurrency, defaultWorkers)
+	return min(2*maxConcurrency, defaultWorkers*3/4)
 }
 
 // Scheduler items are "role/<name>" (a dual role's rotation and its

@@ -277,7 +277,7 @@ func TestSchedulerStopWithParkedItems(t *testing.T) {
 // providerJobLimit: twice max_concurrency, half the workers when not
 // known, never more than the workers.
 func TestProviderJobLimit(t *testing.T) {
-	for mc, want := range map[int]int{0: defaultWorkers / 2, 1: 2, 8: 16, 32: defaultWorkers, 256: defaultWorkers} {
+	for mc, want := range map[int]int{0: defaultWorkers / 2, 1: 2, 8: 16, 24: 48, 32: 48, 256: 48} {
 		if got := providerJobLimit(mc); got != want {
 			t.Errorf("providerJobLimit(%d) = %d, want %d", mc, got, want)
 		}
@@ -289,6 +289,14 @@ func TestProviderJobLimit(t *testing.T) {
 // (a's sort first); p's role rotates while a's are stuck, a having only
 // its limit of jobs running.
 func TestHungProviderDoesNotDelayAnother(t *testing.T) {
+	// The default max_concurrency, and the most a provider may set: even
+	// then a quarter of the workers is left to the others.
+	for _, mc := range []int{defaultMaxConcurrency, 256} {
+		t.Run(fmt.Sprintf("max_concurrency=%d", mc), func(t *testing.T) { testHungProviderDoesNotDelayAnother(t, mc) })
+	}
+}
+
+func testHungProviderDoesNotDelayAnother(t *testing.T, mc int) {
 	const nA = 100
 	e := newEnv(t)
 	hang := make(chan struct{})
@@ -313,7 +321,8 @@ func TestHungProviderDoesNotDelayAnother(t *testing.T) {
 		e.b.sched.stop()
 		slow.Close()
 	})
-	e.must(logical.CreateOperation, "providers/a", map[string]any{"type": "demo", "base_url": slow.URL, "admin_key": e.adminKey, "request_timeout": "5m"})
+	e.must(logical.CreateOperation, "providers/a", map[string]any{"type": "demo", "base_url": slow.URL, "admin_key": e.adminKey, "request_timeout": "5m",
+		"max_concurrency": mc})
 	e.provider("p")
 	for i := range nA {
 		e.dualRole(fmt.Sprintf("a-%03d", i), map[string]any{"provider": "a", "rotation_period": "1h"})
@@ -345,7 +354,7 @@ func TestHungProviderDoesNotDelayAnother(t *testing.T) {
 	if n := e.metricValue(`thirdparty_rotations_total{kind="role",name="zz",result="success"}`); n != 1 {
 		t.Fatalf("zz: %v successful rotations in metrics, want 1", n)
 	}
-	limit := providerJobLimit(defaultMaxConcurrency)
+	limit := providerJobLimit(mc)
 	if n := e.b.sched.inflightOf("a"); n != limit {
 		t.Fatalf("%d of a's jobs running, want its limit %d", n, limit)
 	}
