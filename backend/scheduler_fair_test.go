@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -284,6 +285,35 @@ func TestProviderJobLimit(t *testing.T) {
 	}
 }
 
+// hangingProvider creates demo provider name (max_concurrency mc) on a
+// server that, once hang is called, holds every create (POST) until the
+// test ends and then answers 503: a hung provider whose rotations never
+// finish. Other requests (probes, lists) are answered.
+func (e *env) hangingProvider(name string, mc int) (hang func()) {
+	e.t.Helper()
+	release := make(chan struct{})
+	var on atomic.Bool
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if on.Load() && r.Method == http.MethodPost {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			http.Error(w, `{"error":{"code":"unavailable","message":"down"}}`, http.StatusServiceUnavailable)
+			return
+		}
+		e.demo.ServeHTTP(w, r)
+	}))
+	e.t.Cleanup(func() {
+		close(release)
+		e.b.sched.stop()
+		slow.Close()
+	})
+	e.must(logical.CreateOperation, "providers/"+name, map[string]any{"type": "demo", "base_url": slow.URL, "admin_key": e.adminKey,
+		"request_timeout": "5m", "max_concurrency": mc})
+	return func() { on.Store(true) }
+}
+
 // Through the real rotation job: provider a hangs every request, provider
 // p answers. Many dual roles of a and one of p are due at the same instant
 // (a's sort first); p's role rotates while a's are stuck, a having only
@@ -299,30 +329,7 @@ func TestHungProviderDoesNotDelayAnother(t *testing.T) {
 func testHungProviderDoesNotDelayAnother(t *testing.T, mc int) {
 	const nA = 100
 	e := newEnv(t)
-	hang := make(chan struct{})
-	var hanging sync.Mutex
-	on := false
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hanging.Lock()
-		h := on
-		hanging.Unlock()
-		if h {
-			select {
-			case <-hang:
-			case <-r.Context().Done():
-			}
-			http.Error(w, `{"error":{"code":"unavailable","message":"down"}}`, http.StatusServiceUnavailable)
-			return
-		}
-		e.demo.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		close(hang)
-		e.b.sched.stop()
-		slow.Close()
-	})
-	e.must(logical.CreateOperation, "providers/a", map[string]any{"type": "demo", "base_url": slow.URL, "admin_key": e.adminKey, "request_timeout": "5m",
-		"max_concurrency": mc})
+	hang := e.hangingProvider("a", mc)
 	e.provider("p")
 	for i := range nA {
 		e.dualRole(fmt.Sprintf("a-%03d", i), map[string]any{"provider": "a", "rotation_period": "1h"})
@@ -334,9 +341,7 @@ func testHungProviderDoesNotDelayAnother(t *testing.T, mc int) {
 		beforeA[name] = e.state(name).Current.ID
 	}
 	before := e.state("zz").Current.ID
-	hanging.Lock()
-	on = true
-	hanging.Unlock()
+	hang()
 
 	e.clock.Advance(time.Hour)
 	e.b.sched.start()
@@ -432,36 +437,11 @@ func TestSchedulerItemProviderAndLimit(t *testing.T) {
 func TestRaisingMaxConcurrencyStartsParkedJobs(t *testing.T) {
 	const n = 5
 	e := newEnv(t)
-	hang := make(chan struct{})
-	var mu sync.Mutex
-	on := false
-	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		h := on && r.Method == http.MethodPost
-		mu.Unlock()
-		if h {
-			select {
-			case <-hang:
-			case <-r.Context().Done():
-			}
-			http.Error(w, `{"error":{"code":"unavailable","message":"down"}}`, http.StatusServiceUnavailable)
-			return
-		}
-		e.demo.ServeHTTP(w, r)
-	}))
-	t.Cleanup(func() {
-		close(hang)
-		e.b.sched.stop()
-		slow.Close()
-	})
-	e.must(logical.CreateOperation, "providers/a", map[string]any{"type": "demo", "base_url": slow.URL, "admin_key": e.adminKey,
-		"request_timeout": "5m", "max_concurrency": 1})
+	hang := e.hangingProvider("a", 1)
 	for i := range n {
 		e.dualRole(fmt.Sprintf("a-%d", i), map[string]any{"provider": "a", "rotation_period": "1h"})
 	}
-	mu.Lock()
-	on = true
-	mu.Unlock()
+	hang()
 
 	e.clock.Advance(time.Hour)
 	e.b.sched.start()
