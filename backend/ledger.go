@@ -79,16 +79,22 @@ func ledgerIDs(ctx context.Context, s logical.Storage, provider, incarnation str
 // ledgerIncarnations lists, per provider name, the incarnations that have
 // ledger entries.
 func ledgerIncarnations(ctx context.Context, s logical.Storage) (map[string][]string, error) {
-	providers, err := s.List(ctx, ledgerPrefix)
+	return providerIncarnations(ctx, s, ledgerPrefix)
+}
+
+// providerIncarnations lists, per provider name, the incarnations found
+// under prefix<provider>/<incarnation>.
+func providerIncarnations(ctx context.Context, s logical.Storage, prefix string) (map[string][]string, error) {
+	providers, err := s.List(ctx, prefix)
 	if err != nil {
-		return nil, fmt.Errorf("listing %s: %w", ledgerPrefix, err)
+		return nil, fmt.Errorf("listing %s: %w", prefix, err)
 	}
 	out := map[string][]string{}
 	for _, p := range providers {
 		p = strings.TrimSuffix(p, "/")
-		incs, err := s.List(ctx, ledgerPrefix+p+"/")
+		incs, err := s.List(ctx, prefix+p+"/")
 		if err != nil {
-			return nil, fmt.Errorf("listing %s%s/: %w", ledgerPrefix, p, err)
+			return nil, fmt.Errorf("listing %s%s/: %w", prefix, p, err)
 		}
 		for _, inc := range incs {
 			out[p] = append(out[p], strings.TrimSuffix(inc, "/"))

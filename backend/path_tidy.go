@@ -574,7 +574,7 @@ func (t *tidyPass) orphans(ctx context.Context) error {
 	if err := seen.save(ctx, t.s); err != nil {
 		return fmt.Errorf("storing tidy's sightings of orphans: %w", err)
 	}
-	if err := dropStaleSightings(ctx, t.s); err != nil {
+	if err := dropStaleSightings(ctx, t.s, sources); err != nil {
 		return fmt.Errorf("removing the sightings of deleted providers: %w", err)
 	}
 	return nil

@@ -3,7 +3,7 @@ package backend
 import (
 	"context"
 	"maps"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -96,24 +96,28 @@ func (f *firstSeen) forget(provider, incarnation, id string) {
 
 // dropStaleSightings removes the sightings of provider incarnations that
 // are gone (no provider of that incarnation, no tombstone): nothing lists
-// or revokes their keys any more.
-func dropStaleSightings(ctx context.Context, s logical.Storage) error {
-	providers, err := s.List(ctx, tidySeenPrefix)
+// or revokes their keys any more. A source this run listed is live and is
+// not read again.
+func dropStaleSightings(ctx context.Context, s logical.Storage, listed []tidySource) error {
+	incs, err := providerIncarnations(ctx, s, tidySeenPrefix)
 	if err != nil {
 		return err
 	}
-	for _, p := range providers {
-		p = strings.TrimSuffix(p, "/")
-		incs, err := s.List(ctx, tidySeenPrefix+p+"/")
-		if err != nil {
-			return err
-		}
-		e, err := getProvider(ctx, s, p)
-		if err != nil {
-			return err
-		}
-		for _, inc := range incs {
-			if e != nil && e.Incarnation == inc {
+	for p, list := range incs {
+		var live *providerEntry
+		for _, inc := range list {
+			if slices.Contains(listed, tidySource{p, inc}) {
+				continue
+			}
+			if live == nil {
+				if live, err = getProvider(ctx, s, p); err != nil {
+					return err
+				}
+				if live == nil {
+					live = &providerEntry{}
+				}
+			}
+			if live.Incarnation == inc {
 				continue
 			}
 			ts, err := getTombstone(ctx, s, p, inc)
