@@ -6,7 +6,8 @@ import "time"
 // a fake one so that rotation logic runs without sleeping.
 type clock interface {
 	Now() time.Time
-	NewTimer(d time.Duration) timer
+	// TimerAt fires when the clock reaches at (at once if it has).
+	TimerAt(at time.Time) timer
 }
 
 type timer interface {
@@ -18,7 +19,7 @@ type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
 
-func (systemClock) NewTimer(d time.Duration) timer { return realTimer{time.NewTimer(d)} }
+func (systemClock) TimerAt(at time.Time) timer { return realTimer{time.NewTimer(time.Until(at))} }
 
 type realTimer struct{ t *time.Timer }
 

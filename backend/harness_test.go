@@ -55,11 +55,11 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
-func (c *fakeClock) NewTimer(d time.Duration) timer {
+func (c *fakeClock) TimerAt(at time.Time) timer {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := &fakeTimer{clock: c, c: make(chan time.Time, 1), at: c.now.Add(d)}
-	if d <= 0 {
+	t := &fakeTimer{clock: c, c: make(chan time.Time, 1), at: at}
+	if !at.After(c.now) {
 		t.c <- c.now
 		t.stopped = true
 		return t

@@ -254,10 +254,13 @@ func (s *scheduler) loop(ctx context.Context) {
 		// Sleep until the earliest queued item is due, unless every
 		// worker is busy: then until a job finishes (finish wakes the
 		// loop, as it does when a parked item's provider gets room).
-		var wait time.Duration = -1
+		// The timer is set for the due time itself, not for a wait counted
+		// from now: the clock may move between here and the timer's start.
+		var wakeAt int64
+		sleepUntilDue := false
 		full := s.active >= s.workers
 		if len(s.queue) > 0 && !full {
-			wait = time.Duration(s.queue[0].due - now)
+			wakeAt, sleepUntilDue = s.queue[0].due, true
 		}
 		s.mu.Unlock()
 
@@ -282,8 +285,8 @@ func (s *scheduler) loop(ctx context.Context) {
 
 		var fire <-chan time.Time
 		var t timer
-		if wait >= 0 {
-			t = s.clock.NewTimer(wait)
+		if sleepUntilDue {
+			t = s.clock.TimerAt(time.Unix(0, wakeAt))
 			fire = t.C()
 		}
 		select {
