@@ -103,11 +103,22 @@ func providerIncarnations(ctx context.Context, s logical.Storage, prefix string)
 	return out, nil
 }
 
-// hasLedgerEntries reports whether an incarnation still has keys
-// outstanding.
+// hasLedgerEntries reports whether an incarnation has ledger entries.
 func hasLedgerEntries(ctx context.Context, s logical.Storage, provider, incarnation string) (bool, error) {
 	ids, err := ledgerIDs(ctx, s, provider, incarnation)
 	return len(ids) > 0, err
+}
+
+// hasKeysOutstanding reports whether keys of an incarnation may still be
+// live at its account: ledger entries, or orphans tidy has seen and not
+// yet revoked. Such an incarnation's config is kept (a tombstone) when its
+// provider is deleted.
+func hasKeysOutstanding(ctx context.Context, s logical.Storage, provider, incarnation string) (bool, error) {
+	if has, err := hasLedgerEntries(ctx, s, provider, incarnation); has || err != nil {
+		return has, err
+	}
+	n, err := orphansPending(ctx, s, provider, incarnation)
+	return n > 0, err
 }
 
 // newIncarnation is the id of one creation of providers/<name>.

@@ -346,6 +346,40 @@ func TestDeletedProviderIsATombstoneUntilItsLastKeyIsRevoked(t *testing.T) {
 	}
 }
 
+// The revocation of a deleted provider's last lease does not remove its
+// tombstone while tidy has an orphan of its account pending (here one too
+// young to revoke when first seen): the next tidy past the buffer revokes
+// the orphan with the tombstone's config, then removes the tombstone.
+func TestTombstoneOutlivesItsLastLeaseWhileAnOrphanIsPending(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.provider("p")
+	e.dynamicRole("dyn")
+	lease := e.lease("dyn")
+	orphan := e.createKey("p", "vault-"+e.marker()+"-orphan")
+	st := e.tidy(map[string]any{"safety_buffer": "1h"})
+	wantLines(t, "first tidy", tidyKeys(st), orphan.ID+" orphan reported")
+
+	e.must(logical.DeleteOperation, "roles/dyn", nil)
+	e.must(logical.DeleteOperation, "providers/p", nil)
+	if err := e.revoke(lease); err != nil {
+		t.Fatal(err)
+	}
+	e.wantRevoked(lease.InternalData["key_id"].(string), "key of a deleted provider is %s after its lease was revoked")
+	tombs := e.must(logical.ReadOperation, "status", nil).Data["tombstones"].([]map[string]any)
+	if len(tombs) != 1 || tombs[0]["keys_outstanding"] != 0 || tombs[0]["orphans_pending"] != 1 {
+		t.Fatalf("status tombstones %v after the last lease; want one with 0 keys outstanding and 1 orphan pending", tombs)
+	}
+
+	e.clock.Advance(2 * time.Hour)
+	st = e.tidy(map[string]any{"safety_buffer": "1h"})
+	wantCounts(t, st, map[string]int{"orphans_revoked": 1, "tombstones_removed": 1, "error_count": 0})
+	e.wantRevoked(orphan.ID, "orphan of a deleted provider is %s after tidy")
+	if n := len(e.must(logical.ReadOperation, "status", nil).Data["tombstones"].([]map[string]any)); n != 0 {
+		t.Fatalf("%d tombstones after the last orphan was revoked, want 0", n)
+	}
+}
+
 // A provider recreated under the same name is a new incarnation: the old
 // leases are revoked at the account that issued them, never at the new one.
 func TestRecreatedProviderRevokesOldKeysWithTheOldConfig(t *testing.T) {

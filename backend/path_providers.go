@@ -516,11 +516,12 @@ func (b *backend) providerDelete(ctx context.Context, req *logical.Request, d *f
 	if _, err := b.adoptLegacyProvider(e, b.clock.Now()); err != nil { // not migrated yet
 		return nil, err
 	}
-	// Keys of this incarnation still outstanding keep its config, so that
-	// their revocations reach the account that issued them.
+	// Keys of this incarnation still outstanding (leased, or orphans tidy
+	// has yet to revoke) keep its config, so that their revocations reach
+	// the account that issued them.
 	keep := b.clock.Now().Before(e.LegacyLeasesUntil)
 	if !keep {
-		if keep, err = hasLedgerEntries(ctx, req.Storage, name, e.Incarnation); err != nil {
+		if keep, err = hasKeysOutstanding(ctx, req.Storage, name, e.Incarnation); err != nil {
 			return nil, err
 		}
 	}

@@ -121,7 +121,7 @@ and roots waiting to be revoked. Never contains a secret.
 
 // tombstoneStatus describes every tombstone: name, incarnation, when the
 // provider was deleted, keys outstanding and the earliest lease end among
-// them. Tombstones are few and short-lived, so this reads storage.
+// them, and the orphans tidy has seen at its account and not yet revoked. Tombstones are few and short-lived, so this reads storage.
 func (b *backend) tombstoneStatus(ctx context.Context, s logical.Storage) ([]map[string]any, error) {
 	refs, err := listTombstones(ctx, s)
 	if err != nil {
@@ -150,12 +150,17 @@ func (b *backend) tombstoneStatus(ctx context.Context, s logical.Storage) ([]map
 				oldest = e.ExpiresAt
 			}
 		}
+		pending, err := orphansPending(ctx, s, r.Name, r.Incarnation)
+		if err != nil {
+			return nil, err
+		}
 		out = append(out, map[string]any{
 			"name":                r.Name,
 			"incarnation":         r.Incarnation,
 			"type":                t.Provider.Type,
 			"deleted_at":          formatTime(t.DeletedAt),
 			"keys_outstanding":    len(ids),
+			"orphans_pending":     pending,
 			"oldest_expiry":       formatTime(oldest),
 			"legacy_leases_until": formatTime(t.Provider.LegacyLeasesUntil),
 		})

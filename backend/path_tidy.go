@@ -317,8 +317,10 @@ func (b *backend) tidyStatusRead(context.Context, *logical.Request, *framework.F
 // and the run goes on (the next run retries them).
 func (b *backend) runTidy(ctx context.Context, s logical.Storage, opts tidyOptions) error {
 	cutoff := b.clock.Now().Add(-opts.safetyBuffer)
-	t := &tidyPass{b: b, s: s, opts: opts, cutoff: cutoff, removed: map[string]bool{}, handled: map[string]bool{}}
-	for _, step := range []func(context.Context) error{t.ledger, t.tombstones, t.orphans} {
+	t := &tidyPass{b: b, s: s, opts: opts, cutoff: cutoff, removed: map[string]bool{}, handled: map[string]bool{}, seen: newFirstSeen()}
+	// Tombstones last: the orphan scan lists a tombstone's account while it
+	// is still there, and a tombstone with orphans pending stays.
+	for _, step := range []func(context.Context) error{t.ledger, t.orphans, t.tombstones} {
 		if err := step(ctx); err != nil {
 			return err
 		}
@@ -342,6 +344,9 @@ type tidyPass struct {
 	removed map[string]bool
 	// handled holds the ids of keys the ledger step revoked (or would).
 	handled map[string]bool
+	// seen holds the orphans the scan left pending, for the sources it
+	// listed (a dry run's as a real run would leave them).
+	seen *firstSeen
 }
 
 // ledger revokes the key of every entry whose lease ended before the cutoff
@@ -521,7 +526,8 @@ func (t *tidyPass) tombstoneWouldGo(ctx context.Context, ref tombstoneRef) (bool
 			return false, nil
 		}
 	}
-	return true, nil
+	n, err := t.seen.pending(ctx, t.s, ref.Name, ref.Incarnation)
+	return n == 0, err
 }
 
 // listedKey is a key a provider (or a tombstone) listed.
@@ -547,7 +553,7 @@ func (t *tidyPass) orphans(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	seen := newFirstSeen()
+	seen := t.seen
 	for _, src := range sources {
 		if err := seen.load(ctx, t.s, src.name, src.incarnation); err != nil {
 			return fmt.Errorf("reading tidy's sightings of orphans: %w", err)
@@ -784,11 +790,13 @@ func (t *tidyPass) knownKeys(ctx context.Context) (knownSet, error) {
 func (t *tidyPass) orphan(ctx context.Context, l listedKey, seen *firstSeen) {
 	t.b.tidy.update(func(st *tidyStatus) { st.OrphansFound++ })
 	key := tidyKey{Provider: l.provider, Incarnation: l.incarnation, KeyID: l.key.ID, KeyName: l.key.Name, Reason: reasonOrphan}
-	// age is when the key was created, or, when its list does not say,
-	// when tidy first saw it unaccounted for (it is at least that old).
+	// Pending until revoked. Its age is when it was created, or, when its
+	// list does not say, when tidy first saw it unaccounted for (it is at
+	// least that old).
+	firstSeen := seen.see(l.provider, l.incarnation, l.key.ID, t.b.clock.Now())
 	age, ageField, unknownAge := l.key.CreatedAt, "created", l.key.CreatedAt.IsZero()
 	if unknownAge {
-		age, ageField = seen.see(l.provider, l.incarnation, l.key.ID, t.b.clock.Now()), "first_seen"
+		age, ageField = firstSeen, "first_seen"
 	}
 	switch {
 	case !age.Before(t.cutoff):
@@ -806,6 +814,7 @@ func (t *tidyPass) orphan(ctx context.Context, l listedKey, seen *firstSeen) {
 		key.Action = actionWouldRevoke
 		t.b.tidy.note(key)
 		t.b.tidy.update(func(st *tidyStatus) { st.OrphansRevoked++; st.KeysRevoked++ })
+		seen.forget(l.provider, l.incarnation, l.key.ID)
 		return
 	}
 	pc, release, err := t.b.clientFor(ctx, t.s, l.provider, l.incarnation)
@@ -825,9 +834,7 @@ func (t *tidyPass) orphan(ctx context.Context, l listedKey, seen *firstSeen) {
 	t.b.tidy.note(key)
 	t.b.tidy.update(func(st *tidyStatus) { st.OrphansRevoked++; st.KeysRevoked++ })
 	t.b.tidy.orphans.WithLabelValues(l.provider).Inc()
-	if unknownAge {
-		seen.forget(l.provider, l.incarnation, l.key.ID)
-	}
+	seen.forget(l.provider, l.incarnation, l.key.ID)
 	t.b.Logger().Info("tidy revoked an orphan key: it carries this mount's marker but nothing in storage accounts for it",
 		"provider", l.provider, "incarnation", l.incarnation, "key_id", l.key.ID, "key_name", l.key.Name, ageField, formatTime(age))
 }

@@ -9,17 +9,26 @@ import (
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
-// Some types list keys without a creation time (sendgrid, auth0,
-// mongodbatlas): an orphan of theirs has no age to hold against tidy's
-// cutoff. Tidy stands in the time it first saw the orphan, kept under
-// tidy/seen/<provider>/<incarnation>: the key is at least that old, so an
-// orphan first seen before the cutoff is revoked as one created then
-// would be. It takes two real runs at least safety_buffer apart; a dry run
-// reads the sightings and records none.
+// Tidy remembers the orphans it has seen and not yet revoked (too young,
+// or their revocation failed) under tidy/seen/<provider>/<incarnation>,
+// with the time it first saw each, for two reasons:
+//
+//   - Some types list keys without a creation time (sendgrid, auth0,
+//     mongodbatlas): such an orphan has no age to hold against tidy's
+//     cutoff. Tidy stands in the time it first saw it: the key is at least
+//     that old, so an orphan first seen before the cutoff is revoked as one
+//     created then would be. It takes two real runs at least safety_buffer
+//     apart.
+//   - An incarnation with orphans pending still has keys at its account: a
+//     delete of the provider keeps its config as a tombstone, and the
+//     tombstone stays until tidy has revoked them (or no longer finds them),
+//     as it does for ledger entries.
+//
+// A dry run reads the sightings and records none.
 const tidySeenPrefix = "tidy/seen/"
 
-// sightings is one provider incarnation's orphans of unknown age: key id →
-// when a real tidy first saw it unaccounted for.
+// sightings is one provider incarnation's orphans pending: key id → when
+// a real tidy first saw it unaccounted for.
 type sightings struct {
 	Keys map[string]time.Time `json:"keys"`
 }
@@ -54,8 +63,8 @@ func (f *firstSeen) load(ctx context.Context, s logical.Storage, provider, incar
 	return nil
 }
 
-// see returns when an orphan of unknown age was first seen (at, if never
-// before) and keeps it for save.
+// see returns when an orphan was first seen (at, if never before) and
+// keeps it for save: it is pending until forgotten.
 func (f *firstSeen) see(provider, incarnation, id string, at time.Time) time.Time {
 	k := sightingsKey(provider, incarnation)
 	first, ok := f.stored[k][id]
@@ -69,8 +78,8 @@ func (f *firstSeen) see(provider, incarnation, id string, at time.Time) time.Tim
 	return first
 }
 
-// save stores, for each source listed, the orphans of unknown age this run
-// saw: a key no longer listed, or accounted for since, is forgotten.
+// save stores, for each source listed, the orphans this run left pending:
+// a key revoked, no longer listed, or accounted for since, is forgotten.
 func (f *firstSeen) save(ctx context.Context, s logical.Storage) error {
 	for k, seen := range f.now {
 		if maps.Equal(seen, f.stored[k]) {
@@ -92,6 +101,25 @@ func (f *firstSeen) save(ctx context.Context, s logical.Storage) error {
 // forget drops a revoked orphan from this run's sightings.
 func (f *firstSeen) forget(provider, incarnation, id string) {
 	delete(f.now[sightingsKey(provider, incarnation)], id)
+}
+
+// pending returns the number of orphans of a source left pending: as this
+// run leaves them for a source it listed, else as stored.
+func (f *firstSeen) pending(ctx context.Context, s logical.Storage, provider, incarnation string) (int, error) {
+	if now, ok := f.now[sightingsKey(provider, incarnation)]; ok {
+		return len(now), nil
+	}
+	return orphansPending(ctx, s, provider, incarnation)
+}
+
+// orphansPending returns the number of orphans tidy has seen at an
+// incarnation's account and not yet revoked.
+func orphansPending(ctx context.Context, s logical.Storage, provider, incarnation string) (int, error) {
+	var st sightings
+	if _, err := getJSON(ctx, s, sightingsKey(provider, incarnation), &st); err != nil {
+		return 0, err
+	}
+	return len(st.Keys), nil
 }
 
 // dropStaleSightings removes the sightings of provider incarnations that

@@ -173,13 +173,55 @@ func TestTidyForgetsASightingOnceTheKeyIsAccountedFor(t *testing.T) {
 	wantLines(t, "an orphan again", tidyKeys(st), k.ID+" orphan reported")
 }
 
-// The sightings of a provider deleted without a tombstone (no ledger entry
-// left) go with the next tidy: nothing can list or revoke its keys.
+// A provider deleted while tidy has an orphan of its account pending (no
+// ledger entry left) keeps a tombstone: the orphan is still revoked with its
+// config once the buffer has passed, and the tombstone goes with it.
+func TestDeletedProviderWithAnOrphanPendingKeepsATombstone(t *testing.T) {
+	t.Parallel()
+	e, f := sendgridEnv(t)
+	k := e.sightedOrphan("lost")
+	inc := e.storedProvider("sg").Incarnation
+	e.must(logical.DeleteOperation, "providers/sg", nil)
+	tombs := e.must(logical.ReadOperation, "status", nil).Data["tombstones"].([]map[string]any)
+	if len(tombs) != 1 || tombs[0]["incarnation"] != inc || tombs[0]["keys_outstanding"] != 0 || tombs[0]["orphans_pending"] != 1 {
+		t.Fatalf("status tombstones %v; want sg@%s with 0 keys outstanding and 1 orphan pending", tombs, inc)
+	}
+
+	e.clock.Advance(2 * time.Hour)
+	before := e.mountState(newMemServer(t))
+	st := e.tidy(map[string]any{"safety_buffer": "1h", "dry_run": true})
+	wantCounts(t, st, map[string]int{"orphans_revoked": 1, "tombstones_removed": 1})
+	wantLines(t, "dry run", tidyKeys(st), k.ID+" orphan would revoke")
+	if after := e.mountState(newMemServer(t)); !mountStatesEqual(before, after) {
+		t.Fatal("a dry run changed storage")
+	}
+
+	st = e.tidy(map[string]any{"safety_buffer": "1h"})
+	wantCounts(t, st, map[string]int{"orphans_revoked": 1, "tombstones_removed": 1, "error_count": 0})
+	for _, l := range f.LiveKeys() {
+		if l.ID == k.ID {
+			t.Fatalf("the orphan %s of a deleted provider is still live after tidy", k.ID)
+		}
+	}
+	if refs, _ := listTombstones(context.Background(), e.storage); len(refs) != 0 {
+		t.Fatalf("tombstones left after their last orphan was revoked: %v", refs)
+	}
+	if keys, _ := e.storage.List(context.Background(), tidySeenPrefix+"sg/"); len(keys) != 0 {
+		t.Fatalf("sightings %v left after the orphan was revoked", keys)
+	}
+}
+
+// Sightings of a provider incarnation that has neither a provider nor a
+// tombstone (an earlier release deleted providers without looking at
+// them) go with the next real tidy: nothing can list or revoke its keys.
 func TestTidyDropsTheSightingsOfADeletedProvider(t *testing.T) {
 	t.Parallel()
 	e, _ := sendgridEnv(t)
 	e.sightedOrphan("lost")
-	e.must(logical.DeleteOperation, "providers/sg", nil)
+	if err := e.storage.Delete(context.Background(), providerPrefix+"sg"); err != nil {
+		t.Fatal(err)
+	}
+	e.b.dropClient("sg")
 	e.tidy(map[string]any{"safety_buffer": "1h", "dry_run": true})
 	if keys, _ := e.storage.List(context.Background(), tidySeenPrefix+"sg/"); len(keys) != 1 {
 		t.Fatalf("a dry run changed the sightings: %v", keys)

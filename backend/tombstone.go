@@ -64,14 +64,15 @@ func listTombstones(ctx context.Context, s logical.Storage) ([]tombstoneRef, err
 	return out, nil
 }
 
-// tombstoneDone reports whether a tombstone can go: no ledger entry of its
-// incarnation is left and leases issued before the ledger existed (held
-// until LegacyLeasesUntil) can no longer be outstanding.
+// tombstoneDone reports whether a tombstone can go: no key of its
+// incarnation is outstanding (no ledger entry, no orphan tidy has seen and
+// not yet revoked) and leases issued before the ledger existed (held until
+// LegacyLeasesUntil) can no longer be.
 func (b *backend) tombstoneDone(ctx context.Context, s logical.Storage, t *tombstone) (bool, error) {
 	if b.clock.Now().Before(t.Provider.LegacyLeasesUntil) {
 		return false, nil
 	}
-	has, err := hasLedgerEntries(ctx, s, t.Name, t.Provider.Incarnation)
+	has, err := hasKeysOutstanding(ctx, s, t.Name, t.Provider.Incarnation)
 	return !has, err
 }
 

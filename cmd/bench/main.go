@@ -59,6 +59,7 @@ type options struct {
 	conc          []int
 	keep          bool
 	noDoc         bool
+	pluginEnv     []string
 	ops           map[string]bool
 	// slices > 1 runs each creds cell paired with its own kv-v2 write
 	// baseline, in that many alternating slices (see runPaired).
@@ -85,6 +86,13 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the run directory (logs) afterwards")
 	flag.BoolVar(&o.noDoc, "no-doc", false, "print only; do not update the doc")
 	flag.IntVar(&o.slices, "slices", 1, "run each creds cell in this many slices alternating with slices of a kv-v2 write baseline of its own (1: one cell against the kv-v2 write cell of its client count)")
+	flag.Func("plugin-env", "KEY=VALUE set in the plugin's environment at registration (repeatable; for A/B runs such as GOGC)", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("want KEY=VALUE, got %q", v)
+		}
+		o.pluginEnv = append(o.pluginEnv, v)
+		return nil
+	})
 	ops := flag.String("ops", "kvwrite,kvread,dual,dynamic,revoke", "operations to run (for profiling one path; the doc needs all)")
 	flag.Parse()
 	if o.slices < 1 {
@@ -454,6 +462,7 @@ func (e *env) start(ctx context.Context) error {
 	sys := e.admin.Sys()
 	if err := sys.RegisterPluginWithContext(ctx, &api.RegisterPluginInput{
 		Name: pluginName, Type: api.PluginTypeSecrets, Command: pluginName, SHA256: sum, Version: o.pluginVersion,
+		Env: o.pluginEnv,
 	}); err != nil {
 		return fmt.Errorf("register plugin: %w", err)
 	}
