@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -116,9 +117,65 @@ type provider struct {
 // answered with another's password.
 func (p *provider) digestClient(kp pair) *httpx.Client {
 	return p.http.WithTransport(func(base http.RoundTripper) http.RoundTripper {
-		return &digest.Transport{Username: kp.public, Password: kp.private, Transport: base}
+		return rewind401{&digest.Transport{Username: kp.public, Password: kp.private, Transport: keep401{base}}}
 	})
 }
+
+// A 401 without a Digest challenge (Atlas refusing the request outright)
+// is drained and closed by digest.Transport before it hands the response
+// back, so the caller would read "read on closed response body" instead of
+// Atlas's error. keep401 (under the digest transport) holds every 401's
+// body in memory, where draining and closing cannot lose it, and
+// rewind401 (above it) puts it back to its start.
+type keep401 struct{ base http.RoundTripper }
+
+// max401Body bounds the body kept; Atlas's errors are a few hundred bytes,
+// and httpx reads no more than its own limit anyway.
+const max401Body = 64 << 10
+
+func (k keep401) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := k.base.RoundTrip(req)
+	if err != nil || res.StatusCode != http.StatusUnauthorized {
+		return res, err
+	}
+	data, err := io.ReadAll(io.LimitReader(res.Body, max401Body))
+	_ = res.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	res.Body = &keptBody{data: data}
+	return res, nil
+}
+
+type rewind401 struct{ next http.RoundTripper }
+
+func (r rewind401) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := r.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	if kb, ok := res.Body.(*keptBody); ok {
+		kb.off = 0
+	}
+	return res, nil
+}
+
+// keptBody is a 401's body in memory; Close does not discard it.
+type keptBody struct {
+	data []byte
+	off  int
+}
+
+func (b *keptBody) Read(p []byte) (int, error) {
+	if b.off >= len(b.data) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.data[b.off:])
+	b.off += n
+	return n, nil
+}
+
+func (b *keptBody) Close() error { return nil }
 
 // apiKey is an organization API key as Atlas shows it; PrivateKey is whole
 // only in the create's answer.

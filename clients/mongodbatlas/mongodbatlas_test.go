@@ -3,8 +3,10 @@ package mongodbatlas_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
@@ -269,4 +271,31 @@ func TestServerErrorsExhausted(t *testing.T) {
 		"verify_root": func() error { return p.VerifyRoot(ctx, clients.Root{Fields: rootFields}) },
 	}
 	clienttest.AssertFailures(t, calls, http.StatusServiceUnavailable, root.PrivateKey, key.Secret, root.PublicKey, key.Extra["public_key"])
+}
+
+// A 401 that carries no Digest challenge (Atlas, or a proxy in front of
+// it, refusing outright) reaches the caller whole: the status and Atlas's
+// error code, not a closed body; it is not retried.
+func TestUnauthorizedWithoutAChallenge(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"detail":"This request was refused.","error":401,"errorCode":"IP_ADDRESS_NOT_ON_ACCESS_LIST","reason":"Unauthorized"}`))
+	}))
+	defer srv.Close()
+	root := map[string]string{"public_key": "abcdefgh", "private_key": "secret-part", "org_id": mongodbatlastest.DefaultOrgID}
+	p := clienttest.New(t, mongodbatlas.TypeName, srv.URL, root)
+	_, err := p.CreateKey(context.Background(), clients.KeyRequest{Name: "k", Scopes: []string{"ORG_READ_ONLY"}})
+	if err == nil || !strings.Contains(err.Error(), "HTTP 401") || !strings.Contains(err.Error(), "IP_ADDRESS_NOT_ON_ACCESS_LIST") {
+		t.Fatalf("create answered 401 without a challenge: %v; want HTTP 401 and Atlas's error code", err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d requests, want 1 (a 401 is not retried)", n)
+	}
+	clienttest.AssertNoSecret(t, err, "secret-part")
+	if err := p.RevokeKey(context.Background(), "5a0a1e7e0f2912c554080add"); err == nil || !strings.Contains(err.Error(), "IP_ADDRESS_NOT_ON_ACCESS_LIST") {
+		t.Fatalf("revoke answered 401 without a challenge: %v", err)
+	}
 }
