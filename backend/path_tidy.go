@@ -47,6 +47,10 @@ const (
 	tidyRunning  = "Running"
 	tidyFinished = "Finished"
 	tidyError    = "Error"
+	// tidy-cancel asked a running tidy to stop (Cancelling) and it did
+	// (Cancelled).
+	tidyCancelling = "Cancelling"
+	tidyCancelled  = "Cancelled"
 )
 
 // Why tidy looked at a key, and what it did.
@@ -79,6 +83,16 @@ func pathTidy(b *backend) []*framework.Path {
 			},
 			HelpSynopsis:    "Revoke the keys this mount created but no longer accounts for, and remove empty tombstones.",
 			HelpDescription: tidyHelp,
+		},
+		{
+			Pattern: "tidy-cancel$",
+			Operations: map[logical.Operation]framework.OperationHandler{
+				logical.UpdateOperation: &framework.PathOperation{Callback: b.tidyCancelWrite,
+					Summary:                   "Stop the running tidy; see tidy-status.",
+					ForwardPerformanceStandby: true, ForwardPerformanceSecondary: true},
+			},
+			HelpSynopsis:    "Stop the running tidy after the call it is making.",
+			HelpDescription: tidyCancelHelp,
 		},
 		{
 			Pattern: "tidy-status$",
@@ -151,15 +165,17 @@ type tidyRunner struct {
 
 	mu      sync.Mutex
 	running bool
-	cancel  context.CancelFunc
-	done    chan struct{}
-	status  tidyStatus
+	// cancelled: tidy-cancel stopped the running tidy.
+	cancelled bool
+	cancel    context.CancelFunc
+	done      chan struct{}
+	status    tidyStatus
 }
 
 func newTidyRunner(registry *prometheus.Registry) *tidyRunner {
 	r := &tidyRunner{
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "thirdparty_tidy_runs_total", Help: "Tidy runs, by result (success, or failure when the run stopped or a key could not be revoked).",
+			Name: "thirdparty_tidy_runs_total", Help: "Tidy runs, by result (success; failure when the run stopped on an error or a key could not be revoked; cancelled by tidy-cancel).",
 		}, []string{"result"}),
 		orphans: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "thirdparty_orphans_revoked_total", Help: "Keys carrying this mount's marker that matched nothing in storage, revoked by tidy.",
@@ -186,7 +202,7 @@ func (b *backend) startTidy(s logical.Storage, opts tidyOptions) error {
 		return errTidyRunning
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r.running, r.cancel, r.done = true, cancel, make(chan struct{})
+	r.running, r.cancelled, r.cancel, r.done = true, false, cancel, make(chan struct{})
 	r.status = tidyStatus{State: tidyRunning, Auto: opts.auto, DryRun: opts.dryRun, SafetyBuffer: opts.safetyBuffer, Started: b.clock.Now()}
 	done := r.done
 	go func() {
@@ -199,12 +215,18 @@ func (b *backend) startTidy(s logical.Storage, opts tidyOptions) error {
 		r.status.Finished = b.clock.Now()
 		r.status.State = tidyFinished
 		result := "success"
-		if err != nil {
+		switch {
+		case r.cancelled:
+			// Whatever it was doing was cut short on purpose: what it did
+			// not finish is where it was (a revocation cut short keeps its
+			// ledger entry), for the next tidy.
+			r.status.State, result = tidyCancelled, "cancelled"
+		case err != nil:
 			r.status.State = tidyError
 			r.status.ErrorCount++
 			r.status.LastError = err.Error()
 		}
-		if r.status.ErrorCount > 0 {
+		if r.status.ErrorCount > 0 && !r.cancelled {
 			result = "failure"
 		}
 		r.runs.WithLabelValues(result).Inc()
@@ -225,6 +247,22 @@ func (r *tidyRunner) stop() {
 		cancel()
 		<-done
 	}
+}
+
+// cancelRunning asks the running tidy to stop (it ends Cancelled) and
+// reports whether one was running.
+func (r *tidyRunner) cancelRunning() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.running {
+		return false
+	}
+	if !r.cancelled {
+		r.cancelled = true
+		r.status.State = tidyCancelling
+		r.cancel()
+	}
+	return true
 }
 
 // wait returns once no tidy is running.
@@ -285,6 +323,18 @@ func (b *backend) tidyWrite(ctx context.Context, req *logical.Request, d *framew
 	return logical.RespondWithStatusCode(resp, req, http.StatusAccepted)
 }
 
+// tidyCancelWrite stops the running tidy, as Vault PKI's tidy-cancel does:
+// it answers tidy-status (state Cancelling until the run has returned,
+// then Cancelled), with a warning when no tidy was running.
+func (b *backend) tidyCancelWrite(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	running := b.tidy.cancelRunning()
+	resp, err := b.tidyStatusRead(ctx, req, d)
+	if err == nil && !running {
+		resp.AddWarning("no tidy is running; nothing to cancel")
+	}
+	return resp, err
+}
+
 func (b *backend) tidyStatusRead(context.Context, *logical.Request, *framework.FieldData) (*logical.Response, error) {
 	st := b.tidy.snapshot()
 	keys := make([]map[string]any, 0, len(st.Keys))
@@ -312,8 +362,8 @@ func (b *backend) tidyStatusRead(context.Context, *logical.Request, *framework.F
 	}}, nil
 }
 
-// runTidy is one tidy: expired ledger entries, then tombstones, then the
-// orphan scan. An error stops the run; failures on single keys are counted
+// runTidy is one tidy: expired ledger entries, then the orphan scan, then
+// tombstones. An error stops the run; failures on single keys are counted
 // and the run goes on (the next run retries them).
 func (b *backend) runTidy(ctx context.Context, s logical.Storage, opts tidyOptions) error {
 	cutoff := b.clock.Now().Add(-opts.safetyBuffer)
@@ -993,19 +1043,30 @@ Starts a tidy in the background (202; follow it with tidy-status). A tidy:
    safety_buffer ago (Vault lost the lease: a crash between the answer and
    the lease, or a revocation that never succeeded), with the configuration
    of the provider incarnation that created it, then removes the entry;
-2. removes the tombstones of deleted providers whose last key is gone;
-3. for provider types that can list keys, finds keys whose name carries this
+2. for provider types that can list keys, finds keys whose name carries this
    mount's marker but that no ledger entry, dual role or root accounts for
-   (orphans), and revokes those created more than safety_buffer ago.
+   (orphans), and revokes those created more than safety_buffer ago; the
+   others stay pending for a later tidy;
+3. removes the tombstones of deleted providers whose last key is gone (no
+   ledger entry, no orphan pending).
 
 Keys without the mount's marker are never touched. dry_run=true lists what a
 real run would revoke and changes nothing. safety_buffer defaults to 72h.
-One tidy runs at a time.
+One tidy runs at a time; tidy-cancel stops it.
+`
+
+const tidyCancelHelp = `
+Stops the running tidy, as Vault PKI's tidy-cancel does, and answers
+tidy-status: state Cancelling until the call the tidy is making has
+returned, then Cancelled. What it had not done yet is left for the next
+tidy (a revocation cut short keeps its ledger entry; orphans seen this run
+are not recorded). With no tidy running it answers tidy-status with a
+warning.
 `
 
 const tidyStatusHelp = `
 The running or last tidy of this node (the active node): state (Inactive,
-Running, Finished, Error), auto (started by auto-tidy), dry_run,
+Running, Finished, Error, Cancelling, Cancelled), auto (started by auto-tidy), dry_run,
 safety_buffer, time_started,
 time_finished, entries_examined, keys_revoked (orphans included),
 tombstones_removed, orphans_found, orphans_revoked, error_count, last_error,

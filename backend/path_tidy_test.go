@@ -227,6 +227,72 @@ func TestTidyRetriesFailedRevocations(t *testing.T) {
 	}
 }
 
+// tidy-cancel stops a running tidy where it is: the revocation it was
+// waiting on is cut short, its ledger entry stays, no later entry is
+// touched, and the next tidy finishes the work. With no tidy running it
+// answers tidy-status with a warning.
+func TestTidyCancel(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.provider("p")
+	k1, k2 := e.createKey("p", "vault-one"), e.createKey("p", "vault-two")
+	le1, le2 := e.ledgerEntry("p", k1, false, e.clock.Now()), e.ledgerEntry("p", k2, false, e.clock.Now())
+	e.clock.Advance(time.Minute)
+
+	// Deletes hang until the tidy gives up on them.
+	deleting := make(chan struct{}, 2)
+	e.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodDelete {
+			return false
+		}
+		deleting <- struct{}{}
+		<-r.Context().Done()
+		return true
+	})
+	e.must(logical.UpdateOperation, "tidy", map[string]any{"safety_buffer": "0s"})
+	select {
+	case <-deleting:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the tidy never reached the provider")
+	}
+	resp := e.must(logical.UpdateOperation, "tidy-cancel", nil)
+	if st := resp.Data["state"]; st != tidyCancelling && st != tidyCancelled {
+		t.Fatalf("tidy-cancel answered state %v, want Cancelling (or Cancelled)", st)
+	}
+	if len(resp.Warnings) != 0 {
+		t.Fatalf("tidy-cancel of a running tidy warned %v", resp.Warnings)
+	}
+	e.b.tidy.wait()
+	e.setIntercept(nil)
+	st := e.tidyStatus()
+	if st["state"] != tidyCancelled || st["keys_revoked"] != 0 {
+		t.Fatalf("tidy-status after the cancel: %v; want Cancelled with nothing revoked", st)
+	}
+	if len(deleting) != 0 {
+		t.Fatal("the cancelled tidy went on to the next key")
+	}
+	if !e.ledgerLeft(le1) || !e.ledgerLeft(le2) || e.keyState(k1.ID) != demoserver.StateLive || e.keyState(k2.ID) != demoserver.StateLive {
+		t.Fatal("the cancelled tidy lost a ledger entry or revoked a key")
+	}
+	if got := e.metricValue(`thirdparty_tidy_runs_total{result="cancelled"}`); got != 1 {
+		t.Fatalf(`thirdparty_tidy_runs_total{result="cancelled"} = %v, want 1`, got)
+	}
+
+	// Nothing running: tidy-status and a warning, nothing changed.
+	resp = e.must(logical.UpdateOperation, "tidy-cancel", nil)
+	if resp.Data["state"] != tidyCancelled || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "no tidy is running") {
+		t.Fatalf("tidy-cancel with no tidy running: %v %v", resp.Data["state"], resp.Warnings)
+	}
+
+	st = e.tidy(map[string]any{"safety_buffer": "0s"})
+	wantCounts(t, st, map[string]int{"keys_revoked": 2, "error_count": 0})
+	if st["state"] != tidyFinished || e.ledgerLeft(le1) || e.ledgerLeft(le2) {
+		t.Fatalf("the next tidy: %v; want Finished with both entries gone", st)
+	}
+	e.wantRevoked(k1.ID, "after the next tidy: %s, want revoked")
+	e.wantRevoked(k2.ID, "after the next tidy: %s, want revoked")
+}
+
 // tombstoneOn stores a tombstone of provider name whose config points at
 // another demo provider account, and returns that account.
 func (e *env) tombstoneOn(name, incarnation string, legacyUntil time.Time) (*demoserver.Server, *atomic.Int32) {

@@ -32,7 +32,7 @@ func waitTidy(t *testing.T, c *api.Client, mount string, timeout time.Duration) 
 	deadline := time.Now().Add(timeout)
 	for {
 		st := read(t, c, mount+"/tidy-status").Data
-		if st["state"] != "Running" {
+		if st["state"] != "Running" && st["state"] != "Cancelling" {
 			return st
 		}
 		if time.Now().After(deadline) {
@@ -246,6 +246,60 @@ func TestTidyDryRunAndKeysMadeByHand(t *testing.T) {
 		}
 	}
 	t.Logf("marker %s; %d keys at the provider, 1 orphan revoked, hand-made and other-mount keys live", marker, len(states))
+}
+
+// tidy-cancel, through Vault's API: a tidy held by a slow provider (its
+// key list takes 5 s) is stopped, tidy-status goes Cancelling → Cancelled,
+// the orphans it had not reached stay live, and the next tidy revokes them.
+// With no tidy running, tidy-cancel answers with a warning.
+func TestTidyCancel(t *testing.T) {
+	d, err := startDemo("tidy-cancel")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sharedVlt.client
+	mount := uniq("tidy-cancel")
+	if err := sharedVlt.mount(mount); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Sys().Unmount(mount) })
+	writeDemoProvider(t, c, mount, "p", d)
+	write(t, c, mount+"/roles/dyn", map[string]any{"provider": "p", "mode": "dynamic", "ttl": "1h"})
+	marker, lease := mountMarker(t, c, mount, "dyn")
+	var orphans []string
+	for i := range 3 {
+		orphans = append(orphans, createDemoKey(t, d, fmt.Sprintf("vault-%s-lost-%d", marker, i)))
+	}
+	time.Sleep(1100 * time.Millisecond) // the demo provider's clock has seconds
+
+	d.setKnobs(t, map[string]any{"latency_ms": 5000})
+	write(t, c, mount+"/tidy", map[string]any{"safety_buffer": "0s"})
+	s := write(t, c, mount+"/tidy-cancel", nil)
+	if st := s.Data["state"]; st != "Cancelling" && st != "Cancelled" {
+		t.Fatalf("tidy-cancel answered state %v, want Cancelling", st)
+	}
+	st := waitTidy(t, c, mount, time.Minute)
+	d.setKnobs(t, map[string]any{"latency_ms": 0})
+	if st["state"] != "Cancelled" || tidyCount(st, "keys_revoked") != 0 {
+		t.Fatalf("tidy-status after tidy-cancel: %v; want Cancelled, nothing revoked", st)
+	}
+	states := demoKeyStates(t, d)
+	for _, id := range orphans {
+		if states[id] != "live" {
+			t.Fatalf("orphan %s is %s after a cancelled tidy, want live", id, states[id])
+		}
+	}
+
+	s = write(t, c, mount+"/tidy-cancel", nil)
+	if s == nil || len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0], "no tidy is running") || s.Data["state"] != "Cancelled" {
+		t.Fatalf("tidy-cancel with no tidy running answered %+v", s)
+	}
+
+	real := runTidy(t, c, mount, map[string]any{"safety_buffer": "0s"})
+	wantTidyKeys(t, "the next tidy", real, orphans[0]+" orphan revoked", orphans[1]+" orphan revoked", orphans[2]+" orphan revoked")
+	if err := c.Sys().Revoke(lease); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Issue 10, acceptance "bad input": a 400 naming the field, nothing stored
