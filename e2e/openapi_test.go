@@ -104,6 +104,7 @@ func TestOpenAPIDescribesTheMount(t *testing.T) {
 		"/thirdparty/metrics":            {"get"},
 		"/thirdparty/tidy":               {"post"},
 		"/thirdparty/tidy-status":        {"get"},
+		"/thirdparty/tidy-cancel":        {"post"},
 		"/thirdparty/config/auto-tidy":   {"get", "post"},
 	}
 	var extra []string
