@@ -122,6 +122,7 @@ func newBackend(c clock) *backend {
 			pathStatus(b),
 			pathMetrics(b),
 			pathTidy(b),
+			pathTombstones(b),
 		),
 		Secrets:           []*framework.Secret{secretKey(b)},
 		WALRollback:       b.walRollback,

@@ -119,9 +119,8 @@ pending_revocations counts keys
 and roots waiting to be revoked. Never contains a secret.
 `
 
-// tombstoneStatus describes every tombstone: name, incarnation, when the
-// provider was deleted, keys outstanding and the earliest lease end among
-// them, and the orphans tidy has seen at its account and not yet revoked. Tombstones are few and short-lived, so this reads storage.
+// tombstoneStatus describes every tombstone (describeTombstone). Tombstones
+// are few and short-lived, so this reads storage.
 func (b *backend) tombstoneStatus(ctx context.Context, s logical.Storage) ([]map[string]any, error) {
 	refs, err := listTombstones(ctx, s)
 	if err != nil {
@@ -129,41 +128,13 @@ func (b *backend) tombstoneStatus(ctx context.Context, s logical.Storage) ([]map
 	}
 	out := []map[string]any{}
 	for _, r := range refs {
-		t, err := getTombstone(ctx, s, r.Name, r.Incarnation)
+		v, err := describeTombstone(ctx, s, r, false)
 		if err != nil {
 			return nil, err
 		}
-		if t == nil {
-			continue
+		if v != nil {
+			out = append(out, v)
 		}
-		ids, err := ledgerIDs(ctx, s, r.Name, r.Incarnation)
-		if err != nil {
-			return nil, err
-		}
-		var oldest time.Time
-		for _, id := range ids {
-			e, err := getLedger(ctx, s, r.Name, r.Incarnation, id)
-			if err != nil {
-				return nil, err
-			}
-			if e != nil && (oldest.IsZero() || e.ExpiresAt.Before(oldest)) {
-				oldest = e.ExpiresAt
-			}
-		}
-		pending, err := orphansPending(ctx, s, r.Name, r.Incarnation)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, map[string]any{
-			"name":                r.Name,
-			"incarnation":         r.Incarnation,
-			"type":                t.Provider.Type,
-			"deleted_at":          formatTime(t.DeletedAt),
-			"keys_outstanding":    len(ids),
-			"orphans_pending":     pending,
-			"oldest_expiry":       formatTime(oldest),
-			"legacy_leases_until": formatTime(t.Provider.LegacyLeasesUntil),
-		})
 	}
 	return out, nil
 }

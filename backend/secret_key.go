@@ -100,9 +100,11 @@ func (b *backend) keyRevoke(ctx context.Context, req *logical.Request, d *framew
 	}
 	defer release()
 	if pc == nil {
-		// Only a lease issued before the ledger existed, whose provider was
-		// deleted before the upgrade, gets here: its config is gone.
-		b.Logger().Warn("provider of a leased key no longer exists; key left to expire", "provider", providerName, "key_id", keyID)
+		// The incarnation's config is gone: a lease issued before the
+		// ledger existed whose provider was deleted before the upgrade, or
+		// one whose tombstone an operator deleted (tombstones/), which
+		// forgets its keys.
+		b.Logger().Warn("provider of a leased key no longer exists; key left to expire", "provider", providerName, "incarnation", inc, "key_id", keyID)
 		return nil, nil
 	}
 	if err := pc.api.RevokeKey(ctx, keyID); err != nil {
