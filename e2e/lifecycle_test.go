@@ -132,6 +132,75 @@ func TestProviderDeleteKeepsTombstone(t *testing.T) {
 	}
 }
 
+// TestTombstoneOfAGoneAccountIsForgotten: a provider deleted with leases
+// out, whose account then refuses every delete (gone for good). The leases
+// cannot be revoked, so the tombstone would stay forever. The operator
+// reads it under tombstones/, force-revokes the leases in Vault, and
+// deletes the tombstone: the answer names the forgotten keys, status and
+// metrics drop it, and tidy has nothing left to retry.
+func TestTombstoneOfAGoneAccountIsForgotten(t *testing.T) {
+	c := sharedVlt.client
+	d := lcDemo(t, "gone")
+	mount := lcMount(t, sharedVlt, "gone")
+	writeDemoProvider(t, c, mount, "p", d)
+	inc := lcIncarnation(t, c, mount, "p")
+	write(t, c, mount+"/roles/r", map[string]any{"provider": "p", "mode": "dynamic", "ttl": "1h"})
+	names := map[string]bool{}
+	secrets := []string{d.AdminKey}
+	for range 2 {
+		s := readCreds(t, c, mount, "r")
+		names[ptS(s.Data["key_name"])] = true
+		secrets = append(secrets, ptS(s.Data["api_key"]))
+	}
+	lcDelete(t, c, mount+"/roles/r")
+	lcDelete(t, c, mount+"/providers/p")
+
+	l, err := c.Logical().List(mount + "/tombstones/")
+	if err != nil || l == nil || !slices.Equal(ptL(l.Data["keys"]), []string{"p/" + inc}) {
+		t.Fatalf("list tombstones/: %v %v; want [p/%s]", l, err, inc)
+	}
+	tomb := read(t, c, mount+"/tombstones/p/"+inc)
+	raw, _ := json.Marshal(tomb.Data)
+	lcNoSecret(t, "tombstones/p/"+inc, string(raw), secrets)
+	if n, _ := tomb.Data["keys_outstanding"].(json.Number).Int64(); n != 2 {
+		t.Fatalf("tombstone read %s; want keys_outstanding 2", raw)
+	}
+
+	d.setKnobs(t, map[string]any{"forbid": []string{"DELETE /v1/keys/{id}"}})
+	if err := c.Sys().RevokePrefix(mount + "/creds/r"); err == nil {
+		t.Fatal("revoke -prefix succeeded at an account that refuses every delete")
+	}
+	if err := c.Sys().RevokeForce(mount + "/creds/r"); err != nil {
+		t.Fatalf("revoke -force: %v", err)
+	}
+	if tombs, _ := lcTombstones(t, c, mount); len(tombs) != 1 {
+		t.Fatalf("tombstones after revoke -force: %+v; want the one still holding its 2 keys", tombs)
+	}
+
+	s, err := c.Logical().Delete(mount + "/tombstones/p/" + inc)
+	if err != nil || s == nil || len(s.Warnings) != 1 {
+		t.Fatalf("delete tombstones/p/%s: %v %v; want the forgotten keys and a warning", inc, s, err)
+	}
+	forgotten, _ := s.Data["forgotten_keys"].([]any)
+	for _, k := range forgotten {
+		delete(names, k.(map[string]any)["key_name"].(string))
+	}
+	if len(forgotten) != 2 || len(names) != 0 {
+		t.Fatalf("forgotten_keys %v; want the 2 issued keys", s.Data["forgotten_keys"])
+	}
+	if tombs, _ := lcTombstones(t, c, mount); len(tombs) != 0 {
+		t.Fatalf("status tombstones after the delete: %+v", tombs)
+	}
+	if m := lcMetrics(t, c, mount); !regexp.MustCompile(`(?m)^thirdparty_tombstones 0$`).MatchString(m) {
+		t.Errorf("metrics do not show thirdparty_tombstones 0:\n%s", lcGrep(m, "tombstone"))
+	}
+	st := runTidy(t, c, mount, map[string]any{"safety_buffer": "0s"})
+	if tidyCount(st, "error_count") != 0 || tidyCount(st, "entries_examined") != 0 {
+		t.Fatalf("tidy after the tombstone was forgotten: %v; want nothing to examine, no error", st)
+	}
+	t.Logf("tombstone p/%s forgotten with its 2 keys; %d delete calls refused at the provider", inc, lcDeleteCalls(t, d))
+}
+
 // TestProviderRecreatedRevokesOnOldAccount: leases issued by provider p on
 // demo provider A; the role and p deleted, p recreated on demo provider B
 // (a new incarnation). Revoking the old leases deletes their keys at A and

@@ -93,19 +93,21 @@ func TestOpenAPIDescribesTheMount(t *testing.T) {
 	doc := fetchOpenAPI(t)
 	// path → the operations it must have.
 	want := map[string][]string{
-		"/thirdparty/providers/{name}":   {"get", "post", "delete"},
-		"/thirdparty/providers/":         {"get"},
-		"/thirdparty/roles/{name}":       {"get", "post", "delete"},
-		"/thirdparty/roles/":             {"get"},
-		"/thirdparty/creds/{role}":       {"get"},
-		"/thirdparty/rotate-role/{name}": {"post"},
-		"/thirdparty/rotate-root/{name}": {"post"},
-		"/thirdparty/status":             {"get"},
-		"/thirdparty/metrics":            {"get"},
-		"/thirdparty/tidy":               {"post"},
-		"/thirdparty/tidy-status":        {"get"},
-		"/thirdparty/tidy-cancel":        {"post"},
-		"/thirdparty/config/auto-tidy":   {"get", "post"},
+		"/thirdparty/providers/{name}":                {"get", "post", "delete"},
+		"/thirdparty/providers/":                      {"get"},
+		"/thirdparty/roles/{name}":                    {"get", "post", "delete"},
+		"/thirdparty/roles/":                          {"get"},
+		"/thirdparty/creds/{role}":                    {"get"},
+		"/thirdparty/rotate-role/{name}":              {"post"},
+		"/thirdparty/rotate-root/{name}":              {"post"},
+		"/thirdparty/status":                          {"get"},
+		"/thirdparty/metrics":                         {"get"},
+		"/thirdparty/tidy":                            {"post"},
+		"/thirdparty/tidy-status":                     {"get"},
+		"/thirdparty/tidy-cancel":                     {"post"},
+		"/thirdparty/tombstones/":                     {"get"},
+		"/thirdparty/tombstones/{name}/{incarnation}": {"get", "delete"},
+		"/thirdparty/config/auto-tidy":                {"get", "post"},
 	}
 	var extra []string
 	for p := range doc.Paths {
