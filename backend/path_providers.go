@@ -525,6 +525,11 @@ func (b *backend) providerDelete(ctx context.Context, req *logical.Request, d *f
 			return nil, err
 		}
 	}
+	// A tidy running now may be about to record orphans of this account
+	// (its scan lists first and stores what it saw at the end): keep the
+	// config until a tidy has looked at the tombstone (it removes it when
+	// nothing is outstanding).
+	keep = keep || b.tidy.isRunning()
 	if keep {
 		if err := putTombstone(ctx, req.Storage, &tombstone{Name: name, Provider: e, DeletedAt: b.clock.Now()}); err != nil {
 			return nil, err

@@ -249,6 +249,13 @@ func (r *tidyRunner) stop() {
 	}
 }
 
+// isRunning reports whether a tidy is running.
+func (r *tidyRunner) isRunning() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.running
+}
+
 // cancelRunning asks the running tidy to stop (it ends Cancelled) and
 // reports whether one was running.
 func (r *tidyRunner) cancelRunning() bool {

@@ -2,7 +2,9 @@ package backend
 
 import (
 	"context"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -229,5 +231,51 @@ func TestTidyDropsTheSightingsOfADeletedProvider(t *testing.T) {
 	e.tidy(map[string]any{"safety_buffer": "1h"})
 	if keys, _ := e.storage.List(context.Background(), tidySeenPrefix+"sg/"); len(keys) != 0 {
 		t.Fatalf("sightings %v kept for a deleted provider", keys)
+	}
+}
+
+// A provider deleted while a tidy is scanning its account (no key of it
+// outstanding yet) keeps a tombstone: the scan's orphans are revoked with
+// its config, and the same tidy then removes the tombstone. Without it
+// the orphan would be found with no config left to revoke it.
+func TestProviderDeletedDuringATidyKeepsATombstone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.provider("p")
+	orphan := e.createKey("p", "vault-"+e.marker()+"-orphan")
+	e.clock.Advance(2 * time.Hour)
+
+	listing, release := make(chan struct{}, 1), make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unblock) // before the env's own cleanups, should the test fail
+	e.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodGet && r.URL.Path == "/v1/keys" {
+			select {
+			case listing <- struct{}{}:
+				<-release
+			default:
+			}
+		}
+		return false
+	})
+	e.must(logical.UpdateOperation, "tidy", map[string]any{"safety_buffer": "1h"})
+	select {
+	case <-listing:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the tidy never listed the provider's keys")
+	}
+	e.must(logical.DeleteOperation, "providers/p", nil)
+	if n := len(e.must(logical.ReadOperation, "status", nil).Data["tombstones"].([]map[string]any)); n != 1 {
+		t.Fatalf("%d tombstones for a provider deleted during a tidy, want 1", n)
+	}
+	unblock()
+	e.b.tidy.wait()
+
+	st := e.tidyStatus()
+	wantCounts(t, st, map[string]int{"orphans_revoked": 1, "tombstones_removed": 1, "error_count": 0})
+	e.wantRevoked(orphan.ID, "the orphan of a provider deleted during the tidy is %s, want revoked")
+	if refs, _ := listTombstones(context.Background(), e.storage); len(refs) != 0 {
+		t.Fatalf("tombstones left after the tidy: %v", refs)
 	}
 }
