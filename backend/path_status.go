@@ -119,7 +119,7 @@ pending_revocations counts keys
 and roots waiting to be revoked. Never contains a secret.
 `
 
-// tombstoneStatus describes every tombstone (describeTombstone). Tombstones
+// tombstoneStatus describes every tombstone (tombstoneView.fields). Tombstones
 // are few and short-lived, so this reads storage.
 func (b *backend) tombstoneStatus(ctx context.Context, s logical.Storage) ([]map[string]any, error) {
 	refs, err := listTombstones(ctx, s)
@@ -128,12 +128,12 @@ func (b *backend) tombstoneStatus(ctx context.Context, s logical.Storage) ([]map
 	}
 	out := []map[string]any{}
 	for _, r := range refs {
-		v, err := describeTombstone(ctx, s, r, false)
+		v, err := readTombstone(ctx, s, r)
 		if err != nil {
 			return nil, err
 		}
 		if v != nil {
-			out = append(out, v)
+			out = append(out, v.fields(false))
 		}
 	}
 	return out, nil

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -46,56 +47,85 @@ func pathTombstones(b *backend) []*framework.Path {
 	}
 }
 
-// describeTombstone is a tombstone as status and tombstones/ show it:
-// name, incarnation, type, when the provider was deleted, keys outstanding
-// and the earliest lease end among them, orphans pending, and (withKeys)
-// those keys. nil when there is no such tombstone. Never a secret.
-func describeTombstone(ctx context.Context, s logical.Storage, r tombstoneRef, withKeys bool) (map[string]any, error) {
+// tombstoneView is one tombstone as read from storage: its config, its
+// ledger entries and the orphans tidy has pending at its account.
+type tombstoneView struct {
+	ref     tombstoneRef
+	t       *tombstone
+	ids     []string       // ledger entry ids
+	entries []*ledgerEntry // those still there when read
+	orphans map[string]time.Time
+}
+
+// readTombstone reads a tombstone with its keys; nil when there is none.
+func readTombstone(ctx context.Context, s logical.Storage, r tombstoneRef) (*tombstoneView, error) {
 	t, err := getTombstone(ctx, s, r.Name, r.Incarnation)
 	if err != nil || t == nil {
 		return nil, err
 	}
-	ids, err := ledgerIDs(ctx, s, r.Name, r.Incarnation)
-	if err != nil {
+	v := &tombstoneView{ref: r, t: t}
+	if v.ids, err = ledgerIDs(ctx, s, r.Name, r.Incarnation); err != nil {
 		return nil, err
 	}
-	var oldest time.Time
-	keys := []map[string]any{}
-	for _, id := range ids {
+	for _, id := range v.ids {
 		e, err := getLedger(ctx, s, r.Name, r.Incarnation, id)
 		if err != nil {
 			return nil, err
 		}
-		if e == nil {
-			continue
+		if e != nil {
+			v.entries = append(v.entries, e)
 		}
+	}
+	if v.orphans, err = getSightings(ctx, s, r.Name, r.Incarnation); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// fields is the tombstone as status and tombstones/ show it: name,
+// incarnation, type, when the provider was deleted, keys outstanding and
+// the earliest lease end among them, orphans pending, and (withKeys)
+// those keys. Never a secret.
+func (v *tombstoneView) fields(withKeys bool) map[string]any {
+	var oldest time.Time
+	for _, e := range v.entries {
 		if oldest.IsZero() || e.ExpiresAt.Before(oldest) {
 			oldest = e.ExpiresAt
 		}
-		keys = append(keys, map[string]any{"key_id": e.KeyID, "key_name": e.Name, "role": e.Role, "lease_end": formatTime(e.ExpiresAt)})
 	}
-	var seen sightings
-	if _, err := getJSON(ctx, s, sightingsKey(r.Name, r.Incarnation), &seen); err != nil {
-		return nil, err
-	}
-	v := map[string]any{
-		"name":                r.Name,
-		"incarnation":         r.Incarnation,
-		"type":                t.Provider.Type,
-		"deleted_at":          formatTime(t.DeletedAt),
-		"keys_outstanding":    len(ids),
+	out := map[string]any{
+		"name":                v.ref.Name,
+		"incarnation":         v.ref.Incarnation,
+		"type":                v.t.Provider.Type,
+		"deleted_at":          formatTime(v.t.DeletedAt),
+		"keys_outstanding":    len(v.ids),
 		"oldest_expiry":       formatTime(oldest),
-		"orphans_pending":     len(seen.Keys),
-		"legacy_leases_until": formatTime(t.Provider.LegacyLeasesUntil),
+		"orphans_pending":     len(v.orphans),
+		"legacy_leases_until": formatTime(v.t.Provider.LegacyLeasesUntil),
 	}
 	if withKeys {
-		orphans := []map[string]any{}
-		for _, id := range slices.Sorted(maps.Keys(seen.Keys)) {
-			orphans = append(orphans, map[string]any{"key_id": id, "first_seen": formatTime(seen.Keys[id])})
-		}
-		v["keys"], v["orphans"] = keys, orphans
+		out["keys"], out["orphans"] = v.keyFields(), v.orphanFields()
 	}
-	return v, nil
+	return out
+}
+
+// keyFields lists the ledger entries: id (if recorded), name, role, lease
+// end.
+func (v *tombstoneView) keyFields() []map[string]any {
+	keys := []map[string]any{}
+	for _, e := range v.entries {
+		keys = append(keys, map[string]any{"key_id": e.KeyID, "key_name": e.Name, "role": e.Role, "lease_end": formatTime(e.ExpiresAt)})
+	}
+	return keys
+}
+
+// orphanFields lists the pending orphans: id and when first seen.
+func (v *tombstoneView) orphanFields() []map[string]any {
+	orphans := []map[string]any{}
+	for _, id := range slices.Sorted(maps.Keys(v.orphans)) {
+		orphans = append(orphans, map[string]any{"key_id": id, "first_seen": formatTime(v.orphans[id])})
+	}
+	return orphans
 }
 
 func (b *backend) tombstoneList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
@@ -106,7 +136,7 @@ func (b *backend) tombstoneList(ctx context.Context, req *logical.Request, _ *fr
 	var keys []string
 	info := map[string]any{}
 	for _, r := range refs {
-		v, err := describeTombstone(ctx, req.Storage, r, false)
+		v, err := readTombstone(ctx, req.Storage, r)
 		if err != nil {
 			return nil, err
 		}
@@ -115,17 +145,17 @@ func (b *backend) tombstoneList(ctx context.Context, req *logical.Request, _ *fr
 		}
 		k := r.Name + "/" + r.Incarnation
 		keys = append(keys, k)
-		info[k] = v
+		info[k] = v.fields(false)
 	}
 	return logical.ListResponseWithInfo(keys, info), nil
 }
 
 func (b *backend) tombstoneRead(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
-	v, err := describeTombstone(ctx, req.Storage, tombstoneRef{d.Get("name").(string), d.Get("incarnation").(string)}, true)
+	v, err := readTombstone(ctx, req.Storage, tombstoneRef{d.Get("name").(string), d.Get("incarnation").(string)})
 	if err != nil || v == nil {
 		return nil, err
 	}
-	return &logical.Response{Data: v}, nil
+	return &logical.Response{Data: v.fields(true)}, nil
 }
 
 // tombstoneDelete forgets a tombstone: its ledger entries, the orphans
@@ -137,32 +167,17 @@ func (b *backend) tombstoneRead(ctx context.Context, req *logical.Request, d *fr
 func (b *backend) tombstoneDelete(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	ref := tombstoneRef{d.Get("name").(string), d.Get("incarnation").(string)}
 	defer b.locks.lock(lockKey("provider", ref.Name))()
-	t, err := getTombstone(ctx, req.Storage, ref.Name, ref.Incarnation)
-	if err != nil || t == nil {
+	v, err := readTombstone(ctx, req.Storage, ref)
+	if err != nil || v == nil {
 		return nil, err
 	}
-	if until := t.Provider.LegacyLeasesUntil; b.clock.Now().Before(until) {
+	if until := v.t.Provider.LegacyLeasesUntil; b.clock.Now().Before(until) {
 		return logical.ErrorResponse("legacy_leases_until: leases issued by v0.1.0 may be outstanding until %s, and without the tombstone their revocations would go to a provider created later under the name %q; delete it after that", formatTime(until), ref.Name), nil
-	}
-	desc, err := describeTombstone(ctx, req.Storage, ref, true)
-	if err != nil {
-		return nil, err
 	}
 	// Entries first, the tombstone last: a delete cut short is finished
 	// by the next one.
-	ids, err := ledgerIDs(ctx, req.Storage, ref.Name, ref.Incarnation)
-	if err != nil {
-		return nil, err
-	}
-	for _, id := range ids {
-		e, err := getLedger(ctx, req.Storage, ref.Name, ref.Incarnation, id)
-		if err != nil {
-			return nil, err
-		}
-		if e == nil {
-			continue // revoked meanwhile
-		}
-		if err := deleteLedger(ctx, req.Storage, ref.Name, ref.Incarnation, id); err != nil {
+	for _, e := range v.entries {
+		if err := deleteLedger(ctx, req.Storage, ref.Name, ref.Incarnation, e.ID); err != nil {
 			return nil, err
 		}
 		b.ledgerCounts.add(ref.Name, -1)
@@ -176,19 +191,15 @@ func (b *backend) tombstoneDelete(ctx context.Context, req *logical.Request, d *
 	b.dropClient(tombstoneClientKey(ref.Name, ref.Incarnation))
 	b.tombstones.Add(-1)
 
-	keys, orphans := desc["keys"].([]map[string]any), desc["orphans"].([]map[string]any)
-	resp := &logical.Response{Data: map[string]any{"forgotten_keys": keys, "forgotten_orphans": orphans}}
-	if n := len(keys) + len(orphans); n > 0 {
+	resp := &logical.Response{Data: map[string]any{"forgotten_keys": v.keyFields(), "forgotten_orphans": v.orphanFields()}}
+	if n := len(v.entries) + len(v.orphans); n > 0 {
 		var named []string
-		for _, k := range append(slices.Clone(keys), orphans...) {
-			if id, _ := k["key_id"].(string); id != "" {
-				named = append(named, id)
-			} else {
-				named = append(named, fmt.Sprint(k["key_name"]))
-			}
+		for _, e := range v.entries {
+			named = append(named, cmp.Or(e.KeyID, e.Name))
 		}
+		named = append(named, slices.Sorted(maps.Keys(v.orphans))...)
 		b.Logger().Warn("deleted the tombstone of a provider whose keys were still outstanding: Vault will not revoke them; delete them at the provider",
-			"provider", ref.Name, "incarnation", ref.Incarnation, "keys", len(keys), "orphans", len(orphans), "key_ids_or_names", named)
+			"provider", ref.Name, "incarnation", ref.Incarnation, "keys", len(v.entries), "orphans", len(v.orphans), "key_ids_or_names", named)
 		resp.AddWarning(fmt.Sprintf("%d keys of this account are no longer revoked by Vault (forgotten_keys, forgotten_orphans): delete them at the provider", n))
 		return resp, nil
 	}

@@ -54,11 +54,11 @@ func (f *firstSeen) load(ctx context.Context, s logical.Storage, provider, incar
 	if _, ok := f.stored[k]; ok {
 		return nil
 	}
-	var st sightings
-	if _, err := getJSON(ctx, s, k, &st); err != nil {
+	keys, err := getSightings(ctx, s, provider, incarnation)
+	if err != nil {
 		return err
 	}
-	f.stored[k] = st.Keys
+	f.stored[k] = keys
 	f.now[k] = map[string]time.Time{}
 	return nil
 }
@@ -115,11 +115,18 @@ func (f *firstSeen) pending(ctx context.Context, s logical.Storage, provider, in
 // orphansPending returns the number of orphans tidy has seen at an
 // incarnation's account and not yet revoked.
 func orphansPending(ctx context.Context, s logical.Storage, provider, incarnation string) (int, error) {
+	keys, err := getSightings(ctx, s, provider, incarnation)
+	return len(keys), err
+}
+
+// getSightings reads an incarnation's orphans pending: key id → first
+// seen (nil when none).
+func getSightings(ctx context.Context, s logical.Storage, provider, incarnation string) (map[string]time.Time, error) {
 	var st sightings
 	if _, err := getJSON(ctx, s, sightingsKey(provider, incarnation), &st); err != nil {
-		return 0, err
+		return nil, err
 	}
-	return len(st.Keys), nil
+	return st.Keys, nil
 }
 
 // dropStaleSightings removes the sightings of provider incarnations that
