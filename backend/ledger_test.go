@@ -292,15 +292,27 @@ func TestRollbackOfAV010DynamicWALEntry(t *testing.T) {
 
 // A provider deleted while its keys are leased stays as a tombstone, not
 // visible as a provider, until the last of them is revoked with its config.
-func TestDeletedProviderIsATombstoneUntilItsLastKeyIsRevoked(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t)
+// deletedWithLeases makes provider p and dynamic role dyn, issues n
+// leases, deletes the role and the provider (a tombstone), and returns
+// the leases and p's incarnation.
+func (e *env) deletedWithLeases(n int) ([]*logical.Secret, string) {
+	e.t.Helper()
 	e.provider("p")
 	e.dynamicRole("dyn")
-	leases := []*logical.Secret{e.lease("dyn"), e.lease("dyn")}
+	var leases []*logical.Secret
+	for range n {
+		leases = append(leases, e.lease("dyn"))
+	}
 	inc := e.storedProvider("p").Incarnation
 	e.must(logical.DeleteOperation, "roles/dyn", nil)
 	e.must(logical.DeleteOperation, "providers/p", nil)
+	return leases, inc
+}
+
+func TestDeletedProviderIsATombstoneUntilItsLastKeyIsRevoked(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	leases, inc := e.deletedWithLeases(2)
 
 	if resp, err := e.do(logical.ReadOperation, "providers/p", nil); err != nil || resp != nil {
 		t.Fatalf("read of a deleted provider: %v %v, want nothing", resp, err)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -194,6 +195,43 @@ func (e *env) refuseDeletes(on bool) {
 	})
 }
 
+// holdRequests holds every request to the demo provider that match
+// selects until release is called (then the provider answers it) or its
+// client gives it up (then the provider never sees it), and sends on
+// reached for each one it holds. release is idempotent and also runs
+// at cleanup, before the env's own, so a failing test does not hang.
+func (e *env) holdRequests(match func(*http.Request) bool) (reached chan struct{}, release func()) {
+	reached, released := make(chan struct{}, 16), make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(released) }) }
+	e.t.Cleanup(release)
+	e.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if !match(r) {
+			return false
+		}
+		reached <- struct{}{}
+		select {
+		case <-released:
+			return false // on to the provider
+		case <-r.Context().Done():
+			return true // given up: the provider never sees it
+		}
+	})
+	return reached, release
+}
+
+// took is a condition for waitFor: ch has delivered (one value taken).
+func took(ch <-chan struct{}) func() bool {
+	return func() bool {
+		select {
+		case <-ch:
+			return true
+		default:
+			return false
+		}
+	}
+}
+
 // A failed revocation keeps the entry for the next tidy and counts as an
 // error; the run goes on with the other keys.
 func TestTidyRetriesFailedRevocations(t *testing.T) {
@@ -240,21 +278,9 @@ func TestTidyCancel(t *testing.T) {
 	e.clock.Advance(time.Minute)
 
 	// Deletes hang until the tidy gives up on them.
-	deleting := make(chan struct{}, 2)
-	e.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method != http.MethodDelete {
-			return false
-		}
-		deleting <- struct{}{}
-		<-r.Context().Done()
-		return true
-	})
+	deleting, _ := e.holdRequests(func(r *http.Request) bool { return r.Method == http.MethodDelete })
 	e.must(logical.UpdateOperation, "tidy", map[string]any{"safety_buffer": "0s"})
-	select {
-	case <-deleting:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the tidy never reached the provider")
-	}
+	waitFor(t, "the tidy to reach the provider", took(deleting))
 	resp := e.must(logical.UpdateOperation, "tidy-cancel", nil)
 	if st := resp.Data["state"]; st != tidyCancelling && st != tidyCancelled {
 		t.Fatalf("tidy-cancel answered state %v, want Cancelling (or Cancelled)", st)

@@ -21,12 +21,7 @@ import (
 func TestDeletingATombstoneForgetsItsKeys(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.provider("p")
-	e.dynamicRole("dyn")
-	leases := []*logical.Secret{e.lease("dyn"), e.lease("dyn")}
-	inc := e.storedProvider("p").Incarnation
-	e.must(logical.DeleteOperation, "roles/dyn", nil)
-	e.must(logical.DeleteOperation, "providers/p", nil)
+	leases, inc := e.deletedWithLeases(2)
 	path := "tombstones/p/" + inc
 
 	list := e.must(logical.ListOperation, "tombstones/", nil).Data

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -245,26 +244,11 @@ func TestProviderDeletedDuringATidyKeepsATombstone(t *testing.T) {
 	orphan := e.createKey("p", "vault-"+e.marker()+"-orphan")
 	e.clock.Advance(2 * time.Hour)
 
-	listing, release := make(chan struct{}, 1), make(chan struct{})
-	var once sync.Once
-	unblock := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(unblock) // before the env's own cleanups, should the test fail
-	e.setIntercept(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.Method == http.MethodGet && r.URL.Path == "/v1/keys" {
-			select {
-			case listing <- struct{}{}:
-				<-release
-			default:
-			}
-		}
-		return false
+	listing, unblock := e.holdRequests(func(r *http.Request) bool {
+		return r.Method == http.MethodGet && r.URL.Path == "/v1/keys"
 	})
 	e.must(logical.UpdateOperation, "tidy", map[string]any{"safety_buffer": "1h"})
-	select {
-	case <-listing:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the tidy never listed the provider's keys")
-	}
+	waitFor(t, "the tidy to list the provider's keys", took(listing))
 	e.must(logical.DeleteOperation, "providers/p", nil)
 	if n := len(e.must(logical.ReadOperation, "status", nil).Data["tombstones"].([]map[string]any)); n != 1 {
 		t.Fatalf("%d tombstones for a provider deleted during a tidy, want 1", n)

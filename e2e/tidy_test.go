@@ -253,16 +253,9 @@ func TestTidyDryRunAndKeysMadeByHand(t *testing.T) {
 // the orphans it had not reached stay live, and the next tidy revokes them.
 // With no tidy running, tidy-cancel answers with a warning.
 func TestTidyCancel(t *testing.T) {
-	d, err := startDemo("tidy-cancel")
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := sharedVlt.client
-	mount := uniq("tidy-cancel")
-	if err := sharedVlt.mount(mount); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Sys().Unmount(mount) })
+	d := lcDemo(t, "tidy-cancel")
+	mount := lcMount(t, sharedVlt, "tidy-cancel")
 	writeDemoProvider(t, c, mount, "p", d)
 	write(t, c, mount+"/roles/dyn", map[string]any{"provider": "p", "mode": "dynamic", "ttl": "1h"})
 	marker, lease := mountMarker(t, c, mount, "dyn")
