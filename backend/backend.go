@@ -87,6 +87,9 @@ type backend struct {
 	marker markerCache
 	// ledgerCounts counts the dynamic keys outstanding per provider.
 	ledgerCounts ledgerCounter
+	// retiring holds the keys of deleted dual roles waiting for their
+	// leases to end, for status (retire.go).
+	retiring retiringKeys
 	// tombstones counts the deleted providers kept as tombstones.
 	tombstones atomic.Int64
 }

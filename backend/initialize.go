@@ -198,11 +198,14 @@ func (b *backend) load(ctx context.Context, s logical.Storage, mig *migration) (
 		b.inventory.setProvider(n, e, b.nextRootRotation(e))
 		b.sched.schedule(rootItem(n), b.rootDue(e))
 	}
-	counts, err := countLedger(ctx, s)
+	counts, retiring, err := countLedger(ctx, s)
 	if err != nil {
 		return 0, 0, err
 	}
 	b.ledgerCounts.reset(counts)
+	if err := b.scheduleRetirements(ctx, s, retiring); err != nil {
+		return 0, 0, err
+	}
 	tombs, err := listTombstones(ctx, s)
 	if err != nil {
 		return 0, 0, err
@@ -384,6 +387,8 @@ func (b *backend) runItem(ctx context.Context, item string) time.Time {
 		return b.rootJob(ctx, name)
 	case "tidy":
 		return b.autoTidyJob(ctx)
+	case "retire":
+		return b.retireJob(ctx, name)
 	}
 	return time.Time{}
 }
@@ -397,6 +402,9 @@ func (b *backend) itemProvider(item string) string {
 		return b.inventory.roleProvider(name)
 	case "root":
 		return name
+	case "retire":
+		p, _, _ := strings.Cut(name, "/")
+		return p
 	}
 	return ""
 }

@@ -38,8 +38,14 @@ type ledgerEntry struct {
 	KeyID   string    `json:"key_id,omitempty"`
 	Created time.Time `json:"created"`
 	// ExpiresAt is when the key's lease ends (moved on renew). Until then
-	// plus the safety buffer, tidy leaves the key alone.
+	// plus the safety buffer, tidy leaves the key alone. For a deleted dual
+	// role's key (retire.go), the latest end of any lease of it.
 	ExpiresAt time.Time `json:"expires_at"`
+	// Failed revocations of a deleted dual role's key, the last one's
+	// error, and when the next attempt is due.
+	Failures  int       `json:"failures,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
+	NextRetry time.Time `json:"next_retry,omitempty"`
 }
 
 func ledgerKey(provider, incarnation, id string) string {
@@ -69,6 +75,14 @@ func deleteLedger(ctx context.Context, s logical.Storage, provider, incarnation,
 		return fmt.Errorf("deleting ledger entry: %w", err)
 	}
 	return nil
+}
+
+// ledgerEntryGone updates the in-memory views after an entry's delete.
+func (b *backend) ledgerEntryGone(provider, incarnation, id string) {
+	b.ledgerCounts.add(provider, -1)
+	if isRetiring(id) {
+		b.retiring.drop(provider, incarnation, id)
+	}
 }
 
 // ledgerIDs lists the entry ids of one provider incarnation.
@@ -163,23 +177,32 @@ func (c *ledgerCounter) snapshot() map[string]int64 {
 	return out
 }
 
-// countLedger counts the entries in storage, per provider.
-func countLedger(ctx context.Context, s logical.Storage) (map[string]int64, error) {
+// ledgerRef names one ledger entry.
+type ledgerRef struct{ provider, incarnation, id string }
+
+// countLedger counts the entries in storage, per provider, and names those
+// of deleted dual roles' keys (retiring).
+func countLedger(ctx context.Context, s logical.Storage) (counts map[string]int64, retiring []ledgerRef, err error) {
 	incs, err := ledgerIncarnations(ctx, s)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	out := map[string]int64{}
+	counts = map[string]int64{}
 	for p, list := range incs {
 		for _, inc := range list {
 			ids, err := ledgerIDs(ctx, s, p, inc)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			out[p] += int64(len(ids))
+			counts[p] += int64(len(ids))
+			for _, id := range ids {
+				if isRetiring(id) {
+					retiring = append(retiring, ledgerRef{p, inc, id})
+				}
+			}
 		}
 	}
-	return out, nil
+	return counts, retiring, nil
 }
 
 // ledgerJournal is the rotation job's record (journal) for a dynamic key:

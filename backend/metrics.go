@@ -96,7 +96,7 @@ var (
 	descRetire = prometheus.NewDesc("thirdparty_previous_key_retire_timestamp_seconds",
 		"When a dual role's previous key is revoked (Unix time); absent when there is none.", []string{"role"}, nil)
 	descLedger = prometheus.NewDesc("thirdparty_ledger_entries",
-		"Dynamic keys this mount created and has not yet revoked (ledger entries), by provider.", []string{"provider"}, nil)
+		"Dynamic keys this mount created and has not yet revoked, and keys of deleted dual roles waiting for their leases to end (ledger entries), by provider.", []string{"provider"}, nil)
 	descTombstones = prometheus.NewDesc("thirdparty_tombstones",
 		"Deleted providers kept as tombstones until their last key is revoked.", nil, nil)
 	descInfo = prometheus.NewDesc("thirdparty_secret_info",

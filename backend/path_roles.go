@@ -60,6 +60,12 @@ type roleEntry struct {
 
 func pathRoles(b *backend) []*framework.Path {
 	fields := roleFields()
+	// A delete's own field; writes refuse it (roleWrite checks against
+	// roleFields).
+	fields["revoke_keys"] = &framework.FieldSchema{Type: framework.TypeBool,
+		Description: "Delete only: revoke a dual role's keys at the provider now, ending every outstanding lease's access at once; " +
+			"on a role already deleted, revoke now the keys still waiting for their leases to end. " +
+			"Default false: each key is revoked once no lease of it can still run (its retire time or lease cap)."}
 	return []*framework.Path{
 		{
 			Pattern:        "roles/" + nameRegex("name"),
@@ -340,19 +346,59 @@ func (b *backend) roleDelete(ctx context.Context, req *logical.Request, d *frame
 	name := d.Get("name").(string)
 	defer b.locks.lock(lockKey("role", name))()
 	r, err := getRole(ctx, req.Storage, name)
-	if err != nil || r == nil {
+	if err != nil {
 		return nil, err
 	}
-	if r.Mode == modeDual {
-		if err := b.deleteDualKeys(ctx, req.Storage, name, r); err != nil {
+	revokeNow := d.Get("revoke_keys").(bool)
+	if r != nil && r.Mode == modeDynamic && revokeNow {
+		return logical.ErrorResponse("revoke_keys: role %q is dynamic; its keys are revoked with their leases (vault lease revoke -prefix <mount>/creds/%s)", name, name), nil
+	}
+	if revokeNow {
+		// Keys of this name's earlier (deleted) dual roles, still
+		// waiting for their leases to end.
+		if _, err := b.revokeRetiringOf(ctx, req.Storage, name); err != nil {
 			return nil, err
+		}
+	}
+	if r == nil {
+		return nil, nil
+	}
+	var resp *logical.Response
+	if r.Mode == modeDual {
+		if revokeNow {
+			if err := b.deleteDualKeys(ctx, req.Storage, name, r); err != nil {
+				return nil, err
+			}
+		} else {
+			retiring, err := b.retireDualKeys(ctx, req.Storage, name, r)
+			if err != nil {
+				return nil, err
+			}
+			if len(retiring) > 0 {
+				resp = &logical.Response{Data: map[string]any{"retiring_keys": retiringView(retiring)}}
+			}
 		}
 	}
 	if err := req.Storage.Delete(ctx, rolePrefix+name); err != nil {
 		return nil, err
 	}
 	b.inventory.deleteRole(name)
-	return nil, nil
+	return resp, nil
+}
+
+// retiringView describes the keys of a deleted dual role waiting for their
+// leases to end (no secret).
+func retiringView(entries []*ledgerEntry) []map[string]any {
+	out := make([]map[string]any, 0, len(entries))
+	for _, e := range entries {
+		v := map[string]any{"role": e.Role, "provider": e.Provider, "incarnation": e.Incarnation,
+			"key_id": e.KeyID, "key_name": e.Name, "revoke_at": formatTime(e.ExpiresAt)}
+		if e.LastError != "" {
+			v["last_error"], v["next_retry"] = e.LastError, formatTime(e.NextRetry)
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 func (b *backend) roleList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
@@ -689,6 +735,9 @@ mode=dual: the role keeps a current and a previous key. Every reader gets the
 current key; rotation (rotation_period or rotation_schedule) creates and
 verifies a new key, promotes it, and revokes the old one only after overlap,
 so no reader ever holds a revoked key. Leases are capped to the key's life.
+Deleting a dual role revokes each of its keys once no lease of it can still
+run (status lists them under retiring_keys); revoke_keys=true on the delete
+revokes them at once.
 
 scopes and parameters are passed to the provider (see the provider type's
 documentation). name_template names the key at the provider. mode is

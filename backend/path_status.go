@@ -75,6 +75,8 @@ func (b *backend) statusRead(ctx context.Context, req *logical.Request, _ *frame
 	if err != nil {
 		return nil, err
 	}
+	retiring := b.retiring.snapshot()
+	pending += len(retiring)
 	ledger := map[string]any{}
 	for p, n := range b.ledgerCounts.snapshot() {
 		ledger[p] = n
@@ -83,6 +85,7 @@ func (b *backend) statusRead(ctx context.Context, req *logical.Request, _ *frame
 		"schema_version":      b.schemaVersion(ctx, req.Storage),
 		"tombstones":          tombs,
 		"ledger_entries":      ledger,
+		"retiring_keys":       retiringView(retiring),
 		"providers":           pd,
 		"roles":               rd,
 		"pending_revocations": pending,
@@ -111,12 +114,14 @@ Lists every provider and role of the mount. Providers: type, root_key_id,
 root age, last and next root rotation, pending revocations of replaced roots,
 last error and next retry. Roles: mode and provider; for dual roles the
 current key's id and age, the previous key's id and retire time, last and
-next rotation, last error and next retry. Both show the secret's
+next rotation, last error and next retry. retiring_keys lists the keys of
+deleted dual roles, each revoked at its revoke_at (once no lease of it can
+still run). Both show the secret's
 provider-side expiry (expires_at, expires_in_seconds), the deadline it is
 rotated by because of it (renew_at) and, while a rotation fails or is
 overdue for that deadline, expiry_warning with the time left.
 pending_revocations counts keys
-and roots waiting to be revoked. Never contains a secret.
+(retiring ones included) and roots waiting to be revoked. Never contains a secret.
 `
 
 // tombstoneStatus describes every tombstone (tombstoneView.fields). Tombstones

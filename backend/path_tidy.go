@@ -513,7 +513,7 @@ func (t *tidyPass) drop(ctx context.Context, e *ledgerEntry) {
 		t.b.tidy.fail(err)
 		return
 	}
-	t.b.ledgerCounts.add(e.Provider, -1)
+	t.b.ledgerEntryGone(e.Provider, e.Incarnation, e.ID)
 	t.removed[ledgerKey(e.Provider, e.Incarnation, e.ID)] = true
 }
 

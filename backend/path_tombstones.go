@@ -180,7 +180,7 @@ func (b *backend) tombstoneDelete(ctx context.Context, req *logical.Request, d *
 		if err := deleteLedger(ctx, req.Storage, ref.Name, ref.Incarnation, e.ID); err != nil {
 			return nil, err
 		}
-		b.ledgerCounts.add(ref.Name, -1)
+		b.ledgerEntryGone(ref.Name, ref.Incarnation, e.ID)
 	}
 	if err := req.Storage.Delete(ctx, sightingsKey(ref.Name, ref.Incarnation)); err != nil {
 		return nil, err

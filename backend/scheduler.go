@@ -30,7 +30,9 @@ func providerJobLimit(maxConcurrency int) int {
 
 // Scheduler items are "role/<name>" (a dual role's rotation and its
 // previous key's retirement) and "root/<name>" (a provider's root rotation
-// and pending revocations of old roots); "tidy/auto" is auto-tidy.
+// and pending revocations of old roots); "retire/<provider>/<incarnation>/<id>"
+// is the revocation of a deleted dual role's key (retire.go); "tidy/auto"
+// is auto-tidy.
 func roleItem(name string) string { return "role/" + name }
 func rootItem(name string) string { return "root/" + name }
 

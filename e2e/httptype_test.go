@@ -220,7 +220,7 @@ func TestHTTPTypeDemoExample(t *testing.T) {
 	})
 
 	t.Run("delete-role", func(t *testing.T) {
-		if _, err := c.Logical().Delete(mount + "/roles/dual"); err != nil {
+		if _, err := lcDeleteRevokingKeys(c, mount+"/roles/dual"); err != nil {
 			t.Fatalf("delete dual role: %v", err)
 		}
 		htOnlyLiveKeys(t, d)

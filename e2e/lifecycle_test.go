@@ -201,6 +201,58 @@ func TestTombstoneOfAGoneAccountIsForgotten(t *testing.T) {
 	t.Logf("tombstone p/%s forgotten with its 2 keys; %d delete calls refused at the provider", inc, lcDeleteCalls(t, d))
 }
 
+// TestDeletedDualRoleKeyRetiresWithItsLeases: deleting a dual role (and
+// then its provider) while an application holds a lease of its key leaves
+// the key working until the lease cap, then revokes it through the
+// provider's tombstone. Invariant 2 through a delete, on a real Vault.
+func TestDeletedDualRoleKeyRetiresWithItsLeases(t *testing.T) {
+	c := sharedVlt.client
+	d := lcDemo(t, "retire")
+	mount := lcMount(t, sharedVlt, "retire")
+	writeDemoProvider(t, c, mount, "p", d)
+	// The current key's leases are capped at its next rotation + overlap:
+	// 12 s after the create.
+	write(t, c, mount+"/roles/r", map[string]any{"provider": "p", "mode": "dual", "rotation_period": "10s", "overlap": "2s", "ttl": "1h"})
+	s := readCreds(t, c, mount, "r")
+	id := ptS(s.Data["key_id"])
+	leaseEnd := time.Now().Add(time.Duration(s.LeaseDuration) * time.Second)
+
+	del, err := c.Logical().Delete(mount + "/roles/r")
+	if err != nil || del == nil {
+		t.Fatalf("delete of the dual role: %v %v; want its retiring_keys", del, err)
+	}
+	retiring, _ := del.Data["retiring_keys"].([]any)
+	if len(retiring) != 1 || retiring[0].(map[string]any)["key_id"] != id {
+		t.Fatalf("delete answered retiring_keys %v; want the current key %s", del.Data["retiring_keys"], id)
+	}
+	at, err := time.Parse(time.RFC3339, ptS(retiring[0].(map[string]any)["revoke_at"]))
+	if err != nil || at.Before(leaseEnd.Add(-time.Second)) {
+		t.Fatalf("revoke_at %v (%v) is before the lease's end %s", retiring[0], err, leaseEnd)
+	}
+	lcDelete(t, c, mount+"/providers/p")
+	if k := d.key(t, id); k.State != "live" {
+		t.Fatalf("the deleted role's key is %s while a lease of it runs until %s", k.State, leaseEnd)
+	}
+	if tombs, _ := lcTombstones(t, c, mount); len(tombs) != 1 {
+		t.Fatalf("tombstones after deleting the provider: %+v; want one holding the retiring key", tombs)
+	}
+	lcWait(t, time.Until(at)+20*time.Second, "the retiring key revoked after its lease cap", func() bool {
+		return d.key(t, id).State == "revoked"
+	})
+	if time.Now().Before(leaseEnd) {
+		t.Fatalf("key revoked before its lease's end %s", leaseEnd)
+	}
+	lcWait(t, 10*time.Second, "the tombstone removed", func() bool {
+		tombs, _ := lcTombstones(t, c, mount)
+		return len(tombs) == 0
+	})
+	list, _ := read(t, c, mount+"/status").Data["retiring_keys"].([]any)
+	if len(list) != 0 || lcLedgerEntries(t, c, mount)["p"] != 0 {
+		t.Fatalf("status after the revocation: retiring_keys %v, ledger %v", list, lcLedgerEntries(t, c, mount))
+	}
+	t.Logf("key %s revoked %s after its lease cap %s", id, time.Since(at).Round(100*time.Millisecond), at.Format(time.RFC3339))
+}
+
 // TestProviderRecreatedRevokesOnOldAccount: leases issued by provider p on
 // demo provider A; the role and p deleted, p recreated on demo provider B
 // (a new incarnation). Revoking the old leases deletes their keys at A and
@@ -424,7 +476,9 @@ func TestUpgradeFromV010(t *testing.T) {
 			t.Errorf("dynamic key %s is %s after revoke -prefix, want revoked", k.ID, k.State)
 		}
 	}
-	lcDelete(t, c, "thirdparty/roles/dual")
+	if _, err := lcDeleteRevokingKeys(c, "thirdparty/roles/dual"); err != nil {
+		t.Fatal(err)
+	}
 	for _, dp := range []*demoProvider{d, gone} {
 		if live := dp.keys(t, "kind=key&state=live"); len(live) != 0 {
 			t.Errorf("%d keys left live at %s: %v", len(live), dp.name, live)
@@ -513,6 +567,12 @@ func lcDelete(t *testing.T, c *api.Client, path string) {
 	if s != nil && len(s.Warnings) > 0 {
 		t.Logf("delete %s warns: %v", path, s.Warnings)
 	}
+}
+
+// lcDeleteRevokingKeys deletes a role with revoke_keys=true: a dual role's
+// keys are revoked at once instead of when their leases can have ended.
+func lcDeleteRevokingKeys(c *api.Client, path string) (*api.Secret, error) {
+	return c.Logical().DeleteWithData(path, map[string][]string{"revoke_keys": {"true"}})
 }
 
 func lcIncarnation(t *testing.T, c *api.Client, mount, provider string) string {

@@ -599,9 +599,10 @@ func ptRun(t *testing.T, tp *ptType) {
 		ptExactlyLive(t, tp, cur)
 	})
 
-	// Deleting the dual role deletes its key at the provider.
+	// Deleting the dual role with revoke_keys=true deletes its key at the
+	// provider at once.
 	t.Run("delete-role", func(t *testing.T) {
-		if _, err := c.Logical().Delete(mount + "/roles/" + dual); err != nil {
+		if _, err := lcDeleteRevokingKeys(c, mount+"/roles/"+dual); err != nil {
 			t.Fatalf("delete dual role: %v", err)
 		}
 		ptExactlyLive(t, tp)

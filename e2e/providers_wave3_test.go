@@ -246,9 +246,10 @@ func TestOktaDualRotations(t *testing.T) {
 		t.Errorf("status root_rotation of the service-app provider = %q", got)
 	}
 
-	// Okta keeps one active secret per app: deleting the role cannot
-	// revoke the last one, and says why instead of dropping it silently.
-	_, err = c.Logical().Delete(mount + "/roles/app")
+	// Okta keeps one active secret per app: deleting the role with
+	// revoke_keys=true cannot revoke the last one, and says why instead of
+	// dropping it silently.
+	_, err = lcDeleteRevokingKeys(c, mount+"/roles/app")
 	if err == nil || !strings.Contains(err.Error(), "only active secret") {
 		t.Fatalf("delete of the role holding the app's only secret = %v", err)
 	}
@@ -504,7 +505,7 @@ func TestAuth0Clients(t *testing.T) {
 	if err := c.Sys().Revoke(s.LeaseID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Logical().Delete(mount + "/roles/dual"); err != nil {
+	if _, err := lcDeleteRevokingKeys(c, mount+"/roles/dual"); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(f.LiveClients()); n != 0 {

@@ -31,6 +31,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -515,9 +516,33 @@ func tfRun(t *testing.T, tc tfCase) {
 			t.Errorf("%s stays in the state after it was deleted", r.path)
 		}
 	}
-	if got := tc.liveKeys(t); !reflect.DeepEqual(got, baseline) {
-		t.Errorf("live keys after destroy %v, want the initial %v (the dual role's keys revoked)", got, baseline)
+	// The dual role's key outlives the destroy until no lease of it can
+	// still run (its lease cap, weeks away here): status lists it, and a
+	// delete with revoke_keys=true revokes it at once.
+	if got, want := tc.liveKeys(t), append(slices.Clone(baseline), dualKey); !reflect.DeepEqual(sortedCopy(got), sortedCopy(want)) {
+		t.Errorf("live keys after destroy %v, want the initial %v and the retiring dual key %s", got, baseline, dualKey)
 	}
+	retiring := false
+	list, _ := read(t, c, "thirdparty/status").Data["retiring_keys"].([]any)
+	for _, k := range list {
+		m, _ := k.(map[string]any)
+		retiring = retiring || (m["key_id"] == dualKey && m["role"] == names["dual"])
+	}
+	if !retiring {
+		t.Errorf("status retiring_keys does not list the destroyed dual role's key %s", dualKey)
+	}
+	if _, err := lcDeleteRevokingKeys(c, roles["dual"].path); err != nil {
+		t.Fatalf("revoke_keys on the destroyed dual role: %v", err)
+	}
+	if got := tc.liveKeys(t); !reflect.DeepEqual(got, baseline) {
+		t.Errorf("live keys after revoke_keys %v, want the initial %v", got, baseline)
+	}
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
 }
 
 // tfHTTPDocExample reads the provider fields of Example 1 of

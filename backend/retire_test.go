@@ -1,0 +1,235 @@
+package backend
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/sdk/logical"
+
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/internal/demoserver"
+)
+
+// Invariant 2 through a dual role's delete: an application may hold a lease
+// of either key, so each is revoked only once no lease of it can still run.
+
+// deleteDualWithLeases makes role r with a previous key (A) and a current
+// key (B), a lease of each, and deletes the role. It returns the leases and
+// the delete's retiring_keys.
+func (e *env) deleteDualWithLeases() (a, b lease, retiring []map[string]any) {
+	e.t.Helper()
+	e.provider("p")
+	e.dualRole("r", map[string]any{"rotation_period": "1h", "overlap": "10m", "ttl": "30m"})
+	a = e.readCreds("r")
+	e.clock.Advance(time.Minute)
+	e.must(logical.UpdateOperation, "rotate-role/r", nil)
+	b = e.readCreds("r")
+	resp := e.must(logical.DeleteOperation, "roles/r", nil)
+	if resp == nil {
+		e.t.Fatal("deleting a dual role with live keys answered nothing; want retiring_keys")
+	}
+	retiring, _ = resp.Data["retiring_keys"].([]map[string]any)
+	return a, b, retiring
+}
+
+// revokeAt is the revoke_at of key id in a retiring_keys list.
+func revokeAt(t *testing.T, retiring []map[string]any, id string) time.Time {
+	t.Helper()
+	for _, k := range retiring {
+		if k["key_id"] == id {
+			at, err := time.Parse(time.RFC3339, k["revoke_at"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return at
+		}
+	}
+	t.Fatalf("key %s is not among the retiring keys %v", id, retiring)
+	return time.Time{}
+}
+
+func (e *env) statusRetiring() []map[string]any {
+	e.t.Helper()
+	return e.must(logical.ReadOperation, "status", nil).Data["retiring_keys"].([]map[string]any)
+}
+
+func TestDeletedDualRoleKeysLiveUntilTheirLeasesEnd(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.b.sched.start()
+	a, b, retiring := e.deleteDualWithLeases()
+	if a.keyID == b.keyID || len(retiring) != 2 {
+		t.Fatalf("leases of %s and %s, retiring %v; want both keys retiring", a.keyID, b.keyID, retiring)
+	}
+	if st := e.keyState(a.keyID) + "/" + e.keyState(b.keyID); st != "live/live" {
+		t.Fatalf("keys of a deleted dual role are %s at once; leases of them still run (invariant 2)", st)
+	}
+	atA, atB := revokeAt(t, retiring, a.keyID), revokeAt(t, retiring, b.keyID)
+	if atA.Before(a.end) || atB.Before(b.end) {
+		t.Fatalf("revoke times %s / %s before the leases' ends %s / %s", atA, atB, a.end, b.end)
+	}
+	if got := e.statusRetiring(); len(got) != 2 || got[0]["key_id"] != a.keyID {
+		t.Fatalf("status retiring_keys = %v; want A then B", got)
+	}
+	if n := e.must(logical.ReadOperation, "status", nil).Data["pending_revocations"]; n != 2 {
+		t.Fatalf("status pending_revocations = %v, want 2", n)
+	}
+	if resp, _ := e.do(logical.ReadOperation, "roles/r", nil); resp != nil {
+		t.Fatalf("the deleted role still reads: %v", resp.Data)
+	}
+	// Tidy counts them as accounted for, however short its buffer.
+	e.tidy(map[string]any{"safety_buffer": 0})
+	if st := e.keyState(a.keyID) + "/" + e.keyState(b.keyID); st != "live/live" {
+		t.Fatalf("tidy left the retiring keys %s", st)
+	}
+
+	e.clock.Advance(atA.Sub(e.clock.Now()) - time.Second)
+	e.settle()
+	if st := e.keyState(a.keyID); st != demoserver.StateLive {
+		t.Fatalf("key A is %s before its last lease could end", st)
+	}
+	e.clock.Advance(time.Second + revokeGrace)
+	e.settle()
+	e.wantRevoked(a.keyID, "key A is %s after its revoke time")
+	if st := e.keyState(b.keyID); st != demoserver.StateLive {
+		t.Fatalf("key B is %s before its last lease could end", st)
+	}
+	e.clock.Advance(atB.Sub(e.clock.Now()) + revokeGrace)
+	e.settle()
+	e.wantRevoked(b.keyID, "key B is %s after its revoke time")
+	if l := e.ledger(); len(l) != 0 {
+		t.Fatalf("%d ledger entries left", len(l))
+	}
+	if got := e.statusRetiring(); len(got) != 0 {
+		t.Fatalf("status retiring_keys = %v after both were revoked", got)
+	}
+	if n := e.metricValue(`thirdparty_keys_revoked_total{role="r"}`); n != 2 {
+		t.Fatalf("keys_revoked_total = %v, want 2", n)
+	}
+}
+
+// A revocation that fails is retried, across a restart, and the key is
+// never dropped.
+func TestRetiringKeyOutlivesAnOutageAndARestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	e.b.sched.start()
+	_, b, retiring := e.deleteDualWithLeases()
+	e.failDelete.Store(true)
+	e.clock.Advance(revokeAt(t, retiring, b.keyID).Sub(e.clock.Now()) + revokeGrace)
+	e.settle()
+	if st := e.keyState(b.keyID); st != demoserver.StateLive {
+		t.Fatalf("key B is %s while the provider refuses deletes", st)
+	}
+	var failed map[string]any
+	for _, k := range e.statusRetiring() {
+		if k["key_id"] == b.keyID {
+			failed = k
+		}
+	}
+	if msg, _ := failed["last_error"].(string); !strings.Contains(msg, "503") || failed["next_retry"] == "" {
+		t.Fatalf("status shows the failed retirement as %v", failed)
+	}
+	if len(e.ledger()) != 2 {
+		t.Fatalf("%d ledger entries after failed revocations, want 2", len(e.ledger()))
+	}
+
+	// A new active node (or a reload) finds them again.
+	e.b.Clean(ctx)
+	b2 := newBackend(e.clock)
+	if err := b2.Setup(ctx, &logical.BackendConfig{Logger: e.b.Logger(), System: e.sys, StorageView: e.storage}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b2.Initialize(ctx, &logical.InitializationRequest{Storage: e.storage}); err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Clean(ctx)
+	e.b = b2
+	if got := e.statusRetiring(); len(got) != 2 {
+		t.Fatalf("after a restart status shows %d retiring keys, want 2", len(got))
+	}
+	e.failDelete.Store(false)
+	e.clock.Advance(backoffMax)
+	e.settle()
+	e.wantRevoked(b.keyID, "key B is %s after the provider came back")
+	if l := e.ledger(); len(l) != 0 {
+		t.Fatalf("%d ledger entries left after the retries", len(l))
+	}
+}
+
+// The provider can be deleted once the role is: its config stays as a
+// tombstone until the retiring keys are revoked with it.
+func TestRetiringKeysKeepTheirProvidersTombstone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.b.sched.start()
+	a, b, retiring := e.deleteDualWithLeases()
+	e.must(logical.DeleteOperation, "providers/p", nil)
+	tombs := e.must(logical.ReadOperation, "status", nil).Data["tombstones"].([]map[string]any)
+	if len(tombs) != 1 || tombs[0]["keys_outstanding"] != 2 {
+		t.Fatalf("status tombstones %v; want p with the 2 retiring keys", tombs)
+	}
+	e.clock.Advance(revokeAt(t, retiring, b.keyID).Sub(e.clock.Now()) + revokeGrace)
+	e.settle()
+	e.wantRevoked(a.keyID, "key A is %s: retired through the tombstone")
+	e.wantRevoked(b.keyID, "key B is %s: retired through the tombstone")
+	if tombs := e.must(logical.ReadOperation, "status", nil).Data["tombstones"].([]map[string]any); len(tombs) != 0 {
+		t.Fatalf("tombstone left after its last key was revoked: %v", tombs)
+	}
+}
+
+// revoke_keys=true is the old, deliberate behaviour: both keys now.
+func TestDeleteDualRoleRevokeKeysNow(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.provider("p")
+	e.dualRole("r", map[string]any{"rotation_period": "1h", "overlap": "10m"})
+	a := e.readCreds("r")
+	e.must(logical.UpdateOperation, "rotate-role/r", nil)
+	b := e.readCreds("r")
+
+	// Bad input first: nothing changes.
+	e.dynamicRole("dyn")
+	resp, err := e.do(logical.DeleteOperation, "roles/dyn", map[string]any{"revoke_keys": true})
+	e.userError(resp, err, "revoke_keys")
+	e.must(logical.ReadOperation, "roles/dyn", nil)
+	resp, err = e.do(logical.UpdateOperation, "roles/r", map[string]any{"revoke_keys": true})
+	e.userError(resp, err, "revoke_keys")
+
+	if resp := e.must(logical.DeleteOperation, "roles/r", map[string]any{"revoke_keys": true}); resp != nil {
+		t.Fatalf("delete with revoke_keys answered %v", resp.Data)
+	}
+	e.wantRevoked(a.keyID, "previous key is %s after delete revoke_keys=true")
+	e.wantRevoked(b.keyID, "current key is %s after delete revoke_keys=true")
+	if l := e.ledger(); len(l) != 0 {
+		t.Fatalf("%d ledger entries after an immediate revocation", len(l))
+	}
+}
+
+// A delete with revoke_keys=true of a role already deleted revokes at once
+// the keys still waiting for their leases (a key found leaked, say).
+func TestRevokeKeysOfAnAlreadyDeletedRole(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.b.sched.start()
+	a, b, _ := e.deleteDualWithLeases()
+	e.must(logical.DeleteOperation, "providers/p", nil)
+	e.must(logical.DeleteOperation, "roles/r", map[string]any{"revoke_keys": true})
+	e.wantRevoked(a.keyID, "key A is %s after revoke_keys on the deleted role")
+	e.wantRevoked(b.keyID, "key B is %s after revoke_keys on the deleted role")
+	if l := e.ledger(); len(l) != 0 {
+		t.Fatalf("%d ledger entries left", len(l))
+	}
+	if got := e.statusRetiring(); len(got) != 0 {
+		t.Fatalf("status retiring_keys = %v", got)
+	}
+	st := e.must(logical.ReadOperation, "status", nil).Data
+	if tombs := st["tombstones"].([]map[string]any); len(tombs) != 0 {
+		t.Fatalf("tombstone left after its last key was revoked: %v", tombs)
+	}
+	if n := st["ledger_entries"].(map[string]any)["p"]; n != nil {
+		t.Fatalf("status ledger_entries[p] = %v, want none", n)
+	}
+}
