@@ -376,7 +376,7 @@ func ptDatabricks(t *testing.T) *ptType {
 				t.Fatalf("a sixth secret was asked for: %s %s", r.Method, r.Path)
 			}
 		}
-		if _, err := c.Logical().Delete(role); err != nil {
+		if _, err := lcDeleteRevokingKeys(c, role); err != nil {
 			t.Fatalf("delete sp role: %v", err)
 		}
 		if n := len(f.Secrets(databrickstest.AppSPID)); n != 4 {
