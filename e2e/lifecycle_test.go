@@ -253,6 +253,76 @@ func TestDeletedDualRoleKeyRetiresWithItsLeases(t *testing.T) {
 	t.Logf("key %s revoked %s after its lease cap %s", id, time.Since(at).Round(100*time.Millisecond), at.Format(time.RFC3339))
 }
 
+// TestDecommissionLeavesNothingLive follows "Decommissioning a mount" in
+// docs/operations.md: after its steps and the disable, the only live key at
+// the provider is the administrator's own.
+func TestDecommissionLeavesNothingLive(t *testing.T) {
+	v := sharedVlt
+	c := v.client
+	d := lcDemo(t, "decom")
+	mount := uniq("decom")
+	if err := v.mount(mount); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Sys().Unmount(mount) })
+	// The account's administrator, outside Vault.
+	consoleKey, consoleID := demoAdminKey(t, d, 24*time.Hour)
+	writeDemoProvider(t, c, mount, "p", d)
+	write(t, c, mount+"/rotate-root/p", nil) // now only Vault knows the root
+	write(t, c, mount+"/roles/dyn", map[string]any{"provider": "p", "mode": "dynamic", "ttl": "1h"})
+	write(t, c, mount+"/roles/dual", map[string]any{"provider": "p", "mode": "dual", "rotation_period": "24h", "overlap": "1h"})
+	write(t, c, mount+"/rotate-role/dual", nil) // a previous key too
+	for range 2 {
+		readCreds(t, c, mount, "dyn")
+		readCreds(t, c, mount, "dual")
+	}
+
+	// The runbook: note the root, revoke the dual role's keys now.
+	root := ptS(ptGet(read(t, c, mount+"/status").Data, "providers", "p", "root_key_id"))
+	if _, err := lcDeleteRevokingKeys(c, mount+"/roles/dual"); err != nil {
+		t.Fatal(err)
+	}
+	st := read(t, c, mount+"/status").Data
+	if retiring, _ := st["retiring_keys"].([]any); len(retiring) != 0 || lcLedgerEntries(t, c, mount)["p"] != 2 {
+		t.Fatalf("status after revoke_keys: retiring_keys %v, ledger %v; want none and the 2 dynamic keys", retiring, lcLedgerEntries(t, c, mount))
+	}
+
+	// The disable revokes the dynamic leases itself; when that fails it
+	// stops, and the tainted mount answers nothing until a disable
+	// succeeds.
+	d.setKnobs(t, map[string]any{"forbid": []string{"DELETE /v1/keys/{id}"}})
+	if err := c.Sys().Unmount(mount); err == nil {
+		t.Fatal("secrets disable succeeded while every key delete was refused")
+	}
+	if s, err := c.Logical().Read(mount + "/status"); err != nil || s != nil {
+		t.Fatalf("status of a mount whose disable failed: %v %v; want nothing (tainted)", s, err)
+	}
+	d.setKnobs(t, map[string]any{"forbid": []string{}})
+	if err := c.Sys().Unmount(mount); err != nil {
+		t.Fatalf("secrets disable, again: %v", err)
+	}
+	if n := len(d.keys(t, "kind=key&state=live")); n != 0 {
+		t.Fatalf("%d keys live after the disable", n)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, d.URL+"/v1/admin-keys/"+root, nil)
+	req.Header.Set("Authorization", "Bearer "+consoleKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("deleting the noted root %s as the administrator: %d", root, resp.StatusCode)
+	}
+	var left []string
+	for _, k := range d.keys(t, "state=live") {
+		left = append(left, k.ID)
+	}
+	if !slices.Equal(left, []string{consoleID}) {
+		t.Fatalf("live at the provider after decommissioning: %v; want only the administrator's key %s", left, consoleID)
+	}
+}
+
 // TestProviderRecreatedRevokesOnOldAccount: leases issued by provider p on
 // demo provider A; the role and p deleted, p recreated on demo provider B
 // (a new incarnation). Revoking the old leases deletes their keys at A and
