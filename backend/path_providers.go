@@ -95,6 +95,8 @@ func commonProviderFields() map[string]*framework.FieldSchema {
 			Description: "Most provider calls in flight at once for this provider (1-256)."},
 		"max_requests_per_second": {Type: framework.TypeFloat, Default: 0,
 			Description: "Request budget of this provider: most requests a second to its API (bursts of as many), every attempt counted, shared by creds reads, scheduled rotations, revocations and root rotation. 0 (the default) uses the type's published limit (cloudflare: 4), or no cap for a type that publishes none; a 429 or a rate-limit header saying no request is left holds every caller until the provider's reset either way (0-100000)."},
+		"same_account": {Type: framework.TypeBool, Default: false,
+			Description: "Update only, not stored: confirm that a new base_url, destination or account field still reaches the account the provider's keys live in (a proxy, a renamed host). Without it such a change is refused while keys live there."},
 		"tls_ca_cert": {Type: framework.TypeString,
 			Description: "PEM CA bundle to trust for the provider's TLS certificate instead of the system roots."},
 	}
@@ -188,6 +190,9 @@ func (b *backend) providerWrite(ctx context.Context, req *logical.Request, d *fr
 	if resp := w.validate(); resp != nil {
 		return resp, nil
 	}
+	if resp, err := b.checkAccountSwitch(ctx, req.Storage, name, w); resp != nil || err != nil {
+		return resp, err
+	}
 	if resp, err := b.probeProvider(ctx, req.Storage, name, w); resp != nil || err != nil {
 		return resp, err
 	}
@@ -208,6 +213,9 @@ type providerWriteOp struct {
 	secretChanged bool
 	// destChanged: where the root credential is sent changes.
 	destChanged bool
+	// sameAccount: the writer confirms that a changed base_url,
+	// destination or account field reaches the same account.
+	sameAccount bool
 }
 
 // given reports whether the request sent field k.
@@ -310,6 +318,7 @@ func mergeProvider(d *framework.FieldData, data map[string]any, old *providerEnt
 		return nil, resp, nil
 	}
 	w.destChanged = !w.creating && destinationChanged(typ, old, e)
+	w.sameAccount = d.Get("same_account").(bool)
 	return w, nil, nil
 }
 

@@ -30,6 +30,13 @@ type Field struct {
 	// a site, a base URL other than base_url). Changing one, like changing
 	// base_url, needs the root credential again in the same write.
 	Destination bool
+	// Account fields choose which account (organisation, project, team,
+	// subuser, service account, app…) the issued keys live in, at the same
+	// host. A key is revoked where the provider's configuration points, so
+	// changing one while keys live in the old account would send their
+	// revocations to the new one; the backend refuses that (base_url and
+	// Destination fields count as account fields too).
+	Account bool
 	// URL fields hold a base URL: the backend holds them to base_url's
 	// rules (https unless loopback or allow_insecure_http, no userinfo).
 	URL bool

@@ -62,7 +62,8 @@ func init() {
 				Sensitive: true,
 			},
 			{
-				Name: fieldAccountID,
+				Name:    fieldAccountID,
+				Account: true,
 				Description: "Optional Cloudflare account id (32 hex digits). When set, tokens are account-owned " +
 					"(/accounts/<id>/tokens) and api_token must be an account-owned token of that account; else tokens are user-owned (/user/tokens).",
 			},

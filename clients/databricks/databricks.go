@@ -82,7 +82,7 @@ func init() {
 			{Name: fieldClientSecret, Sensitive: true, Description: "That service principal's OAuth secret. Write-only."},
 			{Name: fieldClientSecretID, Description: "Id of client_secret, needed to delete it after root rotation (kept up to date)."},
 			{Name: fieldRootSPID, Description: "Numeric id of the root service principal, for rotating its own secret."},
-			{Name: fieldAccountID, Description: "Databricks account id: service-principal secrets are then managed at the " +
+			{Name: fieldAccountID, Account: true, Description: "Databricks account id: service-principal secrets are then managed at the " +
 				"account (needs the client_id form); empty: at the workspace (base_url)."},
 			{Name: fieldAccountURL, URL: true, Destination: true, Default: defaultAccountURL,
 				Description: "Account console API host (AWS default; Azure https://accounts.azuredatabricks.net, GCP https://accounts.gcp.databricks.com)."},

@@ -66,6 +66,7 @@ func init() {
 		Fields: []clients.Field{
 			{
 				Name:        fieldUsername,
+				Account:     true,
 				Description: "Docker Hub user name of the account that owns the issued tokens.",
 				Required:    true,
 			},

@@ -62,6 +62,7 @@ func init() {
 			},
 			{
 				Name:        fieldUsername,
+				Account:     true,
 				Description: "User (with the manage_api_key or manage_own_api_key cluster privilege) whose password is the root, sent as Basic auth.",
 			},
 			{

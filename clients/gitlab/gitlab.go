@@ -79,13 +79,15 @@ func init() {
 				Sensitive: true,
 			},
 			{
-				Name: fieldTargetType,
+				Name:    fieldTargetType,
+				Account: true,
 				Description: "What the issued tokens belong to: 'project' (project access tokens), 'group' (group access " +
 					"tokens) or 'user' (personal access tokens of that user; needs an administrator's token).",
 				Required: true,
 			},
 			{
 				Name:        fieldTargetID,
+				Account:     true,
 				Description: "Numeric id of the project, group or user named by target_type.",
 				Required:    true,
 			},

@@ -48,7 +48,8 @@ func init() {
 				Sensitive: true,
 			},
 			{
-				Name: fieldAccount,
+				Name:    fieldAccount,
+				Account: true,
 				Description: "Numeric id of the service account whose tokens Vault issues; every issued token has " +
 					"that service account's permissions.",
 				Required: true,

@@ -74,6 +74,7 @@ func init() {
 			},
 			{
 				Name:        fieldOrgID,
+				Account:     true,
 				Description: "Id (24 hex digits) of the Atlas organization whose API keys Vault issues.",
 				Required:    true,
 			},

@@ -74,7 +74,7 @@ func init() {
 			"token (not rotatable) or a service app's private_key_jwt key, rotated through the service app's JWKS.",
 		BaseURLRequired: true,
 		Fields: []clients.Field{
-			{Name: fieldAppID, Required: true, Description: "Id (0oa…) of the OAuth app whose client secrets Vault issues. " +
+			{Name: fieldAppID, Required: true, Account: true, Description: "Id (0oa…) of the OAuth app whose client secrets Vault issues. " +
 				"The app must authenticate with client_secret_basic or client_secret_post."},
 			{Name: fieldAppClientID, Description: "client_id of that app, for the verification token request; default app_id " +
 				"(Okta's client_id of an app is its id unless it was set by hand)."},

@@ -60,6 +60,7 @@ func init() {
 			},
 			{
 				Name:        fieldProjectID,
+				Account:     true,
 				Description: "Id of the project (proj_…) in which Vault creates a service account for every key.",
 				Required:    true,
 			},

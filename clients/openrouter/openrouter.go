@@ -70,6 +70,7 @@ func init() {
 			},
 			{
 				Name:        fieldWorkspaceID,
+				Account:     true,
 				Description: "Optional OpenRouter workspace id: keys are created in, and looked up in, that workspace.",
 			},
 		},

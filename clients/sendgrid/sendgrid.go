@@ -61,7 +61,8 @@ func init() {
 				Sensitive: true,
 			},
 			{
-				Name: fieldOnBehalfOf,
+				Name:    fieldOnBehalfOf,
+				Account: true,
 				Description: "Optional subuser username (or \"account-id <id>\") sent as the on-behalf-of header " +
 					"when issuing, listing and revoking keys, so issued keys belong to that subuser. " +
 					"Root rotation always acts on the parent account that owns api_key.",

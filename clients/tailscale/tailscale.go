@@ -78,7 +78,8 @@ func init() {
 				Sensitive: true,
 			},
 			{
-				Name: fieldTailnet,
+				Name:    fieldTailnet,
+				Account: true,
 				Description: "Tailnet in which auth keys are created: \"-\" (the access token's own tailnet), the " +
 					"organization name or the tailnet id.",
 				Default: "-",

@@ -69,6 +69,7 @@ func init() {
 		Fields: []clients.Field{
 			{
 				Name:        fieldAccountSID,
+				Account:     true,
 				Description: "Twilio Account SID (AC followed by 32 hex digits) that owns the keys.",
 				Required:    true,
 			},

@@ -55,7 +55,8 @@ func init() {
 				Sensitive: true,
 			},
 			{
-				Name: fieldTeamID,
+				Name:    fieldTeamID,
+				Account: true,
 				Description: "Team id (team_…) sent as ?teamId= on every call, so issued tokens are made on behalf of " +
 					"that team. Empty: the access token's own scope.",
 			},
