@@ -216,6 +216,8 @@ type providerWriteOp struct {
 	// sameAccount: the writer confirms that a changed base_url,
 	// destination or account field reaches the same account.
 	sameAccount bool
+	// nativeRoll: the type (as configured) rolls its root (probeProvider).
+	nativeRoll bool
 }
 
 // given reports whether the request sent field k.
@@ -390,6 +392,7 @@ func (b *backend) probeProvider(ctx context.Context, s logical.Storage, name str
 		}
 	}
 	e.CanRotateRoot = pc.api.Capabilities().RootRotation
+	w.nativeRoll = pc.api.Capabilities().NativeRoll
 	if !e.CanRotateRoot && (w.rotation.automated() || e.RenewBefore > 0) {
 		for _, k := range []string{"rotation_period", "rotation_schedule", "renew_before"} {
 			if w.given(k) {
@@ -423,8 +426,31 @@ func (b *backend) storeProvider(ctx context.Context, s logical.Storage, name str
 	if w.secretChanged {
 		w.e.RootSetAt = b.clock.Now()
 		w.e.LastRootRotationError, w.e.RootFailures, w.e.RootNextRetry = "", 0, time.Time{}
+		if id := w.replacedVaultRoot(); id != "" {
+			w.e.PendingRootRevocations = append(slices.Clone(w.e.PendingRootRevocations), id)
+			b.Logger().Info("a root only Vault knew was replaced by a written credential; revoking it with the new one", "provider", name, "root_key_id", id)
+		}
 	}
 	return b.putProvider(ctx, s, name, w.e)
+}
+
+// replacedVaultRoot is the id of the root a credential write replaces when
+// Vault created that root (its last rotation came after the last root an
+// operator wrote), so that only Vault knows it: left live, nobody could use
+// or revoke it. It is revoked with the new credential like a rotated-out
+// root. Not for roll-style types (the operator's own roll killed it), nor
+// when the write points the provider at another account, where it cannot
+// be found ("" then).
+func (w *providerWriteOp) replacedVaultRoot() string {
+	old := w.old
+	if w.creating || old.RootKeyID == "" || old.RootKeyID == w.e.RootKeyID || !old.RootRotatedAt.After(old.RootSetAt) ||
+		!w.e.CanRotateRoot || w.nativeRoll || slices.Contains(old.PendingRootRevocations, old.RootKeyID) {
+		return ""
+	}
+	if accountChange(w.typ, old, w.e) != "" && !w.sameAccount {
+		return ""
+	}
+	return old.RootKeyID
 }
 
 func inspectRoot(ctx context.Context, api clients.Provider) (clients.Root, error) {
