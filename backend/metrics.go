@@ -97,6 +97,8 @@ var (
 		"When a dual role's previous key is revoked (Unix time); absent when there is none.", []string{"role"}, nil)
 	descLedger = prometheus.NewDesc("thirdparty_ledger_entries",
 		"Dynamic keys this mount created and has not yet revoked, and keys of deleted dual roles waiting for their leases to end (ledger entries), by provider.", []string{"provider"}, nil)
+	descRetiring = prometheus.NewDesc("thirdparty_retiring_keys",
+		"Keys of deleted dual roles waiting for their leases to end before they are revoked, by state: waiting, or failing (the last revocation attempt failed).", []string{"state"}, nil)
 	descTombstones = prometheus.NewDesc("thirdparty_tombstones",
 		"Deleted providers kept as tombstones until their last key is revoked.", nil, nil)
 	descInfo = prometheus.NewDesc("thirdparty_secret_info",
@@ -117,6 +119,7 @@ func (c inventoryCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descScheduler
 	ch <- descLedger
 	ch <- descTombstones
+	ch <- descRetiring
 	ch <- descInfo
 }
 
@@ -166,6 +169,16 @@ func (c inventoryCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLedger, prometheus.GaugeValue, float64(n), p)
 	}
 	ch <- prometheus.MustNewConstMetric(descTombstones, prometheus.GaugeValue, float64(c.b.tombstones.Load()))
+	var waiting, failing int
+	for _, e := range c.b.retiring.snapshot() {
+		if e.LastError != "" {
+			failing++
+		} else {
+			waiting++
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descRetiring, prometheus.GaugeValue, float64(waiting), "waiting")
+	ch <- prometheus.MustNewConstMetric(descRetiring, prometheus.GaugeValue, float64(failing), "failing")
 }
 
 func pathMetrics(b *backend) []*framework.Path {

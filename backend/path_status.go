@@ -76,7 +76,6 @@ func (b *backend) statusRead(ctx context.Context, req *logical.Request, _ *frame
 		return nil, err
 	}
 	retiring := b.retiring.snapshot()
-	pending += len(retiring)
 	ledger := map[string]any{}
 	for p, n := range b.ledgerCounts.snapshot() {
 		ledger[p] = n
@@ -120,8 +119,8 @@ still run). Both show the secret's
 provider-side expiry (expires_at, expires_in_seconds), the deadline it is
 rotated by because of it (renew_at) and, while a rotation fails or is
 overdue for that deadline, expiry_warning with the time left.
-pending_revocations counts keys
-(retiring ones included) and roots waiting to be revoked. Never contains a secret.
+pending_revocations counts previous
+keys and replaced roots waiting to be revoked. Never contains a secret.
 `
 
 // tombstoneStatus describes every tombstone (tombstoneView.fields). Tombstones

@@ -72,8 +72,8 @@ func TestDeletedDualRoleKeysLiveUntilTheirLeasesEnd(t *testing.T) {
 	if got := e.statusRetiring(); len(got) != 2 || got[0]["key_id"] != a.keyID {
 		t.Fatalf("status retiring_keys = %v; want A then B", got)
 	}
-	if n := e.must(logical.ReadOperation, "status", nil).Data["pending_revocations"]; n != 2 {
-		t.Fatalf("status pending_revocations = %v, want 2", n)
+	if n := e.metricValue(`thirdparty_retiring_keys{state="waiting"}`); n != 2 {
+		t.Fatalf(`thirdparty_retiring_keys{state="waiting"} = %v, want 2`, n)
 	}
 	if resp, _ := e.do(logical.ReadOperation, "roles/r", nil); resp != nil {
 		t.Fatalf("the deleted role still reads: %v", resp.Data)
@@ -131,6 +131,10 @@ func TestRetiringKeyOutlivesAnOutageAndARestart(t *testing.T) {
 	}
 	if msg, _ := failed["last_error"].(string); !strings.Contains(msg, "503") || failed["next_retry"] == "" {
 		t.Fatalf("status shows the failed retirement as %v", failed)
+	}
+	// Both keys' revocations were due (A's before B's) and failed.
+	if n := e.metricValue(`thirdparty_retiring_keys{state="failing"}`); n != 2 {
+		t.Fatalf(`thirdparty_retiring_keys{state="failing"} = %v, want 2`, n)
 	}
 	if len(e.ledger()) != 2 {
 		t.Fatalf("%d ledger entries after failed revocations, want 2", len(e.ledger()))
