@@ -58,7 +58,7 @@ func (b *backend) checkAccountSwitch(ctx context.Context, s logical.Storage, nam
 	if err != nil || len(held) == 0 {
 		return nil, err
 	}
-	return logical.ErrorResponse("%s: provider %q still has keys in the account it points at now (%s); their revocations would go to the new account and leave them live. "+
+	return logical.ErrorResponse("%s: provider %q still has keys in the account it points at now: %s. Their revocations would go to the new account and leave them live. "+
 		"For another account, create another provider; if the new value reaches the same account, write it again with same_account=true",
 		field, name, strings.Join(held, "; ")), nil
 }
@@ -74,7 +74,7 @@ func (b *backend) keysAtAccount(ctx context.Context, s logical.Storage, name str
 		return nil, err
 	}
 	if len(ids) > 0 {
-		held = append(held, fmt.Sprintf("%d keys in the ledger (dynamic keys, keys of deleted dual roles)", len(ids)))
+		held = append(held, fmt.Sprintf("%d dynamic keys or keys of deleted dual roles (ledger entries)", len(ids)))
 	}
 	orphans, err := orphansPending(ctx, s, name, e.Incarnation)
 	if err != nil {

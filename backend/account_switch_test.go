@@ -40,7 +40,7 @@ func TestAccountSwitchIsRefusedWhileKeysLiveThere(t *testing.T) {
 
 	resp, err := e.do(logical.UpdateOperation, "providers/p", map[string]any{"base_url": other.URL, "admin_key": e.adminKey})
 	e.userError(resp, err, "base_url")
-	for _, want := range []string{"1 keys in the ledger", "same_account=true"} {
+	for _, want := range []string{"1 dynamic keys or keys of deleted dual roles", "same_account=true"} {
 		if !strings.Contains(resp.Error().Error(), want) {
 			t.Fatalf("refusal %q does not say %q", resp.Error(), want)
 		}

@@ -351,7 +351,11 @@ func (b *backend) roleDelete(ctx context.Context, req *logical.Request, d *frame
 	}
 	revokeNow := d.Get("revoke_keys").(bool)
 	if r != nil && r.Mode == modeDynamic && revokeNow {
-		return logical.ErrorResponse("revoke_keys: role %q is dynamic; its keys are revoked with their leases (vault lease revoke -prefix <mount>/creds/%s)", name, name), nil
+		mount := req.MountPoint
+		if mount == "" {
+			mount = "<mount>/"
+		}
+		return logical.ErrorResponse("revoke_keys: role %q is dynamic; its keys are revoked with their leases (vault lease revoke -prefix %screds/%s)", name, mount, name), nil
 	}
 	if revokeNow {
 		// Keys of this name's earlier (deleted) dual roles, still
