@@ -97,13 +97,7 @@ func TestDeletedDualRoleKeysLiveUntilTheirLeasesEnd(t *testing.T) {
 	}
 	e.clock.Advance(atB.Sub(e.clock.Now()) + revokeGrace)
 	e.settle()
-	e.wantRevoked(b.keyID, "key B is %s after its revoke time")
-	if l := e.ledger(); len(l) != 0 {
-		t.Fatalf("%d ledger entries left", len(l))
-	}
-	if got := e.statusRetiring(); len(got) != 0 {
-		t.Fatalf("status retiring_keys = %v after both were revoked", got)
-	}
+	e.wantRetired(a, b, "after its revoke time")
 	if n := e.metricValue(`thirdparty_keys_revoked_total{role="r"}`); n != 2 {
 		t.Fatalf("keys_revoked_total = %v, want 2", n)
 	}
@@ -116,7 +110,7 @@ func TestRetiringKeyOutlivesAnOutageAndARestart(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.b.sched.start()
-	_, b, retiring := e.deleteDualWithLeases()
+	a, b, retiring := e.deleteDualWithLeases()
 	e.failDelete.Store(true)
 	e.clock.Advance(revokeAt(t, retiring, b.keyID).Sub(e.clock.Now()) + revokeGrace)
 	e.settle()
@@ -157,10 +151,7 @@ func TestRetiringKeyOutlivesAnOutageAndARestart(t *testing.T) {
 	e.failDelete.Store(false)
 	e.clock.Advance(backoffMax)
 	e.settle()
-	e.wantRevoked(b.keyID, "key B is %s after the provider came back")
-	if l := e.ledger(); len(l) != 0 {
-		t.Fatalf("%d ledger entries left after the retries", len(l))
-	}
+	e.wantRetired(a, b, "after the provider came back")
 }
 
 // The provider can be deleted once the role is: its config stays as a
@@ -177,10 +168,24 @@ func TestRetiringKeysKeepTheirProvidersTombstone(t *testing.T) {
 	}
 	e.clock.Advance(revokeAt(t, retiring, b.keyID).Sub(e.clock.Now()) + revokeGrace)
 	e.settle()
-	e.wantRevoked(a.keyID, "key A is %s: retired through the tombstone")
-	e.wantRevoked(b.keyID, "key B is %s: retired through the tombstone")
-	if tombs := e.must(logical.ReadOperation, "status", nil).Data["tombstones"].([]map[string]any); len(tombs) != 0 {
-		t.Fatalf("tombstone left after its last key was revoked: %v", tombs)
+	e.wantRetired(a, b, "retired through the tombstone")
+}
+
+// wantRetired checks that the deleted role's keys a and b are revoked and
+// nothing is left of them: no ledger entry, no retiring key, no tombstone.
+func (e *env) wantRetired(a, b lease, how string) {
+	e.t.Helper()
+	e.wantRevoked(a.keyID, "key A is %s: "+how)
+	e.wantRevoked(b.keyID, "key B is %s: "+how)
+	if l := e.ledger(); len(l) != 0 {
+		e.t.Fatalf("%d ledger entries left", len(l))
+	}
+	st := e.must(logical.ReadOperation, "status", nil).Data
+	if r, tombs := st["retiring_keys"].([]map[string]any), st["tombstones"].([]map[string]any); len(r) != 0 || len(tombs) != 0 {
+		e.t.Fatalf("status after the keys were revoked: retiring_keys %v, tombstones %v", r, tombs)
+	}
+	if n := st["ledger_entries"].(map[string]any)["p"]; n != nil {
+		e.t.Fatalf("status ledger_entries[p] = %v, want none", n)
 	}
 }
 
@@ -205,11 +210,7 @@ func TestDeleteDualRoleRevokeKeysNow(t *testing.T) {
 	if resp := e.must(logical.DeleteOperation, "roles/r", map[string]any{"revoke_keys": true}); resp != nil {
 		t.Fatalf("delete with revoke_keys answered %v", resp.Data)
 	}
-	e.wantRevoked(a.keyID, "previous key is %s after delete revoke_keys=true")
-	e.wantRevoked(b.keyID, "current key is %s after delete revoke_keys=true")
-	if l := e.ledger(); len(l) != 0 {
-		t.Fatalf("%d ledger entries after an immediate revocation", len(l))
-	}
+	e.wantRetired(a, b, "after delete revoke_keys=true")
 }
 
 // A delete with revoke_keys=true of a role already deleted revokes at once
@@ -221,19 +222,5 @@ func TestRevokeKeysOfAnAlreadyDeletedRole(t *testing.T) {
 	a, b, _ := e.deleteDualWithLeases()
 	e.must(logical.DeleteOperation, "providers/p", nil)
 	e.must(logical.DeleteOperation, "roles/r", map[string]any{"revoke_keys": true})
-	e.wantRevoked(a.keyID, "key A is %s after revoke_keys on the deleted role")
-	e.wantRevoked(b.keyID, "key B is %s after revoke_keys on the deleted role")
-	if l := e.ledger(); len(l) != 0 {
-		t.Fatalf("%d ledger entries left", len(l))
-	}
-	if got := e.statusRetiring(); len(got) != 0 {
-		t.Fatalf("status retiring_keys = %v", got)
-	}
-	st := e.must(logical.ReadOperation, "status", nil).Data
-	if tombs := st["tombstones"].([]map[string]any); len(tombs) != 0 {
-		t.Fatalf("tombstone left after its last key was revoked: %v", tombs)
-	}
-	if n := st["ledger_entries"].(map[string]any)["p"]; n != nil {
-		t.Fatalf("status ledger_entries[p] = %v, want none", n)
-	}
+	e.wantRetired(a, b, "revoke_keys on the deleted role")
 }
