@@ -224,3 +224,32 @@ func TestRevokeKeysOfAnAlreadyDeletedRole(t *testing.T) {
 	e.must(logical.DeleteOperation, "roles/r", map[string]any{"revoke_keys": true})
 	e.wantRetired(a, b, "revoke_keys on the deleted role")
 }
+
+// Keys stored by v0.1.0 carry no incarnation: they belong to the
+// provider's current one, and retire through it.
+func TestDeletedDualRoleKeysOfV010Retire(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	e.b.sched.start()
+	e.provider("p")
+	e.dualRole("r", map[string]any{"rotation_period": "1h", "overlap": "10m"})
+	e.must(logical.UpdateOperation, "rotate-role/r", nil)
+	st := e.state("r")
+	st.Current.Incarnation, st.Previous.Incarnation = "", ""
+	if err := putJSON(ctx, e.storage, roleKeysPrefix+"r", st); err != nil {
+		t.Fatal(err)
+	}
+	e.b.cache.drop(roleKeysPrefix + "r")
+	inc := e.storedProvider("p").Incarnation
+
+	retiring := e.must(logical.DeleteOperation, "roles/r", nil).Data["retiring_keys"].([]map[string]any)
+	for _, k := range retiring {
+		if k["incarnation"] != inc {
+			t.Fatalf("retiring key %v; want the provider's incarnation %s", k, inc)
+		}
+	}
+	e.clock.Advance(revokeAt(t, retiring, st.Current.ID).Sub(e.clock.Now()) + revokeGrace)
+	e.settle()
+	e.wantRetired(lease{keyID: st.Previous.ID}, lease{keyID: st.Current.ID}, "a v0.1.0 key retired")
+}
