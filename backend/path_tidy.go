@@ -62,6 +62,7 @@ const (
 	actionWouldRevoke = "would revoke"
 	actionFailed      = "failed"
 	actionReported    = "reported"
+	actionCancelled   = "cancelled"
 )
 
 var errTidyRunning = errors.New("a tidy is already running")
@@ -270,6 +271,13 @@ func (r *tidyRunner) cancelRunning() bool {
 		r.cancel()
 	}
 	return true
+}
+
+// wasCancelled reports whether tidy-cancel stopped the running tidy.
+func (r *tidyRunner) wasCancelled() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.running && r.cancelled
 }
 
 // wait returns once no tidy is running.
@@ -534,6 +542,14 @@ func (t *tidyPass) report(ctx context.Context, e *ledgerEntry, key tidyKey, why 
 }
 
 func (t *tidyPass) failed(key tidyKey, err error) {
+	if t.b.tidy.wasCancelled() {
+		// tidy-cancel cut the call short: not the provider's failure.
+		key.Action = actionCancelled
+		t.b.tidy.note(key)
+		t.b.Logger().Info("tidy cancelled while revoking a key; the next tidy retries", "provider", key.Provider,
+			"incarnation", key.Incarnation, "key_id", key.KeyID, "key_name", key.KeyName, "reason", key.Reason)
+		return
+	}
 	key.Action = actionFailed
 	t.b.tidy.note(key)
 	t.b.tidy.fail(err)

@@ -291,8 +291,11 @@ func TestTidyCancel(t *testing.T) {
 	e.b.tidy.wait()
 	e.setIntercept(nil)
 	st := e.tidyStatus()
-	if st["state"] != tidyCancelled || st["keys_revoked"] != 0 {
-		t.Fatalf("tidy-status after the cancel: %v; want Cancelled with nothing revoked", st)
+	if st["state"] != tidyCancelled || st["keys_revoked"] != 0 || st["error_count"] != 0 {
+		t.Fatalf("tidy-status after the cancel: %v; want Cancelled with nothing revoked and no error", st)
+	}
+	if keys, _ := st["keys"].([]map[string]any); len(keys) != 1 || keys[0]["action"] != actionCancelled {
+		t.Fatalf("tidy-status keys after the cancel: %v; want the one cut short, action cancelled", st["keys"])
 	}
 	if len(deleting) != 0 {
 		t.Fatal("the cancelled tidy went on to the next key")
