@@ -546,6 +546,18 @@ func TestUpgradeFromV010(t *testing.T) {
 			t.Errorf("dynamic key %s is %s after revoke -prefix, want revoked", k.ID, k.State)
 		}
 	}
+	// The dual role's key was stored by v0.1.0 (no incarnation): deleted,
+	// it retires through the provider's current incarnation; revoke_keys
+	// then revokes it at once.
+	del, err := c.Logical().Delete("thirdparty/roles/dual")
+	if err != nil || del == nil {
+		t.Fatalf("delete of the upgraded dual role: %v %v", del, err)
+	}
+	retiring, _ := del.Data["retiring_keys"].([]any)
+	inc := lcIncarnation(t, c, "thirdparty", "p")
+	if len(retiring) != 1 || retiring[0].(map[string]any)["key_id"] != dualBefore.Data["key_id"] || retiring[0].(map[string]any)["incarnation"] != inc {
+		t.Fatalf("retiring_keys %v; want the v0.1.0 key %v of incarnation %s", del.Data["retiring_keys"], dualBefore.Data["key_id"], inc)
+	}
 	if _, err := lcDeleteRevokingKeys(c, "thirdparty/roles/dual"); err != nil {
 		t.Fatal(err)
 	}
