@@ -451,6 +451,10 @@ func (t *tidyPass) ledger(ctx context.Context) error {
 
 // expired deals with one expired ledger entry.
 func (t *tidyPass) expired(ctx context.Context, e *ledgerEntry) {
+	if isRetiring(e.ID) {
+		// Its retirement job (or a delete with revoke_keys) may be at it.
+		defer t.b.locks.lock(lockKey("retire", e.ID))()
+	}
 	key := tidyKey{Provider: e.Provider, Incarnation: e.Incarnation, KeyID: e.KeyID, KeyName: e.Name, Reason: reasonExpired}
 	pc, release, err := t.b.clientFor(ctx, t.s, e.Provider, e.Incarnation)
 	if err != nil {

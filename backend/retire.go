@@ -127,20 +127,37 @@ func (b *backend) retireJob(ctx context.Context, ref string) time.Time {
 		return due
 	}
 	if err := b.revokeRetiring(ctx, b.storage, e); err != nil {
-		e.Failures++
-		e.LastError = err.Error()
-		e.NextRetry = b.clock.Now().Add(retryDelay(e.Failures, 0, err))
-		b.Logger().Warn("could not revoke a key of a deleted dual role; retrying", "role", e.Role, "provider", provider,
-			"key_id", e.KeyID, "error", err, "next_retry", formatTime(e.NextRetry))
-		pctx, cancel := persistContext(ctx)
-		defer cancel()
-		if perr := putLedger(pctx, b.storage, e); perr != nil {
-			b.Logger().Warn("could not record the failed revocation", "error", perr)
-		}
-		b.retiring.set(e)
-		return e.NextRetry
+		return b.retireFailed(ctx, e, err)
 	}
 	return time.Time{}
+}
+
+// retireFailed records a failed revocation on the entry, if it is still
+// there (a delete with revoke_keys may have revoked it meanwhile), and
+// returns when to try again.
+func (b *backend) retireFailed(ctx context.Context, e *ledgerEntry, err error) time.Time {
+	defer b.locks.lock(lockKey("retire", e.ID))()
+	pctx, cancel := persistContext(ctx)
+	defer cancel()
+	cur, gerr := getLedger(pctx, b.storage, e.Provider, e.Incarnation, e.ID)
+	if gerr != nil {
+		b.Logger().Warn("could not record the failed revocation", "error", gerr)
+		return b.clock.Now().Add(30 * backoffBase)
+	}
+	if cur == nil {
+		b.retiring.drop(e.Provider, e.Incarnation, e.ID)
+		return time.Time{}
+	}
+	cur.Failures++
+	cur.LastError = err.Error()
+	cur.NextRetry = b.clock.Now().Add(retryDelay(cur.Failures, 0, err))
+	b.Logger().Warn("could not revoke a key of a deleted dual role; retrying", "role", cur.Role, "provider", cur.Provider,
+		"key_id", cur.KeyID, "error", err, "next_retry", formatTime(cur.NextRetry))
+	if perr := putLedger(pctx, b.storage, cur); perr != nil {
+		b.Logger().Warn("could not record the failed revocation", "error", perr)
+	}
+	b.retiring.set(cur)
+	return cur.NextRetry
 }
 
 // revokeRetiring revokes a deleted dual role's key with the config of the

@@ -498,6 +498,15 @@ func tfRun(t *testing.T, tc tfCase) {
 	if got, _ := read(t, c, prov.path).Data["root_key_id"].(string); got != rootID {
 		t.Errorf("root_key_id %q after a provider update, was %q", got, rootID)
 	}
+	// same_account in data_json: one update, then no drift (it is not
+	// stored, so the read never returns it).
+	provChanged["same_account"] = true
+	if diff := prov.apply(t, provChanged); !reflect.DeepEqual(diff, []string{"same_account"}) {
+		t.Errorf("adding same_account planned %v", diff)
+	}
+	if diff := prov.plan(t, provChanged); len(diff) > 0 {
+		t.Errorf("after adding same_account the provider plans %v", diff)
+	}
 	readCreds(t, c, "thirdparty", names["dual"])
 
 	// 5. terraform destroy: roles first (depends_on), then the provider;
