@@ -345,9 +345,12 @@ func testHungProviderDoesNotDelayAnother(t *testing.T, mc int) {
 
 	e.clock.Advance(time.Hour)
 	e.b.sched.start()
+	// The job stores the new key (and the inventory follows) before it
+	// counts the rotation: wait for both.
 	waitFor(t, "p's role to rotate", func() bool {
 		v, _ := e.b.inventory.role("zz")
-		return v.CurrentKeyID != before && v.LastError == ""
+		return v.CurrentKeyID != before && v.LastError == "" &&
+			e.metricValue(`thirdparty_rotations_total{kind="role",name="zz",result="success"}`) >= 1
 	})
 	st := e.state("zz")
 	if st.Current.ID == before || st.Previous == nil || st.Previous.ID != before {
