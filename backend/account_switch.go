@@ -54,7 +54,11 @@ func (b *backend) checkAccountSwitch(ctx context.Context, s logical.Storage, nam
 		b.Logger().Info("provider pointed elsewhere, confirmed as the same account", "provider", name, "field", field)
 		return nil, nil
 	}
-	held, err := b.keysAtAccount(ctx, s, name, w.old)
+	users, err := w.rolesOf(ctx, s, name)
+	if err != nil {
+		return nil, err
+	}
+	held, err := b.keysAtAccount(ctx, s, name, w.old, users)
 	if err != nil || len(held) == 0 {
 		return nil, err
 	}
@@ -66,8 +70,9 @@ func (b *backend) checkAccountSwitch(ctx context.Context, s logical.Storage, nam
 // keysAtAccount describes what lives in a provider incarnation's account
 // and is revoked through its configuration: ledger entries (dynamic keys,
 // keys of deleted dual roles), orphans tidy waits to revoke, the keys of
-// dual roles using it, old roots not yet revoked, and leases of v0.1.0.
-func (b *backend) keysAtAccount(ctx context.Context, s logical.Storage, name string, e *providerEntry) ([]string, error) {
+// its dual roles (among users, the roles using it), old roots not yet
+// revoked, and leases of v0.1.0.
+func (b *backend) keysAtAccount(ctx context.Context, s logical.Storage, name string, e *providerEntry, users map[string]*roleEntry) ([]string, error) {
 	var held []string
 	ids, err := ledgerIDs(ctx, s, name, e.Incarnation)
 	if err != nil {
@@ -82,10 +87,6 @@ func (b *backend) keysAtAccount(ctx context.Context, s logical.Storage, name str
 	}
 	if orphans > 0 {
 		held = append(held, fmt.Sprintf("%d orphans tidy has yet to revoke", orphans))
-	}
-	users, err := rolesUsingProvider(ctx, s, name)
-	if err != nil {
-		return nil, err
 	}
 	var dual []string
 	for _, rn := range slices.Sorted(maps.Keys(users)) {

@@ -403,8 +403,8 @@ func (b *backend) itemProvider(item string) string {
 	case "root":
 		return name
 	case "retire":
-		p, _, _ := strings.Cut(name, "/")
-		return p
+		r, _ := parseRetireItem(name)
+		return r.provider
 	}
 	return ""
 }

@@ -169,14 +169,7 @@ func (c inventoryCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLedger, prometheus.GaugeValue, float64(n), p)
 	}
 	ch <- prometheus.MustNewConstMetric(descTombstones, prometheus.GaugeValue, float64(c.b.tombstones.Load()))
-	var waiting, failing int
-	for _, e := range c.b.retiring.snapshot() {
-		if e.LastError != "" {
-			failing++
-		} else {
-			waiting++
-		}
-	}
+	waiting, failing := c.b.retiring.counts()
 	ch <- prometheus.MustNewConstMetric(descRetiring, prometheus.GaugeValue, float64(waiting), "waiting")
 	ch <- prometheus.MustNewConstMetric(descRetiring, prometheus.GaugeValue, float64(failing), "failing")
 }

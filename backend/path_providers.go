@@ -218,6 +218,21 @@ type providerWriteOp struct {
 	sameAccount bool
 	// nativeRoll: the type (as configured) rolls its root (probeProvider).
 	nativeRoll bool
+	// users are the roles of the provider (an update), listed once for
+	// the steps that need them (rolesOf).
+	users map[string]*roleEntry
+}
+
+// rolesOf lists the roles that use the provider, once per write.
+func (w *providerWriteOp) rolesOf(ctx context.Context, s logical.Storage, name string) (map[string]*roleEntry, error) {
+	if w.users == nil {
+		users, err := rolesUsingProvider(ctx, s, name)
+		if err != nil {
+			return nil, err
+		}
+		w.users = users
+	}
+	return w.users, nil
 }
 
 // given reports whether the request sent field k.
@@ -387,7 +402,11 @@ func (b *backend) probeProvider(ctx context.Context, s logical.Storage, name str
 	if !w.creating {
 		// A change (say to an http provider's templates) must still take
 		// the scopes and parameters of every role that uses the provider.
-		if resp, err := rolesStillValid(ctx, s, name, pc); resp != nil || err != nil {
+		users, err := w.rolesOf(ctx, s, name)
+		if err != nil {
+			return nil, err
+		}
+		if resp, err := rolesStillValid(users, pc); resp != nil || err != nil {
 			return resp, err
 		}
 	}
@@ -461,14 +480,10 @@ func inspectRoot(ctx context.Context, api clients.Provider) (clients.Root, error
 	return clients.Root{ID: id}, err
 }
 
-// rolesStillValid checks each role of provider name against the client
-// built from the provider's new configuration: a 400 naming the first role
+// rolesStillValid checks each role of the provider (users) against the
+// client built from its new configuration: a 400 naming the first role
 // whose scopes or parameters it would refuse.
-func rolesStillValid(ctx context.Context, s logical.Storage, name string, pc *providerClient) (*logical.Response, error) {
-	users, err := rolesUsingProvider(ctx, s, name)
-	if err != nil {
-		return nil, err
-	}
+func rolesStillValid(users map[string]*roleEntry, pc *providerClient) (*logical.Response, error) {
 	for _, rn := range slices.Sorted(maps.Keys(users)) {
 		r := users[rn]
 		var fe *clients.FieldError

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hashicorp/go-uuid"
 	"github.com/hashicorp/vault/sdk/logical"
 )
 
@@ -30,6 +29,15 @@ const retireIDPrefix = "retire-"
 
 func retireItem(provider, incarnation, id string) string {
 	return "retire/" + provider + "/" + incarnation + "/" + id
+}
+
+// parseRetireItem splits the name of a retire item (after "retire/").
+func parseRetireItem(name string) (ref ledgerRef, ok bool) {
+	parts := strings.SplitN(name, "/", 3)
+	if len(parts) != 3 {
+		return ledgerRef{}, false
+	}
+	return ledgerRef{parts[0], parts[1], parts[2]}, true
 }
 
 // isRetiring reports whether a ledger id is a deleted dual role's key.
@@ -59,12 +67,12 @@ func (b *backend) retireDualKeys(ctx context.Context, s logical.Storage, name st
 			}
 		}
 		end, _ := st.leaseEnd(k.ID, r.Overlap, now)
-		id, err := uuid.GenerateUUID()
+		e, err := newLedgerEntry(r.Provider, inc, name, k.Name, false, now, end)
 		if err != nil {
-			return nil, fmt.Errorf("ledger id: %w", err)
+			return nil, err
 		}
-		entries = append(entries, &ledgerEntry{ID: retireIDPrefix + id, Provider: r.Provider, Incarnation: inc,
-			Role: name, Name: k.Name, KeyID: k.ID, Created: now, ExpiresAt: end})
+		e.ID, e.KeyID = retireIDPrefix+e.ID, k.ID
+		entries = append(entries, e)
 	}
 	for _, e := range entries {
 		if err := putLedger(ctx, s, e); err != nil {
@@ -108,11 +116,11 @@ func (e *ledgerEntry) retireDue() time.Time {
 // ended, and removes its ledger entry. A failure is recorded on the entry
 // (status shows it) and retried with backoff; the key is never dropped.
 func (b *backend) retireJob(ctx context.Context, ref string) time.Time {
-	parts := strings.SplitN(ref, "/", 3)
-	if len(parts) != 3 {
+	r, ok := parseRetireItem(ref)
+	if !ok {
 		return time.Time{}
 	}
-	provider, inc, id := parts[0], parts[1], parts[2]
+	provider, inc, id := r.provider, r.incarnation, r.id
 	e, err := getLedger(ctx, b.storage, provider, inc, id)
 	if err != nil {
 		b.Logger().Error("retirement: reading ledger entry", "provider", provider, "error", err)
@@ -250,6 +258,20 @@ func (r *retiringKeys) drop(provider, incarnation, id string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.m, ledgerKey(provider, incarnation, id))
+}
+
+// counts is how many wait, and how many of them last failed.
+func (r *retiringKeys) counts() (waiting, failing int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.m {
+		if e.LastError != "" {
+			failing++
+		} else {
+			waiting++
+		}
+	}
+	return waiting, failing
 }
 
 // snapshot lists them, soonest revocation first.
