@@ -90,8 +90,10 @@ type backend struct {
 	// retiring holds the keys of deleted dual roles waiting for their
 	// leases to end, for status (retire.go).
 	retiring retiringKeys
-	// tombstones counts the deleted providers kept as tombstones.
-	tombstones atomic.Int64
+	// tombstones counts the deleted providers kept as tombstones, and
+	// tombstoneRoots the replaced roots they hold whose revocation failed.
+	tombstones     atomic.Int64
+	tombstoneRoots atomic.Int64
 }
 
 func newBackend(c clock) *backend {

@@ -211,6 +211,17 @@ func (b *backend) load(ctx context.Context, s logical.Storage, mig *migration) (
 		return 0, 0, err
 	}
 	b.tombstones.Store(int64(len(tombs)))
+	roots := 0
+	for _, r := range tombs {
+		t, err := getTombstone(ctx, s, r.Name, r.Incarnation)
+		if err != nil {
+			return 0, 0, err
+		}
+		if t != nil {
+			roots += len(t.Provider.PendingRootRevocations)
+		}
+	}
+	b.tombstoneRoots.Store(int64(roots))
 	return roles, providers, nil
 }
 

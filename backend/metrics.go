@@ -159,6 +159,7 @@ func (c inventoryCollector) Collect(ch chan<- prometheus.Metric) {
 		pending += p.Pending
 		emit("root", p.name, p.RootAge, p.NextRotation, p.ExpiresAt, p.LastError)
 	}
+	pending += int(c.b.tombstoneRoots.Load()) // replaced roots of deleted providers
 	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(pending))
 	running := 0.0
 	if c.b.sched.isRunning() {

@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -566,10 +567,13 @@ func (b *backend) providerDelete(ctx context.Context, req *logical.Request, d *f
 	if _, err := b.adoptLegacyProvider(e, b.clock.Now()); err != nil { // not migrated yet
 		return nil, err
 	}
+	// Replaced roots not yet revoked are tried once more now, with the
+	// current root; what fails stays with the tombstone, for tidy.
+	b.revokeOldRoots(ctx, req.Storage, name, e)
 	// Keys of this incarnation still outstanding (leased, or orphans tidy
-	// has yet to revoke) keep its config, so that their revocations reach
-	// the account that issued them.
-	keep := b.clock.Now().Before(e.LegacyLeasesUntil)
+	// has yet to revoke) and old roots not yet revoked keep its config, so
+	// that their revocations reach the account that issued them.
+	keep := b.clock.Now().Before(e.LegacyLeasesUntil) || len(e.PendingRootRevocations) > 0
 	if !keep {
 		if keep, err = hasKeysOutstanding(ctx, req.Storage, name, e.Incarnation); err != nil {
 			return nil, err
@@ -585,6 +589,7 @@ func (b *backend) providerDelete(ctx context.Context, req *logical.Request, d *f
 			return nil, err
 		}
 		b.tombstones.Add(1)
+		b.tombstoneRoots.Add(int64(len(e.PendingRootRevocations)))
 	}
 	if err := req.Storage.Delete(ctx, providerPrefix+name); err != nil {
 		return nil, err
@@ -592,7 +597,37 @@ func (b *backend) providerDelete(ctx context.Context, req *logical.Request, d *f
 	b.dropClient(name)
 	b.inventory.deleteProvider(name)
 	b.sched.unschedule(rootItem(name))
-	return nil, nil
+	return b.deletedProviderNotice(name, e, keep), nil
+}
+
+// deletedProviderNotice tells the operator what a provider's delete left
+// live at the provider: old roots whose revocation failed (kept with the
+// tombstone, which tidy retries) and a root Vault created, whose secret
+// only Vault knew (the plugin never revokes the root it works with). Nil
+// when there is nothing to tell.
+func (b *backend) deletedProviderNotice(name string, e *providerEntry, kept bool) *logical.Response {
+	data := map[string]any{}
+	resp := &logical.Response{Data: data}
+	if kept {
+		data["tombstone"] = name + "/" + e.Incarnation
+	}
+	if ids := e.PendingRootRevocations; len(ids) > 0 {
+		data["root_revocations_pending"] = slices.Clone(ids)
+		resp.AddWarning(fmt.Sprintf("%d replaced root credential(s) of %q (%s) could not be revoked: %s; the tombstone %s/%s keeps them and tidy retries their revocation",
+			len(ids), name, strings.Join(ids, ", "), e.LastRootRotationError, name, e.Incarnation))
+		b.Logger().Warn("deleted provider kept as a tombstone: replaced roots not yet revoked", "provider", name, "incarnation", e.Incarnation, "root_key_ids", ids)
+	}
+	if e.RootRotatedAt.After(e.RootSetAt) {
+		id := cmp.Or(e.RootKeyID, "(id unknown)")
+		data["root_left_live"] = e.RootKeyID
+		resp.AddWarning(fmt.Sprintf("the root credential of %q (root_key_id %s) was created by Vault's root rotation at %s, so only Vault knew its secret; it stays valid at the provider: delete it there",
+			name, id, formatTime(e.RootRotatedAt)))
+		b.Logger().Warn("deleted a provider whose root credential only Vault knew; it stays valid at the provider", "provider", name, "root_key_id", e.RootKeyID)
+	}
+	if len(resp.Warnings) == 0 {
+		return nil
+	}
+	return resp
 }
 
 func (b *backend) providerList(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {

@@ -71,6 +71,8 @@ func (b *backend) statusRead(ctx context.Context, req *logical.Request, _ *frame
 		}
 		rd[r.name] = v
 	}
+	// Replaced roots of deleted providers, kept with their tombstones.
+	pending += int(b.tombstoneRoots.Load())
 	tombs, err := b.tombstoneStatus(ctx, req.Storage)
 	if err != nil {
 		return nil, err
@@ -120,7 +122,8 @@ provider-side expiry (expires_at, expires_in_seconds), the deadline it is
 rotated by because of it (renew_at) and, while a rotation fails or is
 overdue for that deadline, expiry_warning with the time left.
 pending_revocations counts previous
-keys and replaced roots waiting to be revoked. Never contains a secret.
+keys and replaced roots waiting to be revoked (those of deleted providers,
+kept with their tombstones, included). Never contains a secret.
 `
 
 // tombstoneStatus describes every tombstone (tombstoneView.fields). Tombstones

@@ -57,6 +57,10 @@ const (
 const (
 	reasonExpired = "expired ledger entry"
 	reasonOrphan  = "orphan"
+	// reasonOldRoot: a root replaced by rotation (or by a credential
+	// written over one Vault created) whose revocation failed, kept with
+	// its deleted provider's tombstone.
+	reasonOldRoot = "replaced root"
 
 	actionRevoked     = "revoked"
 	actionWouldRevoke = "would revoke"
@@ -153,6 +157,7 @@ type tidyStatus struct {
 	TombstonesRemoved int
 	OrphansFound      int
 	OrphansRevoked    int
+	RootsRevoked      int
 	ErrorCount        int
 	LastError         string
 	Keys              []tidyKey
@@ -234,7 +239,7 @@ func (b *backend) startTidy(s logical.Storage, opts tidyOptions) error {
 		b.Logger().Info("tidy finished", "state", r.status.State, "dry_run", opts.dryRun, "auto", opts.auto,
 			"entries_examined", r.status.EntriesExamined, "keys_revoked", r.status.KeysRevoked,
 			"tombstones_removed", r.status.TombstonesRemoved, "orphans_found", r.status.OrphansFound,
-			"orphans_revoked", r.status.OrphansRevoked, "errors", r.status.ErrorCount)
+			"orphans_revoked", r.status.OrphansRevoked, "roots_revoked", r.status.RootsRevoked, "errors", r.status.ErrorCount)
 	}()
 	return nil
 }
@@ -371,6 +376,7 @@ func (b *backend) tidyStatusRead(context.Context, *logical.Request, *framework.F
 		"tombstones_removed": st.TombstonesRemoved,
 		"orphans_found":      st.OrphansFound,
 		"orphans_revoked":    st.OrphansRevoked,
+		"roots_revoked":      st.RootsRevoked,
 		"error_count":        st.ErrorCount,
 		"last_error":         st.LastError,
 		"keys":               keys,
@@ -382,7 +388,8 @@ func (b *backend) tidyStatusRead(context.Context, *logical.Request, *framework.F
 // and the run goes on (the next run retries them).
 func (b *backend) runTidy(ctx context.Context, s logical.Storage, opts tidyOptions) error {
 	cutoff := b.clock.Now().Add(-opts.safetyBuffer)
-	t := &tidyPass{b: b, s: s, opts: opts, cutoff: cutoff, removed: map[string]bool{}, handled: map[string]bool{}, seen: newFirstSeen()}
+	t := &tidyPass{b: b, s: s, opts: opts, cutoff: cutoff, removed: map[string]bool{}, handled: map[string]bool{}, seen: newFirstSeen(),
+		rootsGone: map[tombstoneRef]bool{}}
 	// Tombstones last: the orphan scan lists a tombstone's account while it
 	// is still there, and a tombstone with orphans pending stays.
 	for _, step := range []func(context.Context) error{t.ledger, t.orphans, t.tombstones} {
@@ -412,6 +419,9 @@ type tidyPass struct {
 	// seen holds the orphans the scan left pending, for the sources it
 	// listed (a dry run's as a real run would leave them).
 	seen *firstSeen
+	// rootsGone holds the tombstones whose replaced roots a dry run would
+	// revoke.
+	rootsGone map[tombstoneRef]bool
 }
 
 // ledger revokes the key of every entry whose lease ended before the cutoff
@@ -561,13 +571,15 @@ func (t *tidyPass) failed(key tidyKey, err error) {
 		"incarnation", key.Incarnation, "key_id", key.KeyID, "key_name", key.KeyName, "reason", key.Reason, "error", err)
 }
 
-// tombstones removes every tombstone whose last key is gone.
+// tombstones revokes the replaced roots tombstones keep, and removes every
+// tombstone whose last key is gone.
 func (t *tidyPass) tombstones(ctx context.Context) error {
 	refs, err := listTombstones(ctx, t.s)
 	if err != nil {
 		return err
 	}
 	for _, ref := range refs {
+		t.oldRoots(ctx, ref)
 		var done bool
 		if t.opts.dryRun {
 			done, err = t.tombstoneWouldGo(ctx, ref)
@@ -585,13 +597,72 @@ func (t *tidyPass) tombstones(ctx context.Context) error {
 	return nil
 }
 
+// oldRoots revokes the replaced roots a tombstone keeps (their revocation
+// failed before or when the provider was deleted) with the tombstone's
+// root, in order, stopping at the first failure; a dry run lists them.
+func (t *tidyPass) oldRoots(ctx context.Context, ref tombstoneRef) {
+	defer t.b.locks.lock(lockKey("provider", ref.Name))()
+	ts, err := getTombstone(ctx, t.s, ref.Name, ref.Incarnation)
+	if err != nil {
+		t.b.tidy.fail(err)
+		return
+	}
+	if ts == nil || len(ts.Provider.PendingRootRevocations) == 0 {
+		return
+	}
+	pending := ts.Provider.PendingRootRevocations
+	key := tidyKey{Provider: ref.Name, Incarnation: ref.Incarnation, Reason: reasonOldRoot}
+	if t.opts.dryRun {
+		for _, id := range pending {
+			key.KeyID, key.Action = id, actionWouldRevoke
+			t.b.tidy.note(key)
+			t.b.tidy.update(func(st *tidyStatus) { st.RootsRevoked++; st.KeysRevoked++ })
+		}
+		t.rootsGone[ref] = true
+		return
+	}
+	pc, release, err := t.b.clientFor(ctx, t.s, ref.Name, ref.Incarnation)
+	defer release()
+	if err == nil && pc == nil {
+		err = fmt.Errorf("provider %q: the tombstone of incarnation %s is gone", ref.Name, ref.Incarnation)
+	}
+	if err != nil {
+		key.KeyID = pending[0]
+		t.failed(key, err)
+		return
+	}
+	revoked := 0
+	for _, id := range pending {
+		key.KeyID = id
+		if err := pc.api.RevokeRoot(ctx, id); err != nil {
+			t.failed(key, fmt.Errorf("provider %q: revoking replaced root %s: %w", ref.Name, id, err))
+			break
+		}
+		key.Action = actionRevoked
+		t.b.tidy.note(key)
+		t.b.tidy.update(func(st *tidyStatus) { st.RootsRevoked++; st.KeysRevoked++ })
+		t.b.Logger().Info("tidy revoked a replaced root of a deleted provider", "provider", ref.Name, "incarnation", ref.Incarnation, "root_key_id", id)
+		revoked++
+	}
+	if revoked == 0 {
+		return
+	}
+	ts.Provider.PendingRootRevocations = slices.Clone(pending[revoked:])
+	if err := putTombstone(ctx, t.s, ts); err != nil {
+		// The next tidy revokes them again: gone already is no error.
+		t.b.tidy.fail(err)
+		return
+	}
+	t.b.tombstoneRoots.Add(-int64(revoked))
+}
+
 // tombstoneWouldGo is tombstoneDone as storage would be after a real run.
 func (t *tidyPass) tombstoneWouldGo(ctx context.Context, ref tombstoneRef) (bool, error) {
 	ts, err := getTombstone(ctx, t.s, ref.Name, ref.Incarnation)
 	if err != nil || ts == nil {
 		return false, err
 	}
-	if t.b.clock.Now().Before(ts.Provider.LegacyLeasesUntil) {
+	if t.b.clock.Now().Before(ts.Provider.LegacyLeasesUntil) || (len(ts.Provider.PendingRootRevocations) > 0 && !t.rootsGone[ref]) {
 		return false, nil
 	}
 	ids, err := ledgerIDs(ctx, t.s, ref.Name, ref.Incarnation)

@@ -102,9 +102,11 @@ func (v *tombstoneView) fields(withKeys bool) map[string]any {
 		"oldest_expiry":       formatTime(oldest),
 		"orphans_pending":     len(v.orphans),
 		"legacy_leases_until": formatTime(v.t.Provider.LegacyLeasesUntil),
+		// Replaced roots whose revocation failed; tidy retries them.
+		"pending_root_revocations": len(v.t.Provider.PendingRootRevocations),
 	}
 	if withKeys {
-		out["keys"], out["orphans"] = v.keyFields(), v.orphanFields()
+		out["keys"], out["orphans"], out["root_revocations"] = v.keyFields(), v.orphanFields(), v.rootIDs()
 	}
 	return out
 }
@@ -117,6 +119,11 @@ func (v *tombstoneView) keyFields() []map[string]any {
 		keys = append(keys, map[string]any{"key_id": e.KeyID, "key_name": e.Name, "role": e.Role, "lease_end": formatTime(e.ExpiresAt)})
 	}
 	return keys
+}
+
+// rootIDs lists the ids of the replaced roots not yet revoked.
+func (v *tombstoneView) rootIDs() []string {
+	return append([]string{}, v.t.Provider.PendingRootRevocations...)
 }
 
 // orphanFields lists the pending orphans: id and when first seen.
@@ -159,7 +166,7 @@ func (b *backend) tombstoneRead(ctx context.Context, req *logical.Request, d *fr
 }
 
 // tombstoneDelete forgets a tombstone: its ledger entries, the orphans
-// tidy had pending at its account, and its config. The keys stay live at
+// tidy had pending at its account, its replaced roots, and its config. The keys stay live at
 // the provider; the answer and the server log name them. Leases of those
 // keys still revoke in Vault, without calling any provider. Refused while
 // leases issued before the ledger existed may be out (their revocations
@@ -190,17 +197,20 @@ func (b *backend) tombstoneDelete(ctx context.Context, req *logical.Request, d *
 	}
 	b.dropClient(tombstoneClientKey(ref.Name, ref.Incarnation))
 	b.tombstones.Add(-1)
+	roots := v.rootIDs()
+	b.tombstoneRoots.Add(-int64(len(roots)))
 
-	resp := &logical.Response{Data: map[string]any{"forgotten_keys": v.keyFields(), "forgotten_orphans": v.orphanFields()}}
-	if n := len(v.entries) + len(v.orphans); n > 0 {
+	resp := &logical.Response{Data: map[string]any{"forgotten_keys": v.keyFields(), "forgotten_orphans": v.orphanFields(), "forgotten_roots": roots}}
+	if n := len(v.entries) + len(v.orphans) + len(roots); n > 0 {
 		var named []string
 		for _, e := range v.entries {
 			named = append(named, cmp.Or(e.KeyID, e.Name))
 		}
 		named = append(named, slices.Sorted(maps.Keys(v.orphans))...)
+		named = append(named, roots...)
 		b.Logger().Warn("deleted the tombstone of a provider whose keys were still outstanding: Vault will not revoke them; delete them at the provider",
-			"provider", ref.Name, "incarnation", ref.Incarnation, "keys", len(v.entries), "orphans", len(v.orphans), "key_ids_or_names", named)
-		resp.AddWarning(fmt.Sprintf("%d keys of this account are no longer revoked by Vault (forgotten_keys, forgotten_orphans): delete them at the provider", n))
+			"provider", ref.Name, "incarnation", ref.Incarnation, "keys", len(v.entries), "orphans", len(v.orphans), "roots", len(roots), "key_ids_or_names", named)
+		resp.AddWarning(fmt.Sprintf("%d keys of this account are no longer revoked by Vault (forgotten_keys, forgotten_orphans, forgotten_roots): delete them at the provider", n))
 		return resp, nil
 	}
 	b.Logger().Info("deleted the tombstone of a deleted provider", "provider", ref.Name, "incarnation", ref.Incarnation)
@@ -209,17 +219,18 @@ func (b *backend) tombstoneDelete(ctx context.Context, req *logical.Request, d *
 
 const tombstonesHelp = `
 A provider deleted while keys it issued are outstanding (leased dynamic keys,
-orphans tidy has yet to revoke, leases from before the upgrade to v0.2.0) is
-kept as a tombstone, so that their revocations still reach its account; it
-goes by itself with its last key. LIST tombstones/ shows them as
+orphans tidy has yet to revoke, leases from before the upgrade to v0.2.0,
+replaced roots whose revocation failed, which tidy retries) is kept as a
+tombstone, so that their revocations still reach its account; it goes by
+itself with its last key. LIST tombstones/ shows them as
 <name>/<incarnation>; a read shows one with its keys (ids and names, never a
 secret).
 
 DELETE tombstones/<name>/<incarnation> is for an account that is gone for
 good, whose keys can no longer be revoked: it forgets the tombstone and its
-keys (their ledger entries and tidy's pending orphans), answers with those
-keys, and logs them. Vault will not revoke them any more: delete them at the
-provider if they still work. Their leases still revoke in Vault, without
-calling any provider. Refused while leases issued by v0.1.0 may be
-outstanding (legacy_leases_until).
+keys (their ledger entries, tidy's pending orphans and replaced roots),
+answers with those keys, and logs them. Vault will not revoke them any more:
+delete them at the provider if they still work. Their leases still revoke in
+Vault, without calling any provider. Refused while leases issued by v0.1.0
+may be outstanding (legacy_leases_until).
 `

@@ -10,12 +10,12 @@ import (
 )
 
 // A deleted provider whose incarnation still has keys outstanding (ledger
-// entries, or leases issued before the ledger existed) is kept as a
-// tombstone: its config, root credential included (seal-wrapped like a
-// live provider), under config/tombstones/<name>/<incarnation>, so that
-// the revocations of its keys still reach the account that issued them.
-// It is invisible to providers/ reads and lists, and goes when its last
-// key does.
+// entries, orphans tidy has seen, leases issued before the ledger existed,
+// replaced roots whose revocation failed) is kept as a tombstone: its
+// config, root credential included (seal-wrapped like a live provider),
+// under config/tombstones/<name>/<incarnation>, so that the revocations of
+// its keys still reach the account that issued them. It is invisible to
+// providers/ reads and lists, and goes when its last key does.
 const tombstonePrefix = "config/tombstones/"
 
 type tombstone struct {
@@ -66,10 +66,11 @@ func listTombstones(ctx context.Context, s logical.Storage) ([]tombstoneRef, err
 
 // tombstoneDone reports whether a tombstone can go: no key of its
 // incarnation is outstanding (no ledger entry, no orphan tidy has seen and
-// not yet revoked) and leases issued before the ledger existed (held until
-// LegacyLeasesUntil) can no longer be.
+// not yet revoked), no replaced root is left to revoke, and leases issued
+// before the ledger existed (held until LegacyLeasesUntil) can no longer
+// be.
 func (b *backend) tombstoneDone(ctx context.Context, s logical.Storage, t *tombstone) (bool, error) {
-	if b.clock.Now().Before(t.Provider.LegacyLeasesUntil) {
+	if b.clock.Now().Before(t.Provider.LegacyLeasesUntil) || len(t.Provider.PendingRootRevocations) > 0 {
 		return false, nil
 	}
 	has, err := hasKeysOutstanding(ctx, s, t.Name, t.Provider.Incarnation)

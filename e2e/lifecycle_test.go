@@ -323,6 +323,60 @@ func TestDecommissionLeavesNothingLive(t *testing.T) {
 	}
 }
 
+// TestProviderDeleteKeepsReplacedRootsForTidy: an old root whose
+// revocation failed after a rotation is not forgotten when its provider is
+// deleted. The delete tries it again; while the account still refuses, a
+// tombstone keeps it and tidy revokes it once the account accepts. The
+// delete's answer also names the current root, which only Vault knew and
+// which stays live.
+func TestProviderDeleteKeepsReplacedRootsForTidy(t *testing.T) {
+	c := sharedVlt.client
+	d := lcDemo(t, "delroot")
+	mount := lcMount(t, sharedVlt, "delroot")
+	writeDemoProvider(t, c, mount, "p", d)
+	inc := lcIncarnation(t, c, mount, "p")
+	first := ptS(read(t, c, mount+"/providers/p").Data["root_key_id"])
+	d.setKnobs(t, map[string]any{"forbid": []string{"DELETE /v1/admin-keys/{id}"}})
+	second := ptS(write(t, c, mount+"/rotate-root/p", nil).Data["root_key_id"])
+	if n := ptGet(read(t, c, mount+"/status").Data, "providers", "p", "pending_root_revocations"); fmt.Sprint(n) != "1" {
+		t.Fatalf("pending_root_revocations %v after a rotation whose old root could not be deleted, want 1", n)
+	}
+
+	s, err := c.Logical().Delete(mount + "/providers/p")
+	if err != nil || s == nil {
+		t.Fatalf("delete providers/p: %v %v", s, err)
+	}
+	if s.Data["tombstone"] != "p/"+inc || fmt.Sprint(s.Data["root_revocations_pending"]) != "["+first+"]" || s.Data["root_left_live"] != second {
+		t.Fatalf("delete answered %v; want tombstone p/%s, root_revocations_pending [%s], root_left_live %s", s.Data, inc, first, second)
+	}
+	if len(s.Warnings) != 2 {
+		t.Fatalf("delete warned %q; want the pending old root and the live root", s.Warnings)
+	}
+	if n := read(t, c, mount+"/status").Data["pending_revocations"]; fmt.Sprint(n) != "1" {
+		t.Fatalf("status pending_revocations %v with the tombstone's old root, want 1", n)
+	}
+	tomb := read(t, c, mount+"/tombstones/p/"+inc).Data
+	if fmt.Sprint(tomb["root_revocations"]) != "["+first+"]" {
+		t.Fatalf("tombstone read root_revocations %v, want [%s]", tomb["root_revocations"], first)
+	}
+
+	d.setKnobs(t, map[string]any{"forbid": []string{}})
+	st := runTidy(t, c, mount, map[string]any{"safety_buffer": "0s"})
+	if fmt.Sprint(st["roots_revoked"]) != "1" || fmt.Sprint(st["tombstones_removed"]) != "1" || fmt.Sprint(st["error_count"]) != "0" {
+		t.Fatalf("tidy-status %v; want 1 root revoked, 1 tombstone removed, no error", st)
+	}
+	if tombs, _ := lcTombstones(t, c, mount); len(tombs) != 0 {
+		t.Fatalf("tombstones after tidy: %+v, want none", tombs)
+	}
+	var live []string
+	for _, k := range d.keys(t, "state=live") {
+		live = append(live, k.ID)
+	}
+	if !slices.Equal(live, []string{second}) {
+		t.Fatalf("live at the provider: %v; want only the root Vault made, %s (named by the delete)", live, second)
+	}
+}
+
 // TestProviderRecreatedRevokesOnOldAccount: leases issued by provider p on
 // demo provider A; the role and p deleted, p recreated on demo provider B
 // (a new incarnation). Revoking the old leases deletes their keys at A and
