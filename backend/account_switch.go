@@ -71,7 +71,7 @@ func (b *backend) checkAccountSwitch(ctx context.Context, s logical.Storage, nam
 // and is revoked through its configuration: ledger entries (dynamic keys,
 // keys of deleted dual roles), orphans tidy waits to revoke, the keys of
 // its dual roles (among users, the roles using it), old roots not yet
-// revoked, and leases of v0.1.0.
+// revoked, creations WAL rollback has yet to settle, and leases of v0.1.0.
 func (b *backend) keysAtAccount(ctx context.Context, s logical.Storage, name string, e *providerEntry, users map[string]*roleEntry) ([]string, error) {
 	var held []string
 	ids, err := ledgerIDs(ctx, s, name, e.Incarnation)
@@ -99,6 +99,13 @@ func (b *backend) keysAtAccount(ctx context.Context, s logical.Storage, name str
 	}
 	if n := len(e.PendingRootRevocations); n > 0 {
 		held = append(held, fmt.Sprintf("%d replaced roots not yet revoked", n))
+	}
+	n, err := walEntriesOf(ctx, s, name, e.Incarnation)
+	if err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		held = append(held, fmt.Sprintf("%d keys or roots whose creation WAL rollback has yet to settle (WAL entries)", n))
 	}
 	if e.LegacyLeasesUntil.After(b.clock.Now()) {
 		held = append(held, "leases issued by v0.1.0 until "+formatTime(e.LegacyLeasesUntil))

@@ -94,6 +94,9 @@ type backend struct {
 	// tombstoneRoots the replaced roots they hold whose revocation failed.
 	tombstones     atomic.Int64
 	tombstoneRoots atomic.Int64
+	// rolledBack holds the tombstones WAL rollback went through, for the
+	// next rollback pass to remove if done (rollback.go).
+	rolledBack sync.Map // tombstoneRef -> struct{}
 }
 
 func newBackend(c clock) *backend {
@@ -131,6 +134,7 @@ func newBackend(c clock) *backend {
 		),
 		Secrets:           []*framework.Secret{secretKey(b)},
 		WALRollback:       b.walRollback,
+		PeriodicFunc:      b.periodic,
 		WALRollbackMinAge: walRollbackMinAge,
 		Invalidate:        b.invalidate,
 		InitializeFunc:    b.initialize,

@@ -124,14 +124,18 @@ func hasLedgerEntries(ctx context.Context, s logical.Storage, provider, incarnat
 }
 
 // hasKeysOutstanding reports whether keys of an incarnation may still be
-// live at its account: ledger entries, or orphans tidy has seen and not
-// yet revoked. Such an incarnation's config is kept (a tombstone) when its
-// provider is deleted.
+// live at its account: ledger entries, orphans tidy has seen and not yet
+// revoked, or WAL entries of creations WAL rollback has yet to settle.
+// Such an incarnation's config is kept (a tombstone) when its provider is
+// deleted.
 func hasKeysOutstanding(ctx context.Context, s logical.Storage, provider, incarnation string) (bool, error) {
 	if has, err := hasLedgerEntries(ctx, s, provider, incarnation); has || err != nil {
 		return has, err
 	}
-	n, err := orphansPending(ctx, s, provider, incarnation)
+	if n, err := orphansPending(ctx, s, provider, incarnation); n > 0 || err != nil {
+		return n > 0, err
+	}
+	n, err := walEntriesOf(ctx, s, provider, incarnation)
 	return n > 0, err
 }
 

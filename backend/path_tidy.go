@@ -674,7 +674,10 @@ func (t *tidyPass) tombstoneWouldGo(ctx context.Context, ref tombstoneRef) (bool
 			return false, nil
 		}
 	}
-	n, err := t.seen.pending(ctx, t.s, ref.Name, ref.Incarnation)
+	if n, err := t.seen.pending(ctx, t.s, ref.Name, ref.Incarnation); n > 0 || err != nil {
+		return false, err
+	}
+	n, err := walEntriesOf(ctx, t.s, ref.Name, ref.Incarnation)
 	return n == 0, err
 }
 

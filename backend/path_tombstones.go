@@ -55,6 +55,7 @@ type tombstoneView struct {
 	ids     []string       // ledger entry ids
 	entries []*ledgerEntry // those still there when read
 	orphans map[string]time.Time
+	wal     int // WAL entries of creations rollback has yet to settle
 }
 
 // readTombstone reads a tombstone with its keys; nil when there is none.
@@ -77,6 +78,9 @@ func readTombstone(ctx context.Context, s logical.Storage, r tombstoneRef) (*tom
 		}
 	}
 	if v.orphans, err = getSightings(ctx, s, r.Name, r.Incarnation); err != nil {
+		return nil, err
+	}
+	if v.wal, err = walEntriesOf(ctx, s, r.Name, r.Incarnation); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -104,6 +108,9 @@ func (v *tombstoneView) fields(withKeys bool) map[string]any {
 		"legacy_leases_until": formatTime(v.t.Provider.LegacyLeasesUntil),
 		// Replaced roots whose revocation failed; tidy retries them.
 		"pending_root_revocations": len(v.t.Provider.PendingRootRevocations),
+		// Keys or roots created at its account whose WAL entry rollback
+		// has yet to settle.
+		"wal_entries": v.wal,
 	}
 	if withKeys {
 		out["keys"], out["orphans"], out["root_revocations"] = v.keyFields(), v.orphanFields(), v.rootIDs()
@@ -200,8 +207,10 @@ func (b *backend) tombstoneDelete(ctx context.Context, req *logical.Request, d *
 	roots := v.rootIDs()
 	b.tombstoneRoots.Add(-int64(len(roots)))
 
-	resp := &logical.Response{Data: map[string]any{"forgotten_keys": v.keyFields(), "forgotten_orphans": v.orphanFields(), "forgotten_roots": roots}}
-	if n := len(v.entries) + len(v.orphans) + len(roots); n > 0 {
+	// WAL entries stay: rollback, finding no config, drops them.
+	resp := &logical.Response{Data: map[string]any{"forgotten_keys": v.keyFields(), "forgotten_orphans": v.orphanFields(), "forgotten_roots": roots,
+		"forgotten_wal_entries": v.wal}}
+	if n := len(v.entries) + len(v.orphans) + len(roots) + v.wal; n > 0 {
 		var named []string
 		for _, e := range v.entries {
 			named = append(named, cmp.Or(e.KeyID, e.Name))
@@ -209,8 +218,8 @@ func (b *backend) tombstoneDelete(ctx context.Context, req *logical.Request, d *
 		named = append(named, slices.Sorted(maps.Keys(v.orphans))...)
 		named = append(named, roots...)
 		b.Logger().Warn("deleted the tombstone of a provider whose keys were still outstanding: Vault will not revoke them; delete them at the provider",
-			"provider", ref.Name, "incarnation", ref.Incarnation, "keys", len(v.entries), "orphans", len(v.orphans), "roots", len(roots), "key_ids_or_names", named)
-		resp.AddWarning(fmt.Sprintf("%d keys of this account are no longer revoked by Vault (forgotten_keys, forgotten_orphans, forgotten_roots): delete them at the provider", n))
+			"provider", ref.Name, "incarnation", ref.Incarnation, "keys", len(v.entries), "orphans", len(v.orphans), "roots", len(roots), "wal_entries", v.wal, "key_ids_or_names", named)
+		resp.AddWarning(fmt.Sprintf("%d keys of this account are no longer revoked by Vault (forgotten_keys, forgotten_orphans, forgotten_roots, forgotten_wal_entries): delete them at the provider", n))
 		return resp, nil
 	}
 	b.Logger().Info("deleted the tombstone of a deleted provider", "provider", ref.Name, "incarnation", ref.Incarnation)

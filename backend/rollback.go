@@ -3,9 +3,11 @@ package backend
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/hashicorp/vault/sdk/framework"
 	"github.com/hashicorp/vault/sdk/logical"
 
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
@@ -28,10 +30,12 @@ const (
 // key's id as soon as the provider returns it.
 type walKey struct {
 	Provider string `json:"provider"`
-	Role     string `json:"role"`
-	Name     string `json:"name"`
-	KeyID    string `json:"key_id"`
-	Purpose  string `json:"purpose"`
+	// Incarnation of the provider the key was created at (see walRoot).
+	Incarnation string `json:"incarnation,omitempty"`
+	Role        string `json:"role"`
+	Name        string `json:"name"`
+	KeyID       string `json:"key_id"`
+	Purpose     string `json:"purpose"`
 	// UniqueName says the role's name_template makes every attempt's name
 	// unique ({{random}} or {{uuid}}), so that a key whose id was never
 	// recorded can be found by name without touching another key.
@@ -79,14 +83,19 @@ func (b *backend) rollbackKey(ctx context.Context, s logical.Storage, w walKey) 
 	if err != nil {
 		return err
 	}
-	pc, release, err := b.client(ctx, s, w.Provider)
+	// The config of the incarnation the key was created at: a deleted
+	// provider's tombstone stays while the entry does.
+	pc, release, err := b.clientFor(ctx, s, w.Provider, w.Incarnation)
 	if err != nil {
 		return err
 	}
 	defer release()
 	if pc == nil {
-		b.Logger().Warn("WAL rollback: provider no longer exists; dropping entry", "provider", w.Provider, "key_name", w.Name)
+		b.Logger().Warn("WAL rollback: provider no longer exists; dropping entry", "provider", w.Provider, "incarnation", w.Incarnation, "key_name", w.Name)
 		return nil
+	}
+	if pc.tombstoned {
+		defer b.rolledBackThrough(w.Provider, pc.entry.Incarnation)
 	}
 	ids := []string{}
 	if w.KeyID != "" {
@@ -122,6 +131,89 @@ func (b *backend) rollbackKey(ctx context.Context, s logical.Storage, w walKey) 
 	return nil
 }
 
+// walOwner returns the config of the provider incarnation a WAL entry was
+// written for: the live provider's, else its tombstone's (kept while the
+// entry exists; tombstoned says so); nil when neither is left. An entry
+// without an incarnation belongs to the live provider, or to the tombstone
+// of the provider that held the name at the upgrade from v0.1.0.
+func (b *backend) walOwner(ctx context.Context, s logical.Storage, provider, incarnation string) (e *providerEntry, tombstoned bool, err error) {
+	if e, err = getProvider(ctx, s, provider); err != nil {
+		return nil, false, err
+	}
+	if e != nil && (incarnation == "" || e.Incarnation == incarnation) {
+		return e, false, nil
+	}
+	if incarnation == "" {
+		if incarnation, err = b.legacyTombstone(ctx, s, provider); err != nil || incarnation == "" {
+			return nil, false, err
+		}
+	}
+	t, err := getTombstone(ctx, s, provider, incarnation)
+	if err != nil || t == nil {
+		return nil, false, err
+	}
+	return t.Provider, true, nil
+}
+
+// rolledBackThrough notes a tombstone a WAL rollback went through. The
+// framework deletes the WAL entry only after the rollback returns, so the
+// next rollback pass (periodic, just before it) removes the tombstone if
+// that entry was its last record.
+func (b *backend) rolledBackThrough(name, incarnation string) {
+	b.rolledBack.Store(tombstoneRef{name, incarnation}, struct{}{})
+}
+
+// periodic runs at the start of every rollback pass (each minute, where
+// WAL rollback runs): it removes the tombstones the last pass's rollbacks
+// went through once nothing of them is left.
+func (b *backend) periodic(ctx context.Context, req *logical.Request) error {
+	var errs []error
+	b.rolledBack.Range(func(k, _ any) bool {
+		ref := k.(tombstoneRef)
+		if _, err := b.removeTombstoneIfDone(ctx, req.Storage, ref.Name, ref.Incarnation); err != nil {
+			errs = append(errs, err) // kept for the next pass
+			return true
+		}
+		b.rolledBack.Delete(k)
+		return true
+	})
+	return errors.Join(errs...)
+}
+
+// walRef is what a WAL entry says about where its secret lives.
+type walRef struct {
+	Provider    string `json:"provider"`
+	Incarnation string `json:"incarnation"`
+}
+
+// walEntriesOf counts the WAL entries (key and root creations not yet
+// settled) of a provider incarnation. An entry without an incarnation
+// counts for every incarnation of its provider name: it may be any.
+func walEntriesOf(ctx context.Context, s logical.Storage, provider, incarnation string) (int, error) {
+	ids, err := framework.ListWAL(ctx, s)
+	if err != nil {
+		return 0, fmt.Errorf("listing WAL entries: %w", err)
+	}
+	n := 0
+	for _, id := range ids {
+		entry, err := framework.GetWAL(ctx, s, id)
+		if err != nil {
+			return 0, fmt.Errorf("reading WAL entry: %w", err)
+		}
+		if entry == nil {
+			continue
+		}
+		ref, err := decodeWAL[walRef](entry.Data)
+		if err != nil {
+			return 0, err
+		}
+		if ref.Provider == provider && (ref.Incarnation == "" || ref.Incarnation == incarnation) {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // recordedKeyIDs returns the ids that storage references for the WAL's
 // role, which rollback must never revoke.
 func (b *backend) recordedKeyIDs(ctx context.Context, s logical.Storage, w walKey) (map[string]bool, error) {
@@ -147,11 +239,18 @@ func (b *backend) recordedKeyIDs(ctx context.Context, s logical.Storage, w walKe
 // stored, using the stored (old) root.
 func (b *backend) rollbackRoot(ctx context.Context, s logical.Storage, w walRoot) error {
 	defer b.locks.lock(lockKey("provider", w.Provider))()
-	e, err := getProvider(ctx, s, w.Provider)
+	e, tombstoned, err := b.walOwner(ctx, s, w.Provider, w.Incarnation)
 	if err != nil {
 		return err
 	}
-	if e == nil || (w.RootID != "" && e.RootKeyID == w.RootID) {
+	if e == nil {
+		b.Logger().Warn("WAL rollback: provider no longer exists; dropping entry", "provider", w.Provider, "incarnation", w.Incarnation, "root_name", w.Name)
+		return nil
+	}
+	if tombstoned {
+		defer b.rolledBackThrough(w.Provider, e.Incarnation)
+	}
+	if w.RootID != "" && e.RootKeyID == w.RootID {
 		return nil
 	}
 	pc, err := b.buildClient(w.Provider, e)

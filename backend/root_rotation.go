@@ -22,8 +22,13 @@ const walKindRoot = "root"
 // as soon as it exists, so one that was never stored gets discarded.
 type walRoot struct {
 	Provider string `json:"provider"`
-	Name     string `json:"name"`
-	RootID   string `json:"root_id"`
+	// Incarnation of the provider the root was created for, so that
+	// rollback reaches its account even after the provider was deleted
+	// (its tombstone) or created again. Entries written before it was
+	// recorded have none: they belong to the live provider.
+	Incarnation string `json:"incarnation,omitempty"`
+	Name        string `json:"name"`
+	RootID      string `json:"root_id"`
 }
 
 // newRootAttempt names a provider's next root credential (label says
@@ -31,7 +36,7 @@ type walRoot struct {
 // provider calls on it. A roll-style type's failed create never leaves a
 // spare root to discard.
 func (b *backend) newRootAttempt(s logical.Storage, pc *providerClient, name, label string) (*walJournal, secretOps[clients.Root]) {
-	wal := &walRoot{Provider: name, Name: fmt.Sprintf("vault-%s-%s-%d", label, name, b.clock.Now().UnixNano())}
+	wal := &walRoot{Provider: name, Incarnation: pc.entry.Incarnation, Name: fmt.Sprintf("vault-%s-%s-%d", label, name, b.clock.Now().UnixNano())}
 	notCreated := definitelyNotCreated
 	if pc.api.Capabilities().NativeRoll {
 		notCreated = func(error) bool { return true }

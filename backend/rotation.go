@@ -35,7 +35,7 @@ func (b *backend) newKeyAttempt(ctx context.Context, s logical.Storage, pc *prov
 		return nil, fmt.Errorf("name_template: %w", err)
 	}
 	requested := requestedKeyExpiry(role, pc.api.Capabilities().Expiry, b.clock.Now())
-	wal := &walKey{Provider: role.Provider, Role: roleName, Name: name, Purpose: purpose, UniqueName: nameTemplateUnique(role.NameTemplate)}
+	wal := &walKey{Provider: role.Provider, Incarnation: pc.entry.Incarnation, Role: roleName, Name: name, Purpose: purpose, UniqueName: nameTemplateUnique(role.NameTemplate)}
 	return &keyAttempt{
 		journal:   b.newWALJournal(s, walKindKey, wal),
 		requested: requested,
