@@ -308,16 +308,7 @@ func TestEntriesWithoutExpiryFieldsLoadAndRotate(t *testing.T) {
 	strip(roleKeysPrefix+"r", "requested_expires_at", "renew_at")
 	strip(rolePrefix+"r", "renew_before")
 
-	b2 := newBackend(e.clock)
-	if err := b2.Setup(ctx, &logical.BackendConfig{Logger: e.b.Logger(), System: e.sys, StorageView: e.storage}); err != nil {
-		t.Fatal(err)
-	}
-	b2.verifyAttempts = 1
-	if err := b2.Initialize(ctx, &logical.InitializationRequest{Storage: e.storage}); err != nil {
-		t.Fatal(err)
-	}
-	defer b2.Clean(ctx)
-	e.b = b2
+	e.restart()
 	e.must(logical.ReadOperation, "providers/p", nil)
 	e.must(logical.ReadOperation, "roles/r", nil)
 	e.must(logical.ReadOperation, "creds/r", nil)

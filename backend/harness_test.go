@@ -259,6 +259,24 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
+// restart stops the backend and starts a new one on the same storage, as
+// a reload or a new active node does.
+func (e *env) restart() {
+	e.t.Helper()
+	ctx := context.Background()
+	e.b.Clean(ctx)
+	b := newBackend(e.clock)
+	if err := b.Setup(ctx, &logical.BackendConfig{Logger: e.b.Logger(), System: e.sys, StorageView: e.storage}); err != nil {
+		e.t.Fatal(err)
+	}
+	b.verifyAttempts, b.verifyWait = 1, 0
+	if err := b.Initialize(ctx, &logical.InitializationRequest{Storage: e.storage}); err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { b.Clean(context.Background()) })
+	e.b = b
+}
+
 // do sends one request through the framework, as Vault would.
 func (e *env) do(op logical.Operation, path string, data map[string]any) (*logical.Response, error) {
 	e.t.Helper()

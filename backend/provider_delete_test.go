@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -158,7 +157,6 @@ func TestProviderDeleteKeepsFailedRootRevocationsForTidy(t *testing.T) {
 // it again), and forgetting the tombstone names the root it forgot.
 func TestTombstoneRootsAfterRestartAndForget(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	e := newEnv(t)
 	e.provider("p")
 	inc := e.storedProvider("p").Incarnation
@@ -166,16 +164,7 @@ func TestTombstoneRootsAfterRestartAndForget(t *testing.T) {
 	e.failDelete.Store(true)
 	e.must(logical.DeleteOperation, "providers/p", nil)
 
-	e.b.Clean(ctx)
-	b2 := newBackend(e.clock)
-	if err := b2.Setup(ctx, &logical.BackendConfig{Logger: e.b.Logger(), System: e.sys, StorageView: e.storage}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b2.Initialize(ctx, &logical.InitializationRequest{Storage: e.storage}); err != nil {
-		t.Fatal(err)
-	}
-	defer b2.Clean(ctx)
-	e.b = b2
+	e.restart()
 	e.wantPendingRevocations(1, "after a restart")
 
 	resp := e.must(logical.DeleteOperation, "tombstones/p/"+inc, nil)

@@ -108,7 +108,6 @@ func TestDeletedDualRoleKeysLiveUntilTheirLeasesEnd(t *testing.T) {
 func TestRetiringKeyOutlivesAnOutageAndARestart(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	ctx := context.Background()
 	e.b.sched.start()
 	a, b, retiring := e.deleteDualWithLeases()
 	e.failDelete.Store(true)
@@ -135,16 +134,7 @@ func TestRetiringKeyOutlivesAnOutageAndARestart(t *testing.T) {
 	}
 
 	// A new active node (or a reload) finds them again.
-	e.b.Clean(ctx)
-	b2 := newBackend(e.clock)
-	if err := b2.Setup(ctx, &logical.BackendConfig{Logger: e.b.Logger(), System: e.sys, StorageView: e.storage}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b2.Initialize(ctx, &logical.InitializationRequest{Storage: e.storage}); err != nil {
-		t.Fatal(err)
-	}
-	defer b2.Clean(ctx)
-	e.b = b2
+	e.restart()
 	if got := e.statusRetiring(); len(got) != 2 {
 		t.Fatalf("after a restart status shows %d retiring keys, want 2", len(got))
 	}

@@ -387,16 +387,7 @@ func TestMissedRotationRunsAtStart(t *testing.T) {
 	before := e.state("r").Current.ID
 	e.clock.Advance(5 * time.Hour) // Vault was down
 
-	b2 := newBackend(e.clock)
-	if err := b2.Setup(context.Background(), &logical.BackendConfig{Logger: e.b.Logger(), System: e.sys, StorageView: e.storage}); err != nil {
-		t.Fatal(err)
-	}
-	b2.verifyAttempts = 1
-	if err := b2.Initialize(context.Background(), &logical.InitializationRequest{Storage: e.storage}); err != nil {
-		t.Fatal(err)
-	}
-	defer b2.Clean(context.Background())
-	e.b = b2
+	e.restart()
 	e.settle()
 	st := e.state("r")
 	if st.Current.ID == before {
