@@ -600,11 +600,11 @@ func (b *backend) providerDelete(ctx context.Context, req *logical.Request, d *f
 	return b.deletedProviderNotice(name, e, keep), nil
 }
 
-// deletedProviderNotice tells the operator what a provider's delete left
-// live at the provider: old roots whose revocation failed (kept with the
-// tombstone, which tidy retries) and a root Vault created, whose secret
-// only Vault knew (the plugin never revokes the root it works with). Nil
-// when there is nothing to tell.
+// deletedProviderNotice tells the operator what a provider's delete kept
+// and left live at the provider: the tombstone, old roots whose revocation
+// failed (kept with the tombstone, which tidy retries) and a root Vault
+// created, whose secret only Vault knew (the plugin never revokes the root
+// it works with). Nil when there is nothing to tell.
 func (b *backend) deletedProviderNotice(name string, e *providerEntry, kept bool) *logical.Response {
 	data := map[string]any{}
 	resp := &logical.Response{Data: data}
@@ -624,7 +624,7 @@ func (b *backend) deletedProviderNotice(name string, e *providerEntry, kept bool
 			name, id, formatTime(e.RootRotatedAt)))
 		b.Logger().Warn("deleted a provider whose root credential only Vault knew; it stays valid at the provider", "provider", name, "root_key_id", e.RootKeyID)
 	}
-	if len(resp.Warnings) == 0 {
+	if len(data) == 0 {
 		return nil
 	}
 	return resp

@@ -377,6 +377,72 @@ func TestProviderDeleteKeepsReplacedRootsForTidy(t *testing.T) {
 	}
 }
 
+// TestRollbackReachesADeletedProvidersAccount: a rotation whose new key
+// could not be discarded leaves a WAL entry naming it; the role and the
+// provider are deleted before Vault's rollback manager gets to it. The
+// provider's config stays as a tombstone, rollback revokes the key with
+// it, and the next rollback pass removes the tombstone. It takes about
+// four minutes (entries are rolled back once 2 minutes old, in passes a
+// minute apart), so it runs in parallel with the other parallel tests.
+func TestRollbackReachesADeletedProvidersAccount(t *testing.T) {
+	t.Parallel()
+	c := sharedVlt.client
+	d := lcDemo(t, "walrb")
+	mount := lcMount(t, sharedVlt, "walrb")
+	writeDemoProvider(t, c, mount, "p", d)
+	inc := lcIncarnation(t, c, mount, "p")
+	write(t, c, mount+"/roles/dual", map[string]any{"provider": "p", "mode": "dual", "rotation_period": "24h"})
+	first := ptS(read(t, c, mount+"/roles/dual").Data["current_key_id"])
+
+	d.setKnobs(t, map[string]any{"forbid": []string{"GET /v1/whoami", "DELETE /v1/keys/{id}"}})
+	if _, err := c.Logical().Write(mount+"/rotate-role/dual", nil); err == nil {
+		t.Fatal("a rotation whose new key could not be verified succeeded")
+	}
+	var stranded string
+	for _, k := range roleKeys(t, d, "dual", "live") {
+		if k.ID != first {
+			stranded = k.ID
+		}
+	}
+	d.setKnobs(t, map[string]any{"forbid": []string{}})
+	if stranded == "" {
+		t.Fatal("the failed rotation left no new key at the provider")
+	}
+	if _, err := lcDeleteRevokingKeys(c, mount+"/roles/dual"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Logical().Delete(mount + "/providers/p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s == nil || s.Data["tombstone"] != "p/"+inc {
+		t.Fatalf("provider delete answered %v; want the tombstone p/%s", s, inc)
+	}
+	if n := read(t, c, mount+"/tombstones/p/"+inc).Data["wal_entries"]; fmt.Sprint(n) != "1" {
+		t.Fatalf("tombstone wal_entries %v, want 1", n)
+	}
+
+	start := time.Now()
+	for d.key(t, stranded).State != "revoked" {
+		if time.Since(start) > 5*time.Minute {
+			t.Fatalf("key %s, known only to a WAL entry of the deleted provider, still live after %s", stranded, time.Since(start).Round(time.Second))
+		}
+		time.Sleep(5 * time.Second)
+	}
+	revoked := time.Since(start)
+	for {
+		tombs, _ := lcTombstones(t, c, mount)
+		if len(tombs) == 0 {
+			break
+		}
+		if time.Since(start) > 7*time.Minute {
+			t.Fatalf("tombstones still %+v %s after the rollback", tombs, time.Since(start)-revoked)
+		}
+		time.Sleep(5 * time.Second)
+	}
+	t.Logf("WAL rollback revoked the key through the tombstone after %s; the tombstone went %s later", revoked.Round(time.Second), (time.Since(start) - revoked).Round(time.Second))
+}
+
 // TestProviderRecreatedRevokesOnOldAccount: leases issued by provider p on
 // demo provider A; the role and p deleted, p recreated on demo provider B
 // (a new incarnation). Revoking the old leases deletes their keys at A and
