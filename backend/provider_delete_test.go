@@ -26,6 +26,18 @@ func (e *env) deleteRootPending() (oldID, newID string) {
 	return oldID, newID
 }
 
+// deleteKeepingRoot deletes provider p while a replaced root is pending
+// and the provider still refuses its revocation; it returns p's
+// incarnation, the pending root's id and the delete's answer.
+func (e *env) deleteKeepingRoot() (inc, oldID string, resp *logical.Response) {
+	e.t.Helper()
+	e.provider("p")
+	inc = e.storedProvider("p").Incarnation
+	oldID, _ = e.deleteRootPending()
+	e.failDelete.Store(true)
+	return inc, oldID, e.must(logical.DeleteOperation, "providers/p", nil)
+}
+
 // statusTombstones returns status's tombstones.
 func (e *env) statusTombstones() []map[string]any {
 	e.t.Helper()
@@ -96,12 +108,7 @@ func TestProviderDeleteOfAnOperatorsRootWarnsNothing(t *testing.T) {
 func TestProviderDeleteKeepsFailedRootRevocationsForTidy(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.provider("p")
-	inc := e.storedProvider("p").Incarnation
-	oldID, _ := e.deleteRootPending()
-
-	e.failDelete.Store(true)
-	resp := e.must(logical.DeleteOperation, "providers/p", nil)
+	inc, oldID, resp := e.deleteKeepingRoot()
 	if resp == nil || resp.Data["tombstone"] != "p/"+inc || !slices.Equal(resp.Data["root_revocations_pending"].([]string), []string{oldID}) {
 		t.Fatalf("delete answered %v, want tombstone p/%s with %s pending", resp, inc, oldID)
 	}
@@ -158,11 +165,7 @@ func TestProviderDeleteKeepsFailedRootRevocationsForTidy(t *testing.T) {
 func TestTombstoneRootsAfterRestartAndForget(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	e.provider("p")
-	inc := e.storedProvider("p").Incarnation
-	oldID, _ := e.deleteRootPending()
-	e.failDelete.Store(true)
-	e.must(logical.DeleteOperation, "providers/p", nil)
+	inc, oldID, _ := e.deleteKeepingRoot()
 
 	e.restart()
 	e.wantPendingRevocations(1, "after a restart")

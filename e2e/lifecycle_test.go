@@ -314,11 +314,7 @@ func TestDecommissionLeavesNothingLive(t *testing.T) {
 	if resp.StatusCode/100 != 2 {
 		t.Fatalf("deleting the noted root %s as the administrator: %d", root, resp.StatusCode)
 	}
-	var left []string
-	for _, k := range d.keys(t, "state=live") {
-		left = append(left, k.ID)
-	}
-	if !slices.Equal(left, []string{consoleID}) {
+	if left := lcLiveIDs(t, d); !slices.Equal(left, []string{consoleID}) {
 		t.Fatalf("live at the provider after decommissioning: %v; want only the administrator's key %s", left, consoleID)
 	}
 }
@@ -368,11 +364,7 @@ func TestProviderDeleteKeepsReplacedRootsForTidy(t *testing.T) {
 	if tombs, _ := lcTombstones(t, c, mount); len(tombs) != 0 {
 		t.Fatalf("tombstones after tidy: %+v, want none", tombs)
 	}
-	var live []string
-	for _, k := range d.keys(t, "state=live") {
-		live = append(live, k.ID)
-	}
-	if !slices.Equal(live, []string{second}) {
+	if live := lcLiveIDs(t, d); !slices.Equal(live, []string{second}) {
 		t.Fatalf("live at the provider: %v; want only the root Vault made, %s (named by the delete)", live, second)
 	}
 }
@@ -774,6 +766,16 @@ func lcDelete(t *testing.T, c *api.Client, path string) {
 	if s != nil && len(s.Warnings) > 0 {
 		t.Logf("delete %s warns: %v", path, s.Warnings)
 	}
+}
+
+// lcLiveIDs lists the ids of every key and admin key live at d.
+func lcLiveIDs(t *testing.T, d *demoProvider) []string {
+	t.Helper()
+	var ids []string
+	for _, k := range d.keys(t, "state=live") {
+		ids = append(ids, k.ID)
+	}
+	return ids
 }
 
 // lcDeleteRevokingKeys deletes a role with revoke_keys=true: a dual role's
