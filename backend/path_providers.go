@@ -533,8 +533,10 @@ func (b *backend) providerRead(ctx context.Context, req *logical.Request, d *fra
 		"last_root_rotation_error": e.LastRootRotationError,
 		"next_root_rotation":       formatTime(b.nextRootRotation(e)),
 		"pending_root_revocations": len(e.PendingRootRevocations),
-		"expires_at":               formatTime(e.RootExpiresAt),
-		"renew_before":             int64(e.RenewBefore.Seconds()),
+		// Their ids, for an operator who has to delete one by hand.
+		"root_revocations": append([]string{}, e.PendingRootRevocations...),
+		"expires_at":       formatTime(e.RootExpiresAt),
+		"renew_before":     int64(e.RenewBefore.Seconds()),
 	}
 	e.Rotation.fill(data)
 	data["disable_automated_rotation"] = e.Rotation.Disabled

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,6 +145,9 @@ func TestRotateRootRetriesTheOldRootsRevocation(t *testing.T) {
 	}
 	if len(stored.PendingRootRevocations) != 1 || stored.PendingRootRevocations[0] != oldID {
 		t.Fatalf("pending root revocations %v, want [%s]", stored.PendingRootRevocations, oldID)
+	}
+	if ids := e.must(logical.ReadOperation, "providers/p", nil).Data["root_revocations"].([]string); !slices.Equal(ids, []string{oldID}) {
+		t.Fatalf("provider read root_revocations %v, want [%s]", ids, oldID)
 	}
 	if n := e.must(logical.ReadOperation, "providers/p", nil).Data["pending_root_revocations"]; n != 1 {
 		t.Fatalf("provider read shows %v pending root revocations, want 1", n)

@@ -91,7 +91,7 @@ func TestProviderReadHasNoSecret(t *testing.T) {
 		}
 	}
 	for _, f := range []string{"type", "base_url", "request_timeout", "max_concurrency", "root_key_id",
-		"root_rotated_at", "next_root_rotation", "last_root_rotation_error", "rotation_period", "rotation_schedule"} {
+		"root_rotated_at", "next_root_rotation", "last_root_rotation_error", "root_revocations", "rotation_period", "rotation_schedule"} {
 		if _, ok := s.Data[f]; !ok {
 			t.Errorf("provider read lacks %s", f)
 		}

@@ -337,6 +337,9 @@ func TestProviderDeleteKeepsReplacedRootsForTidy(t *testing.T) {
 	if n := ptGet(read(t, c, mount+"/status").Data, "providers", "p", "pending_root_revocations"); fmt.Sprint(n) != "1" {
 		t.Fatalf("pending_root_revocations %v after a rotation whose old root could not be deleted, want 1", n)
 	}
+	if ids := read(t, c, mount+"/providers/p").Data["root_revocations"]; fmt.Sprint(ids) != "["+first+"]" {
+		t.Fatalf("provider read root_revocations %v, want [%s]", ids, first)
+	}
 
 	s, err := c.Logical().Delete(mount + "/providers/p")
 	if err != nil || s == nil {
