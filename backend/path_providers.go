@@ -571,15 +571,14 @@ func (b *backend) providerDelete(ctx context.Context, req *logical.Request, d *f
 	}
 	// Replaced roots not yet revoked are tried once more now, with the
 	// current root; what fails stays with the tombstone, for tidy.
-	b.revokeOldRoots(ctx, req.Storage, name, e)
-	// Keys of this incarnation still outstanding (leased, or orphans tidy
-	// has yet to revoke) and old roots not yet revoked keep its config, so
-	// that their revocations reach the account that issued them.
-	keep := b.clock.Now().Before(e.LegacyLeasesUntil) || len(e.PendingRootRevocations) > 0
-	if !keep {
-		if keep, err = hasKeysOutstanding(ctx, req.Storage, name, e.Incarnation); err != nil {
-			return nil, err
-		}
+	if len(e.PendingRootRevocations) > 0 {
+		b.tryOldRoots(ctx, req.Storage, name, e)
+	}
+	// What this incarnation still has at its account keeps its config, so
+	// that the revocations reach the account that issued it.
+	keep, err := b.configNeeded(ctx, req.Storage, name, e)
+	if err != nil {
+		return nil, err
 	}
 	// A tidy running now may be about to record orphans of this account
 	// (its scan lists first and stores what it saw at the end): keep the

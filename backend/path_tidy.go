@@ -631,23 +631,21 @@ func (t *tidyPass) oldRoots(ctx context.Context, ref tombstoneRef) {
 		t.failed(key, err)
 		return
 	}
-	revoked := 0
-	for _, id := range pending {
-		key.KeyID = id
-		if err := pc.api.RevokeRoot(ctx, id); err != nil {
-			t.failed(key, fmt.Errorf("provider %q: revoking replaced root %s: %w", ref.Name, id, err))
-			break
-		}
-		key.Action = actionRevoked
+	left, err := revokeRoots(ctx, pc, pending, func(id string) {
+		key.KeyID, key.Action = id, actionRevoked
 		t.b.tidy.note(key)
 		t.b.tidy.update(func(st *tidyStatus) { st.RootsRevoked++; st.KeysRevoked++ })
 		t.b.Logger().Info("tidy revoked a replaced root of a deleted provider", "provider", ref.Name, "incarnation", ref.Incarnation, "root_key_id", id)
-		revoked++
+	})
+	if err != nil {
+		key.KeyID = left[0]
+		t.failed(key, fmt.Errorf("provider %q: revoking replaced root %s: %w", ref.Name, left[0], err))
 	}
+	revoked := len(pending) - len(left)
 	if revoked == 0 {
 		return
 	}
-	ts.Provider.PendingRootRevocations = slices.Clone(pending[revoked:])
+	ts.Provider.PendingRootRevocations = left
 	if err := putTombstone(ctx, t.s, ts); err != nil {
 		// The next tidy revokes them again: gone already is no error.
 		t.b.tidy.fail(err)

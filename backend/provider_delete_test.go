@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -180,5 +181,40 @@ func TestTombstoneRootsAfterRestartAndForget(t *testing.T) {
 	e.wantPendingRevocations(0, "after the tombstone was forgotten")
 	if n := len(e.statusTombstones()); n != 0 {
 		t.Fatalf("%d tombstones after the forget, want none", n)
+	}
+}
+
+// revokeRoots revokes every id in order and stops at the first failure,
+// returning it and what is left from there on.
+func TestRevokeRootsInOrderUntilAFailure(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	e.provider("p")
+	pc, release, err := e.b.client(ctx, e.storage, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	var ids []string
+	for range 3 {
+		r, err := pc.api.CreateRoot(ctx, "extra")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	var heard []string
+	left, err := revokeRoots(ctx, pc, ids[:2], func(id string) { heard = append(heard, id) })
+	if err != nil || left != nil || !slices.Equal(heard, ids[:2]) {
+		t.Fatalf("revokeRoots = %v, %v, heard %v; want all of %v revoked", left, err, heard, ids[:2])
+	}
+	e.failDelete.Store(true)
+	left, err = revokeRoots(ctx, pc, ids[2:], func(id string) { t.Errorf("heard %s revoked while deletes fail", id) })
+	if err == nil || !slices.Equal(left, ids[2:]) {
+		t.Fatalf("revokeRoots with deletes failing = %v, %v; want %v left and the error", left, err, ids[2:])
+	}
+	if live := e.liveAdminIDs(); slices.Contains(live, ids[0]) || slices.Contains(live, ids[1]) || !slices.Contains(live, ids[2]) {
+		t.Fatalf("live admin keys %v; want %v revoked and %s live", live, ids[:2], ids[2])
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/vault/sdk/logical"
@@ -161,36 +162,47 @@ func (b *backend) retireOldRoots(ctx context.Context, s logical.Storage, name st
 	return nil
 }
 
-// revokeOldRoots revokes replaced roots with the current one; failures stay
-// pending and are retried by the scheduler.
-func (b *backend) revokeOldRoots(ctx context.Context, s logical.Storage, name string, e *providerEntry) {
-	if len(e.PendingRootRevocations) == 0 {
-		return
+// revokeRoots revokes replaced roots in order with pc, whose root is the one
+// that replaced them, stopping at the first failure: it returns the ids
+// left and that failure. revoked hears of each root revoked.
+func revokeRoots(ctx context.Context, pc *providerClient, ids []string, revoked func(id string)) ([]string, error) {
+	for i, id := range ids {
+		if err := pc.api.RevokeRoot(ctx, id); err != nil {
+			return slices.Clone(ids[i:]), err
+		}
+		revoked(id)
 	}
+	return nil, nil
+}
+
+// tryOldRoots revokes a live provider's replaced roots with its current
+// one; what fails stays pending in e, with the failure and the backoff
+// recorded. It stores nothing.
+func (b *backend) tryOldRoots(ctx context.Context, s logical.Storage, name string, e *providerEntry) {
 	pc, release, err := b.client(ctx, s, name)
 	defer release()
 	if err == nil && pc == nil {
 		err = fmt.Errorf("provider %q does not exist", name)
 	}
-	pc = pc.withDeadline()
-	var left []string
-	for _, id := range e.PendingRootRevocations {
-		if err == nil {
-			if rerr := pc.api.RevokeRoot(ctx, id); rerr != nil {
-				err = rerr
-			} else {
-				b.Logger().Info("revoked the replaced root credential", "provider", name, "root_key_id", id)
-				continue
-			}
-		}
-		left = append(left, id)
+	if err == nil {
+		e.PendingRootRevocations, err = revokeRoots(ctx, pc.withDeadline(), e.PendingRootRevocations, func(id string) {
+			b.Logger().Info("revoked the replaced root credential", "provider", name, "root_key_id", id)
+		})
 	}
-	e.PendingRootRevocations = left
 	if err != nil {
 		e.attempts().backoff(b.clock.Now(), e.Rotation, "revoking the old root: "+err.Error(), err)
 	} else {
 		e.attempts().clear()
 	}
+}
+
+// revokeOldRoots revokes replaced roots with the current one and stores
+// the provider; failures stay pending and are retried by the scheduler.
+func (b *backend) revokeOldRoots(ctx context.Context, s logical.Storage, name string, e *providerEntry) {
+	if len(e.PendingRootRevocations) == 0 {
+		return
+	}
+	b.tryOldRoots(ctx, s, name, e)
 	pctx, cancel := persistContext(ctx)
 	defer cancel()
 	if perr := b.putProvider(pctx, s, name, e); perr != nil {

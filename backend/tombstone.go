@@ -64,17 +64,22 @@ func listTombstones(ctx context.Context, s logical.Storage) ([]tombstoneRef, err
 	return out, nil
 }
 
-// tombstoneDone reports whether a tombstone can go: no key of its
-// incarnation is outstanding (no ledger entry, no orphan tidy has seen and
-// not yet revoked), no replaced root is left to revoke, and leases issued
-// before the ledger existed (held until LegacyLeasesUntil) can no longer
-// be.
-func (b *backend) tombstoneDone(ctx context.Context, s logical.Storage, t *tombstone) (bool, error) {
-	if b.clock.Now().Before(t.Provider.LegacyLeasesUntil) || len(t.Provider.PendingRootRevocations) > 0 {
-		return false, nil
+// configNeeded reports whether a provider incarnation's config must stay
+// (as a tombstone once the provider is deleted): leases issued before the
+// ledger existed (held until LegacyLeasesUntil) may still be out, replaced
+// roots are left to revoke, or keys are outstanding (hasKeysOutstanding).
+func (b *backend) configNeeded(ctx context.Context, s logical.Storage, name string, e *providerEntry) (bool, error) {
+	if b.clock.Now().Before(e.LegacyLeasesUntil) || len(e.PendingRootRevocations) > 0 {
+		return true, nil
 	}
-	has, err := hasKeysOutstanding(ctx, s, t.Name, t.Provider.Incarnation)
-	return !has, err
+	return hasKeysOutstanding(ctx, s, name, e.Incarnation)
+}
+
+// tombstoneDone reports whether a tombstone can go: its config is no
+// longer needed.
+func (b *backend) tombstoneDone(ctx context.Context, s logical.Storage, t *tombstone) (bool, error) {
+	needed, err := b.configNeeded(ctx, s, t.Name, t.Provider)
+	return !needed, err
 }
 
 // removeTombstoneIfDone deletes a tombstone whose last key is gone. It is
