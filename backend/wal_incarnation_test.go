@@ -198,3 +198,33 @@ func TestRotationLeftoversOfADeletedProviderAreRolledBack(t *testing.T) {
 		t.Fatalf("tombstone p/%s still there after the pass following the rollback: %v", inc, tomb)
 	}
 }
+
+// WAL entries written before the incarnation was recorded (v0.1.0) still
+// roll back, against the live provider.
+func TestRollbackOfARootEntryWithoutIncarnation(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEnv(t)
+	e.provider("p")
+	pc, release, err := e.b.client(ctx, e.storage, "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := pc.api.CreateRoot(ctx, "vault-root-p-old")
+	release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As v0.1.0 wrote it: no incarnation field at all.
+	if _, err := framework.PutWAL(ctx, e.storage, walKindRoot, map[string]any{"provider": "p", "name": "vault-root-p-old", "root_id": root.ID}); err != nil {
+		t.Fatal(err)
+	}
+	e.rollback()
+	if slices.Contains(e.liveAdminIDs(), root.ID) {
+		t.Fatalf("the root %s named by a WAL entry without incarnation is still live after rollback", root.ID)
+	}
+	if code := e.whoami(e.adminKey); code != http.StatusOK {
+		t.Fatalf("rollback touched the provider's own root (%d)", code)
+	}
+	e.wantNoWAL(" after rollback")
+}
