@@ -84,6 +84,7 @@ BENCH_FLAGS ?=
 
 bench: build
 	go build -trimpath -o $(BIN)/bench ./cmd/bench
+	go build -trimpath -o $(BIN)/plugins/bench-floor-plugin ./cmd/bench-floor-plugin
 	$(BIN)/bench -plugin-version $(VERSION) $(BENCH_FLAGS)
 
 # The rotation storm against the demo provider limited to 20 requests a second, full size:

@@ -40,6 +40,7 @@ import (
 
 const (
 	pluginName  = "vault-plugin-secrets-thirdparty"
+	floorPlugin = "bench-floor-plugin" // cmd/bench-floor-plugin, mounted at floor/
 	rootToken   = "root"
 	markerStart = "<!-- make-bench:start -->"
 	markerEnd   = "<!-- make-bench:end -->"
@@ -61,6 +62,9 @@ type options struct {
 	noDoc         bool
 	pluginEnv     []string
 	ops           map[string]bool
+	// order is ops in the order given: the order of the cells at each
+	// client count.
+	order []string
 	// slices > 1 runs each creds cell paired with its own kv-v2 write
 	// baseline, in that many alternating slices (see runPaired).
 	slices int
@@ -93,7 +97,7 @@ func main() {
 		o.pluginEnv = append(o.pluginEnv, v)
 		return nil
 	})
-	ops := flag.String("ops", "kvwrite,kvread,dual,dynamic,revoke", "operations to run (for profiling one path; the doc needs all)")
+	ops := flag.String("ops", strings.Join(knownOps, ","), "operations to run, in this order at each client count (for profiling one path, or A/B order checks; the doc needs all)")
 	flag.Parse()
 	if o.slices < 1 {
 		fmt.Fprintf(os.Stderr, "bench: bad -slices %d\n", o.slices)
@@ -101,7 +105,13 @@ func main() {
 	}
 	o.ops = map[string]bool{}
 	for _, s := range strings.Split(*ops, ",") {
-		o.ops[strings.TrimSpace(s)] = true
+		s = strings.TrimSpace(s)
+		if !slices.Contains(knownOps, s) || o.ops[s] {
+			fmt.Fprintf(os.Stderr, "bench: bad -ops %q: each of %s at most once\n", *ops, strings.Join(knownOps, ", "))
+			os.Exit(2)
+		}
+		o.ops[s] = true
+		o.order = append(o.order, s)
 	}
 	for _, s := range strings.Split(conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -346,6 +356,7 @@ type env struct {
 	admin     *api.Client
 	clients   []*api.Client
 	pids      pids
+	floorPID  int // the floor plugin's process, measured in its cells
 	retried   int // cells run again because of outside load
 	cleanupMu sync.Mutex
 }
@@ -396,8 +407,13 @@ func (e *env) start(ctx context.Context) error {
 	}
 	pluginDir := filepath.Join(binDir, "plugins")
 	pluginPath := filepath.Join(pluginDir, pluginName)
+	floorPath := filepath.Join(pluginDir, floorPlugin)
 	demoBin := filepath.Join(binDir, "demo-provider")
-	for _, p := range []string{pluginPath, demoBin} {
+	need := []string{pluginPath, demoBin}
+	if o.ops["floor"] {
+		need = append(need, floorPath)
+	}
+	for _, p := range need {
 		if _, err := os.Stat(p); err != nil {
 			return fmt.Errorf("%s missing: run `make build` first (%w)", p, err)
 		}
@@ -471,6 +487,11 @@ func (e *env) start(ctx context.Context) error {
 	}}); err != nil {
 		return fmt.Errorf("mount thirdparty/: %w", err)
 	}
+	if o.ops["floor"] {
+		if err := e.mountFloor(ctx, floorPath); err != nil {
+			return err
+		}
+	}
 	if err := sys.MountWithContext(ctx, "kv", &api.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
 		return fmt.Errorf("mount kv/: %w", err)
 	}
@@ -507,16 +528,34 @@ func (e *env) start(ctx context.Context) error {
 		}
 	}
 	// Sanity: both roles issue, and the plugin process is up.
+	var dualData map[string]any
 	for _, role := range []string{dualRole, dynamicRole} {
 		s, err := lg.ReadWithContext(ctx, "thirdparty/creds/"+role)
 		if err != nil || s == nil || s.LeaseID == "" || s.Data["api_key"] == nil {
 			return fmt.Errorf("creds/%s sanity read: %v", role, err)
+		}
+		if role == dualRole {
+			dualData = s.Data
 		}
 		if err := sys.RevokeWithContext(ctx, s.LeaseID); err != nil {
 			return fmt.Errorf("revoke sanity lease: %w", err)
 		}
 	}
 	e.pids = pids{vault: e.vault.cmd.Process.Pid, plugin: childPID(e.vault.cmd.Process.Pid, pluginName), demo: e.demo.cmd.Process.Pid}
+	if o.ops["floor"] {
+		s, err := lg.ReadWithContext(ctx, "floor/creds/"+dualRole)
+		if err != nil || s == nil || s.LeaseID == "" {
+			return fmt.Errorf("floor/creds/%s sanity read: %v", dualRole, err)
+		}
+		// The floor answers what a dual read answers, field for field.
+		if got, want := sortedKeys(s.Data), sortedKeys(dualData); !slices.Equal(got, want) {
+			return fmt.Errorf("floor/creds/%s answers fields %v, a dual read %v: update cmd/bench-floor-plugin", dualRole, got, want)
+		}
+		if err := sys.RevokeWithContext(ctx, s.LeaseID); err != nil {
+			return fmt.Errorf("revoke floor sanity lease: %w", err)
+		}
+		e.floorPID = childPID(e.vault.cmd.Process.Pid, floorPlugin)
+	}
 
 	max := 0
 	for _, c := range o.conc {
@@ -532,6 +571,36 @@ func (e *env) start(ctx context.Context) error {
 		e.clients = append(e.clients, c)
 	}
 	return nil
+}
+
+// mountFloor registers the floor plugin and mounts it at floor/ with the
+// lease TTLs of thirdparty/.
+func (e *env) mountFloor(ctx context.Context, path string) error {
+	sum, err := fileSHA256(path)
+	if err != nil {
+		return err
+	}
+	sys := e.admin.Sys()
+	if err := sys.RegisterPluginWithContext(ctx, &api.RegisterPluginInput{
+		Name: floorPlugin, Type: api.PluginTypeSecrets, Command: floorPlugin, SHA256: sum, Env: e.o.pluginEnv,
+	}); err != nil {
+		return fmt.Errorf("register floor plugin: %w", err)
+	}
+	if err := sys.MountWithContext(ctx, "floor", &api.MountInput{Type: floorPlugin, Config: api.MountConfigInput{
+		DefaultLeaseTTL: "1h", MaxLeaseTTL: "2h",
+	}}); err != nil {
+		return fmt.Errorf("mount floor/: %w", err)
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func kvPayload() map[string]any {
@@ -882,7 +951,10 @@ func (e *env) issueDynamic(ctx context.Context, n int) ([]string, error) {
 	return ids, ctx.Err()
 }
 
-var opNames = []string{"kv-v2 write", "kv-v2 read", "creds read (dual)", "creds read (dynamic)", "lease revoke (dynamic)"}
+// knownOps are the -ops names, in the default order.
+var knownOps = []string{"kvwrite", "kvread", "floor", "dual", "dynamic", "revoke"}
+
+var opNames = []string{"kv-v2 write", "kv-v2 read", "creds read (dual)", "creds read (dynamic)", "lease revoke (dynamic)", "creds read (floor plugin)"}
 
 // revokeMargin is how many more leases than the calibrated revoke rate
 // needs for warm-up plus window the revoke cell starts with.
@@ -948,88 +1020,88 @@ func (e *env) runMatrix(ctx context.Context) ([]cell, error) {
 	}
 
 	for _, conc := range e.o.conc {
-		if e.o.ops["kvwrite"] {
-			// kv-v2 write: each worker writes its own key (a new version each time).
-			err := measure(func() cell {
-				return e.runCell(ctx, opNames[0], conc, kvWriteOp)
-			}, nil)
-			if err != nil {
-				return cells, err
-			}
-		}
-		if e.o.ops["kvread"] {
-			// kv-v2 read of the seeded keys, round robin.
-			ctr := make([]int, conc)
-			err := measure(func() cell {
-				return e.runCell(ctx, opNames[1], conc, func(ctx context.Context, w int, c *api.Client) error {
-					ctr[w]++
-					s, err := c.Logical().ReadWithContext(ctx, fmt.Sprintf("kv/data/bench/r%d", (w+ctr[w])%kvKeys))
-					if err == nil && (s == nil || s.Data["data"] == nil) {
-						err = errors.New("kv read: no data")
-					}
-					return err
-				})
-			}, nil)
-			if err != nil {
-				return cells, err
-			}
-		}
-		if e.o.ops["dual"] {
-			// dual creds read: the leases are collected and revoked after
-			// (and before a retry).
-			dual := make(leaseSink, conc)
-			revokeDual := func() error {
-				ids := dual.all()
-				for i := range dual {
-					dual[i] = nil
+		// leased measures a creds read at path; its leases are revoked
+		// after the cell (and before a retry).
+		leased := func(name, path string) error {
+			sink := make(leaseSink, conc)
+			clear := func() error {
+				ids := sink.all()
+				for i := range sink {
+					sink[i] = nil
 				}
-				return e.revokeAll(ctx, ids, "thirdparty/creds/"+dualRole)
+				return e.revokeAll(ctx, ids, path)
 			}
-			if err := measure(func() cell { return e.runCreds(ctx, opNames[2], conc, credsOp(dualRole, dual), revokeDual) }, revokeDual); err != nil {
-				return cells, err
+			if err := measure(func() cell { return e.runCreds(ctx, name, conc, credsOpAt(path, sink), clear) }, clear); err != nil {
+				return err
 			}
-			if err := revokeDual(); err != nil {
-				return cells, err
-			}
+			return clear()
 		}
 		var pool leasePool
 		var floorRate float64
-		if e.o.ops["dynamic"] {
-			// dynamic creds read: a new key at the provider per read; its
-			// leases start the revoke cell's pool.
-			dyn := make(leaseSink, conc)
-			revokeDyn := func() error {
-				ids := dyn.all()
-				for i := range dyn {
-					dyn[i] = nil
-				}
-				return e.revokeAll(ctx, ids, "thirdparty/creds/"+dynamicRole)
-			}
-			err := measure(func() cell {
-				return e.runCreds(ctx, opNames[3], conc, credsOp(dynamicRole, dyn), revokeDyn)
-			}, revokeDyn)
-			if err != nil {
-				return cells, err
-			}
-			pool.ids = dyn.all()
-			floorRate = 3 * cells[len(cells)-1].opsPerSec()
-		}
-		if e.o.ops["revoke"] {
-			// lease revoke: revokes dynamic leases issued before the cell,
-			// each a provider DELETE.
-			fill := func() error { return e.fillRevokePool(ctx, &pool, conc, floorRate) }
-			if err := fill(); err != nil {
-				return cells, err
-			}
-			err := measure(func() cell {
-				return e.runCell(ctx, opNames[4], conc, func(ctx context.Context, w int, c *api.Client) error {
-					id, ok := pool.take()
-					if !ok {
-						return errExhausted
+		for _, op := range e.o.order {
+			var err error
+			switch op {
+			case "kvwrite":
+				// kv-v2 write: each worker writes its own key (a new version each time).
+				err = measure(func() cell {
+					return e.runCell(ctx, opNames[0], conc, kvWriteOp)
+				}, nil)
+			case "kvread":
+				// kv-v2 read of the seeded keys, round robin.
+				ctr := make([]int, conc)
+				err = measure(func() cell {
+					return e.runCell(ctx, opNames[1], conc, func(ctx context.Context, w int, c *api.Client) error {
+						ctr[w]++
+						s, err := c.Logical().ReadWithContext(ctx, fmt.Sprintf("kv/data/bench/r%d", (w+ctr[w])%kvKeys))
+						if err == nil && (s == nil || s.Data["data"] == nil) {
+							err = errors.New("kv read: no data")
+						}
+						return err
+					})
+				}, nil)
+			case "floor":
+				// The floor plugin's process is the plugin column of its cell.
+				ours := e.pids.plugin
+				e.pids.plugin = e.floorPID
+				err = leased(opNames[5], "floor/creds/"+dualRole)
+				e.pids.plugin = ours
+			case "dual":
+				err = leased(opNames[2], "thirdparty/creds/"+dualRole)
+			case "dynamic":
+				// dynamic creds read: a new key at the provider per read; its
+				// leases start the revoke cell's pool.
+				dyn := make(leaseSink, conc)
+				revokeDyn := func() error {
+					ids := dyn.all()
+					for i := range dyn {
+						dyn[i] = nil
 					}
-					return c.Sys().RevokeWithContext(ctx, id)
-				})
-			}, fill)
+					return e.revokeAll(ctx, ids, "thirdparty/creds/"+dynamicRole)
+				}
+				err = measure(func() cell {
+					return e.runCreds(ctx, opNames[3], conc, credsOp(dynamicRole, dyn), revokeDyn)
+				}, revokeDyn)
+				if err == nil {
+					pool.ids = append(pool.ids, dyn.all()...)
+					floorRate = 3 * cells[len(cells)-1].opsPerSec()
+				}
+			case "revoke":
+				// lease revoke: revokes dynamic leases issued before the cell,
+				// each a provider DELETE.
+				fill := func() error { return e.fillRevokePool(ctx, &pool, conc, floorRate) }
+				if err = fill(); err != nil {
+					break
+				}
+				err = measure(func() cell {
+					return e.runCell(ctx, opNames[4], conc, func(ctx context.Context, w int, c *api.Client) error {
+						id, ok := pool.take()
+						if !ok {
+							return errExhausted
+						}
+						return c.Sys().RevokeWithContext(ctx, id)
+					})
+				}, fill)
+			}
 			if err != nil {
 				return cells, err
 			}
@@ -1108,7 +1180,11 @@ func (e *env) fillRevokePool(ctx context.Context, pool *leasePool, conc int, flo
 }
 
 func credsOp(role string, sink leaseSink) opFunc {
-	path := "thirdparty/creds/" + role
+	return credsOpAt("thirdparty/creds/"+role, sink)
+}
+
+// credsOpAt reads a leased key at path, keeping the lease id for cleanup.
+func credsOpAt(path string, sink leaseSink) opFunc {
 	return func(ctx context.Context, w int, c *api.Client) error {
 		s, err := c.Logical().ReadWithContext(ctx, path)
 		if err != nil {
@@ -1195,10 +1271,21 @@ func renderTable(cells []cell) string {
 	var sb strings.Builder
 	sb.WriteString("| Clients | Operation | ops/s | vs kv write | p50 ms | vs kv write | p99 ms | vs kv write | Errors |\n")
 	sb.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
-	var base cell
+	// Each cell divides by the kv-v2 write cell of its client count (run
+	// before or after it), or by its paired slices just before it.
+	kv := map[int]cell{}
 	for _, c := range cells {
-		if strings.HasPrefix(c.op, opNames[0]) {
-			base = c // the kv-v2 write cell, or the paired slices just before
+		if c.op == opNames[0] {
+			kv[c.conc] = c
+		}
+	}
+	for i, c := range cells {
+		base := kv[c.conc]
+		if i > 0 && strings.HasPrefix(cells[i-1].op, opNames[0]+" (paired)") {
+			base = cells[i-1]
+		}
+		if strings.HasPrefix(c.op, opNames[0]+" (paired)") {
+			base = c
 		}
 		ops := fmt.Sprintf("%.0f", c.opsPerSec())
 		if c.exhausted {
@@ -1274,6 +1361,11 @@ How it is measured:
   left out of the latency figures.
 - kv-v2 write: each client writes its own key (a new version each time,
   three small fields). kv-v2 read: round robin over 64 pre-written keys.
+- creds read (floor plugin): ` + "`cmd/bench-floor-plugin`" + `, an external plugin
+  served exactly like this one (same sdk, gRPC options, mount TTLs) whose
+  creds read answers a constant leased key of a dual read's shape with no
+  storage, lock or metric: the floor any leased read of an external
+  plugin sits on. Its process is in the plugin column of its rows.
 - creds read (dual): every read returns the stored current key of a dual
   role (no provider call) with a lease. creds read (dynamic): every read
   creates a key at the demo provider (one HTTP POST) with a lease.

@@ -140,3 +140,20 @@ func TestRenderTableUsesThePairedBaseline(t *testing.T) {
 		t.Fatalf("dual read not against its paired baseline:\n%s", out)
 	}
 }
+
+// With -ops in another order a cell divides by the kv-v2 write cell of its
+// own client count, run before or after it.
+func TestRenderTableBaselineInAnyOrder(t *testing.T) {
+	row := func(op string, conc, ops int) cell {
+		return cell{op: op, conc: conc, ops: ops, window: time.Second, p50: time.Millisecond, p99: time.Millisecond}
+	}
+	out := renderTable([]cell{
+		row(opNames[5], 1, 300), row(opNames[0], 1, 600),
+		row(opNames[2], 8, 900), row(opNames[0], 8, 1000),
+	})
+	for _, want := range []string{"| 1 | " + opNames[5] + " | 300 | 0.50× |", "| 8 | " + opNames[2] + " | 900 | 0.90× |"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("want %q in:\n%s", want, out)
+		}
+	}
+}
