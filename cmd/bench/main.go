@@ -410,7 +410,7 @@ func (e *env) start(ctx context.Context) error {
 	floorPath := filepath.Join(pluginDir, floorPlugin)
 	demoBin := filepath.Join(binDir, "demo-provider")
 	need := []string{pluginPath, demoBin}
-	if o.ops["floor"] {
+	if o.ops["floor"] || o.ops["dynfloor"] {
 		need = append(need, floorPath)
 	}
 	for _, p := range need {
@@ -487,7 +487,7 @@ func (e *env) start(ctx context.Context) error {
 	}}); err != nil {
 		return fmt.Errorf("mount thirdparty/: %w", err)
 	}
-	if o.ops["floor"] {
+	if o.ops["floor"] || o.ops["dynfloor"] {
 		if err := e.mountFloor(ctx, floorPath); err != nil {
 			return err
 		}
@@ -528,31 +528,31 @@ func (e *env) start(ctx context.Context) error {
 		}
 	}
 	// Sanity: both roles issue, and the plugin process is up.
-	var dualData map[string]any
+	data := map[string]map[string]any{}
 	for _, role := range []string{dualRole, dynamicRole} {
 		s, err := lg.ReadWithContext(ctx, "thirdparty/creds/"+role)
 		if err != nil || s == nil || s.LeaseID == "" || s.Data["api_key"] == nil {
 			return fmt.Errorf("creds/%s sanity read: %v", role, err)
 		}
-		if role == dualRole {
-			dualData = s.Data
-		}
+		data[role] = s.Data
 		if err := sys.RevokeWithContext(ctx, s.LeaseID); err != nil {
 			return fmt.Errorf("revoke sanity lease: %w", err)
 		}
 	}
 	e.pids = pids{vault: e.vault.cmd.Process.Pid, plugin: childPID(e.vault.cmd.Process.Pid, pluginName), demo: e.demo.cmd.Process.Pid}
-	if o.ops["floor"] {
-		s, err := lg.ReadWithContext(ctx, "floor/creds/"+dualRole)
-		if err != nil || s == nil || s.LeaseID == "" {
-			return fmt.Errorf("floor/creds/%s sanity read: %v", dualRole, err)
-		}
-		// The floor answers what a dual read answers, field for field.
-		if got, want := sortedKeys(s.Data), sortedKeys(dualData); !slices.Equal(got, want) {
-			return fmt.Errorf("floor/creds/%s answers fields %v, a dual read %v: update cmd/bench-floor-plugin", dualRole, got, want)
-		}
-		if err := sys.RevokeWithContext(ctx, s.LeaseID); err != nil {
-			return fmt.Errorf("revoke floor sanity lease: %w", err)
+	if o.ops["floor"] || o.ops["dynfloor"] {
+		// The floor answers what the real reads answer, field for field.
+		for path, role := range map[string]string{"floor/creds/" + dualRole: dualRole, "floor/dynamic/" + dynamicRole: dynamicRole} {
+			s, err := lg.ReadWithContext(ctx, path)
+			if err != nil || s == nil || s.LeaseID == "" {
+				return fmt.Errorf("%s sanity read: %v", path, err)
+			}
+			if got, want := sortedKeys(s.Data), sortedKeys(data[role]); !slices.Equal(got, want) {
+				return fmt.Errorf("%s answers fields %v, creds/%s %v: update cmd/bench-floor-plugin", path, got, role, want)
+			}
+			if err := sys.RevokeWithContext(ctx, s.LeaseID); err != nil {
+				return fmt.Errorf("revoke floor sanity lease: %w", err)
+			}
 		}
 		e.floorPID = childPID(e.vault.cmd.Process.Pid, floorPlugin)
 	}
@@ -590,6 +590,11 @@ func (e *env) mountFloor(ctx context.Context, path string) error {
 		DefaultLeaseTTL: "1h", MaxLeaseTTL: "2h",
 	}}); err != nil {
 		return fmt.Errorf("mount floor/: %w", err)
+	}
+	if _, err := e.admin.Logical().WriteWithContext(ctx, "floor/config", map[string]any{
+		"base_url": e.demoURL, "admin_key": e.adminKey,
+	}); err != nil {
+		return fmt.Errorf("floor/config: %w", err)
 	}
 	return nil
 }
@@ -952,9 +957,9 @@ func (e *env) issueDynamic(ctx context.Context, n int) ([]string, error) {
 }
 
 // knownOps are the -ops names, in the default order.
-var knownOps = []string{"kvwrite", "kvread", "floor", "dual", "dynamic", "revoke"}
+var knownOps = []string{"kvwrite", "kvread", "floor", "dual", "dynfloor", "dynamic", "revoke"}
 
-var opNames = []string{"kv-v2 write", "kv-v2 read", "creds read (dual)", "creds read (dynamic)", "lease revoke (dynamic)", "creds read (floor plugin)"}
+var opNames = []string{"kv-v2 write", "kv-v2 read", "creds read (dual)", "creds read (dynamic)", "lease revoke (dynamic)", "creds read (floor plugin)", "creds read (dynamic floor)"}
 
 // revokeMargin is how many more leases than the calibrated revoke rate
 // needs for warm-up plus window the revoke cell starts with.
@@ -1067,6 +1072,11 @@ func (e *env) runMatrix(ctx context.Context) ([]cell, error) {
 				e.pids.plugin = ours
 			case "dual":
 				err = leased(opNames[2], "thirdparty/creds/"+dualRole)
+			case "dynfloor":
+				ours := e.pids.plugin
+				e.pids.plugin = e.floorPID
+				err = leased(opNames[6], "floor/dynamic/"+dynamicRole)
+				e.pids.plugin = ours
 			case "dynamic":
 				// dynamic creds read: a new key at the provider per read; its
 				// leases start the revoke cell's pool.
@@ -1366,6 +1376,10 @@ How it is measured:
   creds read answers a constant leased key of a dual read's shape with no
   storage, lock or metric: the floor any leased read of an external
   plugin sits on. Its process is in the plugin column of its rows.
+- creds read (dynamic floor): the same plugin's ` + "`dynamic/<role>`" + `, which does
+  what a dynamic read must: one storage write naming the attempt, then
+  one create at the demo provider (plain ` + "`net/http`" + `), then a lease whose
+  revocation deletes the key and the entry.
 - creds read (dual): every read returns the stored current key of a dual
   role (no provider call) with a lease. creds read (dynamic): every read
   creates a key at the demo provider (one HTTP POST) with a lease.
