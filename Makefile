@@ -78,8 +78,10 @@ release:
 
 # Load benchmark against a real Vault dev server and the demo provider (both
 # started on free loopback ports): kv-v2 write/read, dual and dynamic creds
-# reads and lease revokes at 1, 8 and 32 clients. Prints the table and
-# rewrites the make-bench section of docs/performance.md. About 4 minutes.
+# reads, each beside its floor (cmd/bench-floor-plugin: an external plugin
+# that does only the contract), and lease revokes at 1, 8 and 32 clients.
+# Prints the table and rewrites the make-bench section of
+# docs/performance.md. About 6 minutes.
 BENCH_FLAGS ?=
 
 bench: build
