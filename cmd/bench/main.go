@@ -1025,9 +1025,13 @@ func (e *env) runMatrix(ctx context.Context) ([]cell, error) {
 	}
 
 	for _, conc := range e.o.conc {
-		// leased measures a creds read at path; its leases are revoked
-		// after the cell (and before a retry).
-		leased := func(name, path string) error {
+		// leased measures a creds read at path, served by the plugin
+		// process pid (the plugin column of its cell); its leases are
+		// revoked after the cell (and before a retry).
+		leased := func(name, path string, pid int) error {
+			ours := e.pids.plugin
+			e.pids.plugin = pid
+			defer func() { e.pids.plugin = ours }()
 			sink := make(leaseSink, conc)
 			clear := func() error {
 				ids := sink.all()
@@ -1065,18 +1069,11 @@ func (e *env) runMatrix(ctx context.Context) ([]cell, error) {
 					})
 				}, nil)
 			case "floor":
-				// The floor plugin's process is the plugin column of its cell.
-				ours := e.pids.plugin
-				e.pids.plugin = e.floorPID
-				err = leased(opNames[5], "floor/creds/"+dualRole)
-				e.pids.plugin = ours
+				err = leased(opNames[5], "floor/creds/"+dualRole, e.floorPID)
 			case "dual":
-				err = leased(opNames[2], "thirdparty/creds/"+dualRole)
+				err = leased(opNames[2], "thirdparty/creds/"+dualRole, e.pids.plugin)
 			case "dynfloor":
-				ours := e.pids.plugin
-				e.pids.plugin = e.floorPID
-				err = leased(opNames[6], "floor/dynamic/"+dynamicRole)
-				e.pids.plugin = ours
+				err = leased(opNames[6], "floor/dynamic/"+dynamicRole, e.floorPID)
 			case "dynamic":
 				// dynamic creds read: a new key at the provider per read; its
 				// leases start the revoke cell's pool.
