@@ -198,11 +198,7 @@ func TestRevokeRootsInOrderUntilAFailure(t *testing.T) {
 	defer release()
 	var ids []string
 	for range 3 {
-		r, err := pc.api.CreateRoot(ctx, "extra")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, r.ID)
+		ids = append(ids, e.extraRoot("p", "extra").ID)
 	}
 	var heard []string
 	left, err := revokeRoots(ctx, pc, ids[:2], func(id string) { heard = append(heard, id) })

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/vault/sdk/logical"
 
+	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/clients"
 	"github.com/thirdparty-vault/vault-plugin-secrets-thirdparty/internal/demoserver"
 )
 
@@ -23,6 +24,23 @@ func (e *env) statusProvider(name string) map[string]any {
 		e.t.Fatalf("status has no provider %s", name)
 	}
 	return p
+}
+
+// extraRoot makes another admin key at provider's account with its own
+// client, as a root rotation does before it stores the new root.
+func (e *env) extraRoot(provider, name string) clients.Root {
+	e.t.Helper()
+	ctx := context.Background()
+	pc, release, err := e.b.client(ctx, e.storage, provider)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer release()
+	r, err := pc.api.CreateRoot(ctx, name)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
 }
 
 func (e *env) liveAdminIDs() []string {

@@ -74,15 +74,7 @@ func TestRollbackDiscardsARootOfTheDeletedProvider(t *testing.T) {
 	e := newEnv(t)
 	e.provider("p")
 	inc := e.storedProvider("p").Incarnation
-	pc, release, err := e.b.client(ctx, e.storage, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := pc.api.CreateRoot(ctx, "vault-root-p-stranded")
-	release()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := e.extraRoot("p", "vault-root-p-stranded")
 	if _, err := framework.PutWAL(ctx, e.storage, walKindRoot, &walRoot{Provider: "p", Incarnation: inc, Name: "vault-root-p-stranded", RootID: root.ID}); err != nil {
 		t.Fatal(err)
 	}
@@ -206,15 +198,7 @@ func TestRollbackOfARootEntryWithoutIncarnation(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	e.provider("p")
-	pc, release, err := e.b.client(ctx, e.storage, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, err := pc.api.CreateRoot(ctx, "vault-root-p-old")
-	release()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := e.extraRoot("p", "vault-root-p-old")
 	// As v0.1.0 wrote it: no incarnation field at all.
 	if _, err := framework.PutWAL(ctx, e.storage, walKindRoot, map[string]any{"provider": "p", "name": "vault-root-p-old", "root_id": root.ID}); err != nil {
 		t.Fatal(err)
