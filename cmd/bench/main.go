@@ -61,14 +61,19 @@ type options struct {
 	keep          bool
 	noDoc         bool
 	pluginEnv     []string
-	ops           map[string]bool
-	// order is ops in the order given: the order of the cells at each
-	// client count.
-	order []string
+	// ops are the -ops names in the order given: the order of the cells
+	// at each client count.
+	ops []string
 	// slices > 1 runs each creds cell paired with its own kv-v2 write
 	// baseline, in that many alternating slices (see runPaired).
 	slices int
 }
+
+// has reports whether -ops asks for op.
+func (o options) has(op string) bool { return slices.Contains(o.ops, op) }
+
+// floors reports whether a floor cell runs, which needs the floor plugin.
+func (o options) floors() bool { return o.has("floor") || o.has("dynfloor") }
 
 func (o options) path(p string) string {
 	if filepath.IsAbs(p) {
@@ -103,15 +108,13 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: bad -slices %d\n", o.slices)
 		os.Exit(2)
 	}
-	o.ops = map[string]bool{}
 	for _, s := range strings.Split(*ops, ",") {
 		s = strings.TrimSpace(s)
-		if !slices.Contains(knownOps, s) || o.ops[s] {
+		if !slices.Contains(knownOps, s) || o.has(s) {
 			fmt.Fprintf(os.Stderr, "bench: bad -ops %q: each of %s at most once\n", *ops, strings.Join(knownOps, ", "))
 			os.Exit(2)
 		}
-		o.ops[s] = true
-		o.order = append(o.order, s)
+		o.ops = append(o.ops, s)
 	}
 	for _, s := range strings.Split(conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -410,7 +413,7 @@ func (e *env) start(ctx context.Context) error {
 	floorPath := filepath.Join(pluginDir, floorPlugin)
 	demoBin := filepath.Join(binDir, "demo-provider")
 	need := []string{pluginPath, demoBin}
-	if o.ops["floor"] || o.ops["dynfloor"] {
+	if o.floors() {
 		need = append(need, floorPath)
 	}
 	for _, p := range need {
@@ -487,7 +490,7 @@ func (e *env) start(ctx context.Context) error {
 	}}); err != nil {
 		return fmt.Errorf("mount thirdparty/: %w", err)
 	}
-	if o.ops["floor"] || o.ops["dynfloor"] {
+	if o.floors() {
 		if err := e.mountFloor(ctx, floorPath); err != nil {
 			return err
 		}
@@ -540,7 +543,7 @@ func (e *env) start(ctx context.Context) error {
 		}
 	}
 	e.pids = pids{vault: e.vault.cmd.Process.Pid, plugin: childPID(e.vault.cmd.Process.Pid, pluginName), demo: e.demo.cmd.Process.Pid}
-	if o.ops["floor"] || o.ops["dynfloor"] {
+	if o.floors() {
 		// The floor answers what the real reads answer, field for field.
 		for path, role := range map[string]string{"floor/creds/" + dualRole: dualRole, "floor/dynamic/" + dynamicRole: dynamicRole} {
 			s, err := lg.ReadWithContext(ctx, path)
@@ -645,6 +648,15 @@ func (s leaseSink) all() []string {
 	var out []string
 	for _, w := range s {
 		out = append(out, w...)
+	}
+	return out
+}
+
+// take returns every lease id collected and empties the sink.
+func (s leaseSink) take() []string {
+	out := s.all()
+	for i := range s {
+		s[i] = nil
 	}
 	return out
 }
@@ -1033,21 +1045,15 @@ func (e *env) runMatrix(ctx context.Context) ([]cell, error) {
 			e.pids.plugin = pid
 			defer func() { e.pids.plugin = ours }()
 			sink := make(leaseSink, conc)
-			clear := func() error {
-				ids := sink.all()
-				for i := range sink {
-					sink[i] = nil
-				}
-				return e.revokeAll(ctx, ids, path)
-			}
+			clear := func() error { return e.revokeAll(ctx, sink.take(), path) }
 			if err := measure(func() cell { return e.runCreds(ctx, name, conc, credsOpAt(path, sink), clear) }, clear); err != nil {
 				return err
 			}
 			return clear()
 		}
 		var pool leasePool
-		var floorRate float64
-		for _, op := range e.o.order {
+		var minRevokeRate float64
+		for _, op := range e.o.ops {
 			var err error
 			switch op {
 			case "kvwrite":
@@ -1078,24 +1084,19 @@ func (e *env) runMatrix(ctx context.Context) ([]cell, error) {
 				// dynamic creds read: a new key at the provider per read; its
 				// leases start the revoke cell's pool.
 				dyn := make(leaseSink, conc)
-				revokeDyn := func() error {
-					ids := dyn.all()
-					for i := range dyn {
-						dyn[i] = nil
-					}
-					return e.revokeAll(ctx, ids, "thirdparty/creds/"+dynamicRole)
-				}
+				path := "thirdparty/creds/" + dynamicRole
+				revokeDyn := func() error { return e.revokeAll(ctx, dyn.take(), path) }
 				err = measure(func() cell {
-					return e.runCreds(ctx, opNames[3], conc, credsOp(dynamicRole, dyn), revokeDyn)
+					return e.runCreds(ctx, opNames[3], conc, credsOpAt(path, dyn), revokeDyn)
 				}, revokeDyn)
 				if err == nil {
 					pool.ids = append(pool.ids, dyn.all()...)
-					floorRate = 3 * cells[len(cells)-1].opsPerSec()
+					minRevokeRate = 3 * cells[len(cells)-1].opsPerSec()
 				}
 			case "revoke":
 				// lease revoke: revokes dynamic leases issued before the cell,
 				// each a provider DELETE.
-				fill := func() error { return e.fillRevokePool(ctx, &pool, conc, floorRate) }
+				fill := func() error { return e.fillRevokePool(ctx, &pool, conc, minRevokeRate) }
 				if err = fill(); err != nil {
 					break
 				}
@@ -1136,7 +1137,7 @@ func (e *env) runCreds(ctx context.Context, name string, conc int, op opFunc, cl
 // fillRevokePool makes the pool big enough for the revoke cell at conc:
 // it revokes from the pool for a moment to calibrate the rate, then
 // pre-issues enough dynamic leases for warm-up plus window, with a margin.
-func (e *env) fillRevokePool(ctx context.Context, pool *leasePool, conc int, floorRate float64) error {
+func (e *env) fillRevokePool(ctx context.Context, pool *leasePool, conc int, minRevokeRate float64) error {
 	const calib = time.Second
 	if n := len(pool.rest()); n < 2000 {
 		more, err := e.issueDynamic(ctx, 2000-n)
@@ -1169,11 +1170,11 @@ func (e *env) fillRevokePool(ctx context.Context, pool *leasePool, conc int, flo
 	// A burst of outside load during the calibration must not starve the
 	// cell: revokes have always been at least about twice as fast as
 	// dynamic reads (2.2-3.1× in runs so far), so 3× is the floor.
-	est := max(rate, floorRate)
+	est := max(rate, minRevokeRate)
 	need := int(est*(e.o.warmup+e.o.duration).Seconds()*revokeMargin) + 100
 	have := len(pool.rest())
-	fmt.Fprintf(os.Stderr, "bench: c=%-2d revoke calibration %.0f ops/s (floor %.0f); pool %d, pre-issuing %d more dynamic leases\n",
-		conc, rate, floorRate, have, max(0, need-have))
+	fmt.Fprintf(os.Stderr, "bench: c=%-2d revoke calibration %.0f ops/s (at least %.0f); pool %d, pre-issuing %d more dynamic leases\n",
+		conc, rate, minRevokeRate, have, max(0, need-have))
 	if have < need {
 		more, err := e.issueDynamic(ctx, need-have)
 		// Keep the pool's unconsumed part only.
@@ -1184,10 +1185,6 @@ func (e *env) fillRevokePool(ctx context.Context, pool *leasePool, conc int, flo
 		}
 	}
 	return ctx.Err()
-}
-
-func credsOp(role string, sink leaseSink) opFunc {
-	return credsOpAt("thirdparty/creds/"+role, sink)
 }
 
 // credsOpAt reads a leased key at path, keeping the lease id for cleanup.
